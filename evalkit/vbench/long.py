@@ -1,0 +1,168 @@
+"""VBench-Long clip splitting with PyAV (VBench++ / VBench-Long protocol, vbench.md §5.2).
+
+VBench-Long (``vbench2_beta_long``) cuts each long video into fixed-length clips, scores every clip with the
+standard VBench dimension, averages the clip scores per long video and then over videos (§5.3). This module does
+the splitting, re-implemented after ``vbench2_beta_long/utils.py:split_video_into_clips`` (0.1.5 wheel):
+
+1. frames per clip = int(video fps) x clip seconds;
+2. ``n // per_clip`` full clips, taken back to back from frame 0;
+3. a remainder is padded with the frames just before it into one more full clip (the last ``per_clip`` frames);
+4. a video shorter than one clip is kept whole as ``{video}_full.mp4``.
+
+Clip names are ``{video}_{000..}.mp4`` in ``{out}/{video}/``. Unlike VBench (torchvision ``write_video``, lossy
+libx264), clips are re-encoded losslessly (libx264 ``qp=0`` on the decoded YUV frames), so a clip's decoded frames
+equal the source's decoded frames for that range and a clip score is the score of that frame range of the source.
+
+Clip lengths per dimension follow ``vbench2_beta_long/configs/clip_length_mix.yaml`` (git repo only, not in the
+wheel): 10 s for human_action, temporal_style and overall_consistency, 2 s for every other dimension.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from fractions import Fraction
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+
+# vbench2_beta_long/configs/clip_length_mix.yaml (Vchitect/VBench@45e79ec): seconds per clip.
+LONG_CLIP_SECONDS: dict[str, float] = {"human_action": 10.0, "temporal_style": 10.0, "overall_consistency": 10.0}
+DEFAULT_CLIP_SECONDS = 2.0  # every other dimension in clip_length_mix.yaml; long_custom_input always uses 2 s
+# VBench rule (FAQ, vbench.md §4.9): videos of 5.0 s or more go to VBench-Long.
+LONG_THRESHOLD_S = 5.0
+
+
+class VideoError(EvalkitError):
+    """A video that cannot be opened or fully decoded; the message names its path."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VideoInfo:
+    path: str
+    frames: int      # frames actually decoded
+    fps: float       # stream average rate
+    width: int
+    height: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.fps if self.fps else 0.0
+
+
+def probe(path: Path | str, decode: bool = True) -> VideoInfo:
+    """Open ``path`` with PyAV and decode every frame (``decode=True``); any failure is a :class:`VideoError`.
+
+    VBench itself skips unreadable videos silently (an AssertionError inside the dimension); here a truncated or
+    corrupt file stops the run before scoring, naming the file.
+    """
+    import av
+
+    path = str(path)
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.base_rate
+            fps = float(rate) if rate else 0.0
+            width, height = stream.codec_context.width, stream.codec_context.height
+            declared = stream.frames
+            n = 0
+            if decode:
+                for _ in container.decode(stream):
+                    n += 1
+            else:
+                n = declared
+    except VideoError:
+        raise
+    except Exception as exc:  # PyAV raises many error types (InvalidDataError, EOFError, ...)
+        raise VideoError(f"{path}: unreadable video ({type(exc).__name__}: {exc})") from exc
+    if decode and n == 0:
+        raise VideoError(f"{path}: no decodable frame (empty or truncated file)")
+    if decode and declared and n < declared:
+        raise VideoError(f"{path}: truncated video: container declares {declared} frames, only {n} decode")
+    if fps <= 0:
+        raise VideoError(f"{path}: no frame rate in the video stream")
+    return VideoInfo(path=path, frames=n, fps=fps, width=width, height=height)
+
+
+def clip_seconds(dimension: str, suite: str = "standard", prompt_dimensions: tuple[str, ...] = ()) -> float:
+    """Clip length for ``dimension``.
+
+    ``suite="custom"``: VBench-Long's ``long_custom_input`` always uses 2 s. ``suite="standard"``: a prompt's
+    videos are split once with the longest clip any of the prompt's full-info dimensions needs (VBench-Long's
+    ``get_duration_from_json``, #186), so ``prompt_dimensions`` (the entry's ``dimension`` list) matters; without it
+    the dimension's own length is used.
+    """
+    if suite == "custom":
+        return DEFAULT_CLIP_SECONDS
+    dims = tuple(prompt_dimensions) or (dimension,)
+    return max(LONG_CLIP_SECONDS.get(d, DEFAULT_CLIP_SECONDS) for d in dims)
+
+
+def plan_clips(n_frames: int, fps: float, seconds: float) -> list[tuple[int, int]]:
+    """Frame ranges ``[start, stop)`` of the clips of a video with ``n_frames`` frames (module docstring steps)."""
+    per_clip = int(fps) * seconds
+    per_clip = int(round(per_clip))
+    if per_clip <= 0:
+        raise ValueError(f"clip of {seconds} s at {fps} fps has no frame")
+    if n_frames < per_clip:  # 4. shorter than one clip: kept whole
+        return [(0, n_frames)]
+    full, rem = divmod(n_frames, per_clip)
+    ranges = [(i * per_clip, (i + 1) * per_clip) for i in range(full)]  # 2.
+    if rem:  # 3. pad the remainder with the frames before it
+        ranges.append((max(0, full * per_clip - (per_clip - rem)), n_frames))
+    return ranges
+
+
+def clip_names(video_stem: str, n_frames: int, fps: float, seconds: float) -> list[str]:
+    ranges = plan_clips(n_frames, fps, seconds)
+    if len(ranges) == 1 and ranges[0][1] - ranges[0][0] < int(round(int(fps) * seconds)):
+        return [f"{video_stem}_full.mp4"]
+    return [f"{video_stem}_{i:03d}.mp4" for i in range(len(ranges))]
+
+
+def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[Path]:
+    """Split ``path`` into clips under ``out_dir/{stem}/``; returns the clip paths in order.
+
+    Idempotent: when every expected clip is already there (and a ``.done`` marker written after the last one),
+    nothing is re-encoded, so an interrupted long run resumes.
+    """
+    import av
+
+    path = Path(path)
+    info = probe(path)
+    ranges = plan_clips(info.frames, info.fps, seconds)
+    names = clip_names(path.stem, info.frames, info.fps, seconds)
+    dest = Path(out_dir) / path.stem
+    marker = dest / ".done"
+    clips = [dest / n for n in names]
+    if marker.exists() and all(c.exists() for c in clips):
+        return clips
+    dest.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path)) as container:
+        frames = list(container.decode(container.streams.video[0]))
+    rate = Fraction(int(info.fps), 1) if float(int(info.fps)) == info.fps else Fraction(info.fps).limit_denominator(1001)
+    for clip, (start, stop) in zip(clips, ranges):
+        tmp = clip.with_name(clip.stem + ".partial.mp4")
+        with av.open(str(tmp), mode="w") as out:
+            stream = out.add_stream("libx264", rate=rate)
+            stream.width, stream.height = info.width, info.height
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"qp": "0", "preset": "ultrafast"}  # lossless in YUV
+            for frame in frames[start:stop]:
+                f = frame.reformat(format="yuv420p")
+                f.pts = None
+                for packet in stream.encode(f):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        tmp.replace(clip)
+    marker.write_text(f"{len(clips)} clips of {seconds} s from {info.frames} frames at {info.fps} fps\n")
+    return clips
+
+
+def expected_clip_count(duration_s: float, fps: float, seconds: float) -> int:
+    """Number of clips for a video of ``duration_s`` at ``fps`` (ceil of frames / frames-per-clip, at least 1)."""
+    n = int(round(duration_s * fps))
+    return max(1, math.ceil(n / (int(fps) * seconds)))
