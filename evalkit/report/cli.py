@@ -1,0 +1,110 @@
+"""``python -m evalkit report``: render, check or publish the report (tables, figures, index) from records.
+
+Renders the Fig. 1b / 6 / 20 analogues, the Table 2 analogue, VBench tables, the paper's tables with their
+integrity check and a paper-vs-measured table (see evalkit/report/build.py). ``--check`` is what CI runs.
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from evalkit.errors import EvalkitError, FieldError
+from evalkit.report.build import build, published_runs
+from evalkit.report.runs import load_run
+from evalkit.results import REPO_ROOT
+
+EPILOG = """examples:
+  python -m evalkit report                         # render from every run under reports/data/ + experiments/paper/
+  python -m evalkit report --check                 # CI: fail listing stale/missing/extra files
+  python -m evalkit report --publish runs/scaling/20261124-030000-123
+  python -m evalkit report runs/scaling/<run_id> --out /tmp/preview   # preview an unpublished run
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m evalkit report", description=__doc__,
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dirs", nargs="*", type=Path,
+                   help="run folders (manifest.json + results*.jsonl); default: every reports/data/<exp>/<run_id>/")
+    p.add_argument("--reports-dir", type=Path, default=REPO_ROOT / "reports",
+                   help="the committed report tree (default: reports/)")
+    p.add_argument("--out", type=Path, default=None, help="render here instead of --reports-dir")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=False,
+                   help="regenerate into a temp folder and fail if --reports-dir differs (excluding data/)")
+    p.add_argument("--publish", type=Path, default=None, metavar="RUN_DIR",
+                   help="copy a run (manifests + records) into reports/data/<experiment>/<run_id>/")
+    return p
+
+
+def publish(run_dir: Path, reports_dir: Path) -> Path:
+    """Copy manifest*.json and results*.jsonl; refuse to overwrite a different existing copy."""
+    run = load_run(run_dir)
+    dest = Path(reports_dir) / "data" / run.experiment / run.run_id
+    files = sorted(list(Path(run_dir).glob("manifest*.json")) + list(Path(run_dir).glob("results*.jsonl")))
+    if dest.exists():
+        existing = sorted(p.name for p in dest.iterdir())
+        same = existing == [f.name for f in files] and all(filecmp.cmp(f, dest / f.name, shallow=False) for f in files)
+        if not same:
+            raise FieldError("publish", f"{dest} already holds a different copy of run {run.run_id}; "
+                                        "remove it by hand if you mean to replace it")
+        return dest
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in files:
+        shutil.copy2(f, tmp / f.name)
+    tmp.rename(dest)
+    return dest
+
+
+def _tree(root: Path) -> set[Path]:
+    if not root.exists():
+        return set()
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "data"}
+
+
+def check(reports_dir: Path, run_dirs: list[Path]) -> list[str]:
+    """Problems between a fresh render and ``reports_dir`` (empty list = up to date)."""
+    with tempfile.TemporaryDirectory(prefix="evalkit-report-") as tmp:
+        fresh = Path(tmp)
+        build(fresh, run_dirs)
+        new, old = _tree(fresh), _tree(reports_dir)
+        problems = [f"missing: reports/{p.as_posix()}" for p in sorted(new - old)]
+        problems += [f"extra: reports/{p.as_posix()}" for p in sorted(old - new)]
+        problems += [f"stale: reports/{p.as_posix()}" for p in sorted(new & old)
+                     if (fresh / p).read_bytes() != (reports_dir / p).read_bytes()]
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    reports_dir = args.reports_dir.resolve()
+    if args.publish is not None:
+        if args.check or args.run_dirs:
+            raise EvalkitError("--publish takes one RUN_DIR and no other run folders or --check")
+        dest = publish(args.publish, reports_dir)
+        print(f"published {args.publish} -> {dest}")
+        print("now run: python -m evalkit report   (and commit reports/)")
+        return 0
+    run_dirs = args.run_dirs or published_runs(reports_dir)
+    if args.check:
+        problems = check(reports_dir, run_dirs)
+        if problems:
+            print("reports/ is out of date with the data and code (run `python -m evalkit report` and commit):",
+                  file=sys.stderr)
+            for p in problems:
+                print("  " + p, file=sys.stderr)
+            return 1
+        print(f"reports/ is up to date ({len(run_dirs)} published run(s))")
+        return 0
+    out = (args.out or reports_dir).resolve()
+    if out == reports_dir:   # remove artifacts of earlier renders that no longer exist, keep data/
+        for p in sorted(_tree(out)):
+            (out / p).unlink()
+    files = build(out, run_dirs)
+    print(f"wrote {len(files)} files to {out} from {len(run_dirs)} run(s); see {out / 'index.md'}")
+    return 0

@@ -1,0 +1,143 @@
+"""Table 2 analogue (ablation variants at 512p / 17 s, deltas to the default, next to the paper's latencies) and
+the "paper vs measured" table: every number the project reproduces (FLOPs and latency ratios at 68 s / 512p, the
+Table 2 deltas, LinGen's max raw frames), the hardware that measured it, and "not measured" where nothing has."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit.report import paper
+from evalkit.report.cost import measurement
+from evalkit.report.render import Artifact, write_table
+from evalkit.report.runs import RESOLUTION_NOTE, Run, run_ids
+
+NOT_MEASURED = "not measured"
+T2_RES, T2_DUR = "512p", 17.0     # Table 2: "when generating 512p 17s videos"
+HEAD_RES, HEAD_DUR = "512p", 68.0  # Fig. 1b / Fig. 6: 68 s at 512p
+
+
+def _at(sel: pd.DataFrame, res: str, dur: float) -> pd.DataFrame:
+    if sel.empty:
+        return sel
+    return sel[(sel["resolution"] == res) & (sel["duration_s"].astype(float) == dur)]
+
+
+def _lingen_family(sel: pd.DataFrame) -> pd.DataFrame:
+    if sel.empty:
+        return sel
+    return sel[sel["model"].astype(str).str.startswith("lingen")]
+
+
+def _flavor(sel: pd.DataFrame) -> str | None:
+    """The flavor to compare at: '4b' (the paper's models) when present, else the most common one."""
+    if sel.empty:
+        return None
+    flavors = sel["flavor"].astype(str)
+    return "4b" if (flavors == "4b").any() else flavors.value_counts().index[0]
+
+
+def table2(df: pd.DataFrame, runs: list[Run], root: Path) -> tuple[list[Artifact], pd.DataFrame]:
+    p2 = paper.table2()
+    fl = _lingen_family(_at(measurement(df, "flops"), T2_RES, T2_DUR))
+    lat = _lingen_family(_at(measurement(df, "latency"), T2_RES, T2_DUR))
+    fl = fl[fl["flavor"] == _flavor(fl)] if not fl.empty else fl
+    if not lat.empty:   # one cohort: the most populated one
+        lat = lat[lat["cohort"] == lat["cohort"].value_counts().index[0]]
+        lat = lat[lat["flavor"] == _flavor(lat)]
+    rows = []
+    f_def = fl.loc[fl["variant"] == "default", "video_flops"] if not fl.empty else pd.Series(dtype=float)
+    l_def = lat.loc[lat["variant"] == "default", "latency_ms_p50"] if not lat.empty else pd.Series(dtype=float)
+    for _, p in p2.iterrows():
+        v = p["variant"]
+        f = fl.loc[fl["variant"] == v, "video_flops"] if not fl.empty else pd.Series(dtype=float)
+        lt = lat.loc[lat["variant"] == v, "latency_ms_p50"] if not lat.empty else pd.Series(dtype=float)
+        row = {"variant": p["label"], "registry": "lingen" if v == "default" else f"lingen-{v}"}
+        row["PFLOPs/video"] = float(f.iloc[0]) / 1e15 if len(f) else NOT_MEASURED
+        row["dFLOPs %"] = (100 * (float(f.iloc[0]) / float(f_def.iloc[0]) - 1)) if len(f) and len(f_def) else \
+            NOT_MEASURED
+        row["latency p50 ms"] = float(lt.iloc[0]) if len(lt) else NOT_MEASURED
+        row["dlatency %"] = (100 * (float(lt.iloc[0]) / float(l_def.iloc[0]) - 1)) if len(lt) and len(l_def) else \
+            NOT_MEASURED
+        row["paper latency s"] = float(p["latency_s"])
+        row["paper d s"] = float(p["delta_s"])
+        row["paper d %"] = float(p["delta_pct"])
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    notes = [f"Measured at {T2_RES} / {T2_DUR:g} s, flavor {_flavor(fl) or '-'}; paper: Table 2 (latencies in s; "
+             "d% derived as delta / 102 s).",
+             "Latency cohort: " + (str(lat["cohort"].iloc[0]) if not lat.empty else NOT_MEASURED) + ".",
+             "Paper hardware/steps for Table 2 are assumed (experiments/paper/cost.yaml): 1x H100, 50 steps.",
+             RESOLUTION_NOTE]
+    write_table(root, "cost/table2_ablation", out, title="Table 2 analogue: ablation variants at 512p / 17 s",
+                notes=notes)
+    used = pd.concat([fl, lat]) if not (fl.empty and lat.empty) else pd.DataFrame(columns=["_run_id"])
+    return [Artifact(stem="cost/table2_ablation", exts=(".md", ".tex"), title="Table 2 analogue (ablation "
+                     "FLOPs/latency deltas vs paper)", runs=run_ids(used, runs), sources=("Table 2",))], out
+
+
+def _ratio(sel: pd.DataFrame, value: str) -> tuple[float | None, pd.DataFrame]:
+    sel = _at(sel, HEAD_RES, HEAD_DUR)
+    if sel.empty:
+        return None, sel
+    sel = sel[sel["model"].isin(("lingen", "dit")) & (sel["variant"].fillna("default") == "default")]
+    sel = sel[sel["flavor"] == _flavor(sel)] if not sel.empty else sel
+    if "cohort" in sel and not sel.empty:
+        sel = sel[sel["cohort"] == sel["cohort"].value_counts().index[0]]
+    vals = {m: sel.loc[sel["model"] == m, value] for m in ("lingen", "dit")}
+    if any(v.empty for v in vals.values()):
+        return None, sel.iloc[0:0]
+    return float(vals["dit"].iloc[0]) / float(vals["lingen"].iloc[0]), sel
+
+
+def _who(sel: pd.DataFrame) -> tuple[str, str]:
+    if sel.empty:
+        return "", ""
+    hw = "; ".join(sorted(set(sel["_hardware"])))
+    dev = "; ".join(sorted(set(sel["device"].astype(str)))) if "device" in sel else ""
+    return (f"{hw} (device {dev})" if dev else hw), ", ".join(sorted(set(sel["_run_id"])))
+
+
+def paper_vs_measured(df: pd.DataFrame, runs: list[Run], root: Path, t2: pd.DataFrame) -> list[Artifact]:
+    rows, used = [], []
+    heads = {h["id"]: h for h in paper.headline()}
+    for hid, meas, value, extra in (("flops_ratio_512p_68s", "flops", "video_flops",
+                                     " [FLOPs counted on meta: hardware-independent]"),
+                                    ("latency_ratio_512p_68s", "latency", "latency_ms_p50", "")):
+        h = heads[hid]
+        r, sel = _ratio(measurement(df, meas), value)
+        hw, ids = _who(sel)
+        cohort = f" [{sel['cohort'].iloc[0]}]" if "cohort" in sel and not sel.empty else ""
+        rows.append({"quantity": h["quantity"] + f" at {HEAD_DUR:g} s / {HEAD_RES}", "paper": f"{h['value']:g}x",
+                     "paper source": h["source"], "measured": f"{r:.2f}x" if r is not None else NOT_MEASURED,
+                     "measured on": (hw + (extra or cohort)) if r is not None else "", "runs": ids})
+        used.append(sel)
+    for _, p in t2.iterrows():
+        if p["registry"] == "lingen":
+            continue
+        m = p["dlatency %"]
+        rows.append({"quantity": f"Table 2 latency delta, {p['variant']} vs default (%)",
+                     "paper": f"{p['paper d %']:+.1f}% ({p['paper d s']:+g} s)", "paper source": "Table 2",
+                     "measured": f"{m:+.1f}%" if m != NOT_MEASURED else NOT_MEASURED,
+                     "measured on": "" if m == NOT_MEASURED else "see cost/table2_ablation (latency cohort)",
+                     "runs": ""})
+    mf = paper.max_raw_frames()
+    sel = measurement(df, "max_frames")
+    sel = sel[(sel["model"] == mf["model"]) & (sel["resolution"] == HEAD_RES)] if not sel.empty else sel
+    sel = sel[sel["flavor"] == _flavor(sel)] if not sel.empty else sel
+    hw, ids = _who(sel)
+    rows.append({"quantity": f"LinGen max raw frames on one GPU ({HEAD_RES})", "paper": f"{mf['value']}",
+                 "paper source": mf["source"],
+                 "measured": str(int(sel["max_frames"].max())) if not sel.empty else NOT_MEASURED,
+                 "measured on": hw, "runs": ids})
+    used.append(sel)
+    out = pd.DataFrame(rows)
+    write_table(root, "paper_vs_measured", out, title="Paper vs measured",
+                notes=["Every number the project reproduces; 'not measured' where no record exists.",
+                       "Latency only from records that carry it (GPU runs published under reports/data/).",
+                       "Paper assumptions (Table 2 hardware/steps, max-frames GPU) are in experiments/paper/cost.yaml."])
+    used_df = pd.concat([u for u in used if not u.empty]) if any(not u.empty for u in used) else \
+        pd.DataFrame(columns=["_run_id"])
+    return [Artifact(stem="paper_vs_measured", exts=(".md", ".tex"), title="Paper vs measured (ratios, Table 2 "
+                     "deltas, max raw frames)", runs=run_ids(used_df, runs),
+                     sources=("Fig. 1b", "Fig. 6", "Table 2", "Table 1 Max. Raw Frames"))]

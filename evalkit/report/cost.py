@@ -1,0 +1,163 @@
+"""Cost figures and tables from sweep ("cost") records: Fig. 1b / Fig. 6 analogues (FLOPs and latency vs duration
+and vs tokens per resolution, LinGen vs DiT, ratio at each point), Fig. 20 analogue (latency, else FLOPs, vs model
+size) and the Table 2 analogue (ablation variants at 512p / 17 s with deltas to the default, next to the paper's).
+
+FLOPs per video = recorded ``flops`` (one denoiser forward, 2 FLOPs per MAC) x ``steps`` x ``cfg_factor``, as the
+sweep's flops measurement documents. Latency is plotted only from records that have it, within one cohort
+(scope, dtype, hardware); every label carries the cohort.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from evalkit.report.render import Artifact, new_figure, save_figure, write_table
+from evalkit.report.runs import RESOLUTION_NOTE, Run, run_ids
+
+PAIR = ("lingen", "dit")
+STYLE = {"lingen": ("-", "o", "LinGen"), "dit": ("--", "s", "DiT")}
+GOOD = ("ok", "flagged")   # flagged = counted vs analytic FLOPs differ > 1%; the numbers are still real
+
+
+def _slug(*parts: object) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", "_".join(str(p) for p in parts)).strip("-").lower()
+
+
+def measurement(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    if df.empty or "measurement" not in df:
+        return pd.DataFrame()
+    sel = df[(df.get("kind") == "cost") & (df["measurement"] == name) & df["status"].isin(GOOD)].copy()
+    if name == "flops" and not sel.empty:
+        sel["video_flops"] = sel["flops"] * sel["steps"].fillna(1) * sel["cfg_factor"].fillna(1)
+    if name == "latency" and not sel.empty:
+        sel = sel[sel["latency_ms_p50"].notna()]
+        sel["cohort"] = [f"{s}, {d}, {h}" for s, d, h in zip(sel["scope"], sel["dtype"], sel["_hardware"])]
+    return sel
+
+
+def _pair_frame(sel: pd.DataFrame, value: str) -> pd.DataFrame:
+    """LinGen and DiT default-variant points of one flavor, with the DiT/LinGen ratio at matching points."""
+    sel = sel[sel["model"].isin(PAIR) & (sel["variant"].fillna("default") == "default")]
+    cols = ["model", "flavor", "resolution", "duration_s", "num_tokens", value, "status", "_run_id"]
+    data = sel[cols].sort_values(["resolution", "model", "duration_s"]).reset_index(drop=True)
+    piv = data.pivot_table(index=["flavor", "resolution", "duration_s"], columns="model", values=value,
+                           aggfunc="first")
+    if set(PAIR) <= set(piv.columns):
+        ratio = (piv["dit"] / piv["lingen"]).rename("ratio_dit_over_lingen").reset_index()
+        data = data.merge(ratio, on=["flavor", "resolution", "duration_s"], how="left")
+    else:
+        data["ratio_dit_over_lingen"] = float("nan")
+    return data
+
+
+def _res_key(r: str) -> int:
+    return int(r.rstrip("p"))
+
+
+def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, root: Path, stem: str) -> None:
+    fig, axes = new_figure(1, 2, figsize=(11.0, 4.4))
+    resolutions = sorted(data["resolution"].unique(), key=_res_key)
+    colors = {r: f"C{i}" for i, r in enumerate(resolutions)}
+    for ax, x, xlabel in ((axes[0, 0], "duration_s", "video duration (s)"),
+                          (axes[0, 1], "num_tokens", "number of tokens (log)")):
+        for res in resolutions:
+            for model in PAIR:
+                d = data[(data["resolution"] == res) & (data["model"] == model)].sort_values(x)
+                if d.empty:
+                    continue
+                ls, mk, name = STYLE[model]
+                ax.plot(d[x], d[value], ls, marker=mk, color=colors[res], label=f"{name} {res}", ms=4)
+                if model == "dit" and x == "duration_s":
+                    for _, p in d.iterrows():
+                        if pd.notna(p["ratio_dit_over_lingen"]):
+                            ax.annotate(f"{p['ratio_dit_over_lingen']:.1f}x", (p[x], p[value]),
+                                        textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                                        color=colors[res])
+        ax.set_yscale("log")
+        if x == "num_tokens":
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.legend(ncol=2)
+    axes[0, 0].set_title(title + "\n(labels: DiT / LinGen ratio)")
+    axes[0, 1].set_title(title + " vs tokens")
+    save_figure(fig, root, stem, data)
+
+
+def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
+    arts: list[Artifact] = []
+    fl = measurement(df, "flops")
+    for flavor in sorted(fl["flavor"].unique()) if not fl.empty else []:
+        data = _pair_frame(fl[fl["flavor"] == flavor], "video_flops")
+        if data.empty or data["model"].nunique() < 2:
+            continue
+        stem = f"cost/fig_flops_scaling_{_slug(flavor)}"
+        steps = sorted(set(fl["steps"].dropna().astype(int)))
+        cfgs = sorted(set(fl["cfg_factor"].dropna().astype(int)))
+        _scaling_figure(data, "video_flops",
+                        f"FLOPs per video (forward x {steps} steps x CFG {cfgs}; log)",
+                        f"FLOPs, {flavor} flavor (Fig. 1b / 6b analogue)", root, stem)
+        arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"FLOPs vs duration and tokens, "
+                             f"LinGen vs DiT ({flavor}); Fig. 1b / Fig. 6(b) analogue", runs=run_ids(data, runs),
+                             sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
+    lat = measurement(df, "latency")
+    for (flavor, cohort), sel in (lat.groupby(["flavor", "cohort"]) if not lat.empty else []):
+        data = _pair_frame(sel, "latency_ms_p50")
+        if data.empty or data["model"].nunique() < 2:
+            continue
+        stem = f"cost/fig_latency_scaling_{_slug(flavor, cohort)}"
+        _scaling_figure(data, "latency_ms_p50", f"latency p50 (ms; log)\n[{cohort}]",
+                        f"Latency, {flavor} flavor (Fig. 6a analogue)", root, stem)
+        arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"Latency vs duration and tokens, "
+                             f"LinGen vs DiT ({flavor}; {cohort}); Fig. 6(a) analogue", runs=run_ids(data, runs),
+                             sources=("Fig. 6(a)",)))
+    return arts
+
+
+def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
+    """Fig. 20 analogue: latency (per cohort) or, where no latency exists, FLOPs vs parameter count."""
+    lat, fl = measurement(df, "latency"), measurement(df, "flops")
+    groups: list[tuple[pd.DataFrame, str, str, str]] = []
+    if not lat.empty:
+        for cohort, sel in lat.groupby("cohort"):
+            groups.append((sel, "latency_ms_p50", f"latency p50 (ms; log)\n[{cohort}]", _slug("latency", cohort)))
+    if not groups and not fl.empty:
+        groups.append((fl, "video_flops", "FLOPs per video (log)", "flops"))
+    arts = []
+    for sel, value, ylabel, slug in groups:
+        sel = sel[sel["model"].isin(PAIR) & (sel["variant"].fillna("default") == "default")]
+        if sel.empty:
+            continue
+        # the (resolution, duration) with the most distinct model sizes; 512p / 17 s as in Fig. 20 when present
+        counts = sel.groupby(["resolution", "duration_s"])["params"].nunique()
+        if counts.max() < 2:
+            continue
+        best = counts[counts == counts.max()]
+        key = ("512p", 17.0) if ("512p", 17.0) in best.index else best.index[0]
+        d = sel[(sel["resolution"] == key[0]) & (sel["duration_s"] == key[1])]
+        data = d[["model", "flavor", "params", "resolution", "duration_s", value, "_run_id"]].sort_values(
+            ["model", "params"]).reset_index(drop=True)
+        fig, axes = new_figure()
+        ax = axes[0, 0]
+        for model in PAIR:
+            m = data[data["model"] == model]
+            if m.empty:
+                continue
+            ls, mk, name = STYLE[model]
+            ax.plot(m["params"] / 1e9, m[value], ls, marker=mk, label=name)
+            for _, p in m.iterrows():
+                ax.annotate(str(p["flavor"]), (p["params"] / 1e9, p[value]), textcoords="offset points",
+                            xytext=(4, -10), fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xlabel("parameters (billions)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"Cost vs model size at {key[0]} / {key[1]:g} s (Fig. 20 analogue)")
+        ax.legend()
+        stem = f"cost/fig_model_size_{slug}"
+        save_figure(fig, root, stem, data)
+        arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title="Cost vs model size (Fig. 20 "
+                             f"analogue; {'latency' if value.startswith('latency') else 'FLOPs, no latency measured'})",
+                             runs=run_ids(data, runs), sources=("Fig. 20",)))
+    return arts
