@@ -1,0 +1,121 @@
+"""FLOPs of one denoiser forward, two independent ways (paper Fig. 1b / Fig. 6 FLOPs curves).
+
+1. **Counted**: ``torch.utils.flop_counter.FlopCounterMode`` while the full-size model runs on the ``meta``
+   device (shapes only: no tensor memory, any machine). SDPA on meta decomposes to ``bmm`` and is counted
+   exactly (4*B*H*Nq*Nk*d); the custom scans ``lingen::ssd_scan`` / ``lingen::selective_scan`` carry registered
+   FLOP formulas (models helper); windowed attention counts what it computes. Convention: 2 FLOPs per
+   multiply-add ("2*MAC"), as FlopCounterMode's ``mm_flop``.
+2. **Analytic**: ``models.estimate_flops`` (pure Python) with its per-component breakdown.
+
+The two must agree within ``flops.rel_tol`` (1%) or the record's status is ``"flagged"`` (the numbers are still
+recorded). fvcore's count is recorded next to them as ``fvcore_macs`` in *its* convention (one per multiply-add,
+SDPA and custom ops uncounted; see flops-and-latency.md §2), traced with ``torch.jit`` on the same meta tensors,
+or null with ``fvcore_message`` saying why. Steps and CFG factor are recorded, not multiplied in: per-video
+FLOPs = flops x steps x cfg_factor, computed by the reports.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+from evalkit import models
+from evalkit.measure.common import Context, video_point
+
+CONVENTION = "2*MAC"
+SOURCE = "FlopCounterMode(meta)"
+FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
+
+
+@contextlib.contextmanager
+def _no_opt_einsum():
+    """Left-to-right einsum contraction regardless of whether opt_einsum is installed (flops-and-latency §1.2)."""
+    import torch
+
+    backend = getattr(torch.backends, "opt_einsum", None)
+    old = backend.enabled if backend is not None else None
+    if backend is not None:
+        backend.enabled = False
+    try:
+        yield
+    finally:
+        if backend is not None:
+            backend.enabled = old
+
+
+def count_meta(model: Any, inputs: tuple) -> tuple[int, dict[str, int], float]:
+    """(total FLOPs, FLOPs per aten op, seconds) of ``model(*inputs)`` under FlopCounterMode."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    t0 = time.perf_counter()
+    counter = FlopCounterMode(display=False)
+    with _no_opt_einsum(), torch.no_grad(), counter:
+        out = model(*inputs)
+    assert out.shape == inputs[0].shape, f"forward returned {tuple(out.shape)} for input {tuple(inputs[0].shape)}"
+    by_op: dict[str, int] = {}
+    for op, n in counter.get_flop_counts().get("Global", {}).items():
+        name = str(op).split(".")[-1] if "::" not in str(op) else str(op).replace("::", "_")
+        by_op[name] = by_op.get(name, 0) + int(n)
+    return int(counter.get_total_flops()), by_op, time.perf_counter() - t0
+
+
+def count_fvcore(model: Any, inputs: tuple) -> dict[str, Any]:
+    """fvcore's multiply-add count (jit trace on the given tensors); null with the reason when it cannot run."""
+    try:
+        from fvcore.nn import FlopCountAnalysis
+    except ImportError:
+        return {"fvcore_macs": None, "fvcore_message": "fvcore not installed (pip install -e '.[fvcore]')"}
+    import torch
+
+    t0 = time.perf_counter()
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    try:
+        with _no_opt_einsum(), torch.no_grad():
+            analysis = FlopCountAnalysis(model, inputs)
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+            total = int(analysis.total())
+            unsupported = analysis.unsupported_ops()
+    except Exception as exc:  # fvcore's jit tracer fails on some graphs: record why, never a zero
+        return {"fvcore_macs": None, "fvcore_message": f"fvcore trace failed: {type(exc).__name__}: {exc}"[:300]}
+    listed = "; ".join(f"{op} x{n}" for op, n in sorted(unsupported.items(), key=lambda kv: -kv[1]))
+    return {"fvcore_macs": total, "fvcore_convention": FVCORE_CONVENTION, "fvcore_unsupported_ops": listed,
+            "fvcore_seconds": round(time.perf_counter() - t0, 3)}
+
+
+def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    import torch
+
+    fs, sampling = settings["flops"], settings["sampling"]
+    cfg = ctx.model_config(spec)
+    point = video_point(spec)
+    batch = int(spec["batch"])
+    est = models.estimate_flops(cfg, point, cfg_factor=1)
+    analytic = float(est.total) * batch
+    model = ctx.model(spec, "meta")
+    inputs = models.dummy_inputs(cfg, point, batch=batch, device="meta", dtype=torch.float32)
+    counted, by_op, seconds = count_meta(model, tuple(inputs))
+    rel = abs(counted - analytic) / analytic if analytic else float("inf")
+    rec: dict[str, Any] = {
+        "flops": counted, "flops_analytic": analytic, "flops_convention": CONVENTION, "flops_source": SOURCE,
+        "flops_rel_diff": rel, "flops_agree": rel <= fs["rel_tol"], "flops_rel_tol": fs["rel_tol"],
+        "flops_count_seconds": round(seconds, 3), "cfg_factor": sampling["cfg_factor"],
+        "steps": sampling["steps"], "dtype": "float32", "device": "meta",
+        "status": "ok" if rel <= fs["rel_tol"] else "flagged",
+        "message": "" if rel <= fs["rel_tol"] else
+        f"counted {counted:.4g} vs analytic {analytic:.4g} differ by {rel:.2%} > {fs['rel_tol']:.0%}",
+    }
+    assert getattr(est, "convention", CONVENTION) == CONVENTION, est.convention
+    for part in ("mixer", "cross_attention", "ffn", "other"):
+        rec[f"flops_breakdown_{part}"] = float(est.breakdown.get(part, 0.0)) * batch
+    for op, n in by_op.items():
+        rec[f"flops_op_{op}"] = n
+    if not fs["fvcore"]:
+        rec.update(fvcore_macs=None, fvcore_message="disabled (flops.fvcore=false)")
+    elif fs["fvcore_max_tokens"] and int(spec["num_tokens"]) > fs["fvcore_max_tokens"]:
+        rec.update(fvcore_macs=None, fvcore_message=f"not run: {spec['num_tokens']} tokens > "
+                                                    f"flops.fvcore_max_tokens={fs['fvcore_max_tokens']}")
+    else:
+        rec.update(count_fvcore(model, tuple(inputs)))
+    return [rec]

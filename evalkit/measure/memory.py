@@ -1,0 +1,47 @@
+"""Peak CUDA memory of one denoiser forward (the memory side of paper Table 1 / Fig. 6).
+
+``torch.cuda.reset_peak_memory_stats()`` before, ``max_memory_allocated()`` / ``max_memory_reserved()`` after one
+``inference_mode`` forward in ``memory.dtype_cuda`` (flops-and-latency.md §7.2 step 6). Weights are included
+(they are resident during sampling). No CUDA -> a ``skipped`` row; an OOM -> an ``oom`` row.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit import models
+from evalkit.measure.common import Context, cuda_available, is_oom, torch_dtype, video_point
+
+
+def peak_forward_bytes(ctx: Context, spec: dict[str, Any], duration_s: float | None, dtype: str,
+                       kernels: str = "auto") -> tuple[int, int]:
+    """(peak allocated, peak reserved) bytes of one forward at ``duration_s`` (default: the spec's)."""
+    import torch
+
+    cfg = ctx.model_config(spec)
+    point = video_point(spec, duration_s)
+    model = ctx.model(spec, "cuda", dtype, kernels)
+    x, t, context = models.dummy_inputs(cfg, point, batch=spec["batch"], device="cuda", dtype=torch_dtype(dtype))
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        model(x, t, context)
+    torch.cuda.synchronize()
+    out = int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
+    del x, t, context
+    return out
+
+
+def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+    ms = settings["memory"]
+    base = {"dtype": ms["dtype_cuda"], "device": "cuda" if cuda_available() else "cpu"}
+    if not cuda_available():
+        return [{**base, "status": "skipped", "message": "no CUDA: peak GPU memory not measured"}]
+    try:
+        alloc, reserved = peak_forward_bytes(ctx, spec, None, ms["dtype_cuda"], settings["latency"]["kernels"])
+    except Exception as exc:
+        if is_oom(exc):
+            ctx.release(real_only=True)
+            return [{**base, "status": "oom", "message": f"{type(exc).__name__}: {str(exc)[:200]}"}]
+        raise
+    return [{**base, "status": "ok", "message": "", "mem_peak_allocated_bytes": alloc,
+             "mem_peak_reserved_bytes": reserved}]

@@ -1,0 +1,83 @@
+"""Planning a sweep: an :class:`~evalkit.experiment.Experiment` into point specs, all validated before any work.
+
+A *point spec* is a plain JSON-able dict (so it can go to a subprocess or a cluster job unchanged): the model,
+flavor, resolution, duration, fps, batch, the measurements to run at that point with their record keys, and the
+settings sections those measurements read. ``models.resolve`` / ``models.validate_point`` are called for every
+(model, flavor) and every point here; nothing imports torch.
+
+Points are ordered model, flavor, resolution, duration ascending, so the largest (most likely to OOM or time
+out) come last within each model (flops-and-latency.md §7.2 step 8). ``max_frames`` runs once per (model,
+flavor, resolution) as its own spec with ``duration_s: null``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit import measure, models
+from evalkit.errors import EvalkitError, FieldError
+from evalkit.experiment import Experiment
+from evalkit.typed import to_dict
+
+SETTINGS_SECTIONS = ("sampling", "flops", "latency", "memory", "max_frames")
+
+
+def variant_of(model: str) -> str:
+    """Registry name minus ``lingen-`` for ablation variants, ``default`` otherwise (RECORDS.md)."""
+    return model[len("lingen-"):] if model.startswith("lingen-") else "default"
+
+
+def record_key(spec: dict[str, Any], measurement: str) -> str:
+    dur = "max" if spec["duration_s"] is None else f"{spec['duration_s']:g}s"
+    over = ",".join(f"{k}={v}" for k, v in sorted((spec.get("model_overrides") or {}).items()))
+    return (f"{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}/{spec['resolution']}="
+            f"{spec['height']}x{spec['width']}/{dur}@{spec['fps']}fps/b{spec['batch']}/"
+            f"{measurement}.v{measure.version(measurement)}")
+
+
+def _geometry(cfg: Any, point: Any) -> dict[str, Any]:
+    _, t, _, _ = models.latent_shape(cfg, point)
+    return {"num_frames": round(point.duration_s * point.fps), "latent_frames": int(t),
+            "num_tokens": int(models.num_tokens(cfg, point))}
+
+
+def plan_points(exp: Experiment) -> list[dict[str, Any]]:
+    """Every point spec of the experiment; raises (ChoiceError/FieldError) on the first invalid one."""
+    c = exp.config
+    settings = {k: to_dict(getattr(c, k)) for k in SETTINGS_SECTIONS}
+    for i, m in enumerate(c.measurements):
+        measure.MEASUREMENTS.entry(m, f"{exp.name}.measurements[{i}]")
+    per_point = [m for m in c.measurements if m != "max_frames"]
+    specs: list[dict[str, Any]] = []
+    for model in c.models:
+        for flavor in c.flavors:
+            overrides = dict(c.model_overrides) or None
+            where = f"{exp.name}.models={model!r} flavors={flavor!r}"
+            try:
+                cfg = models.resolve(model, flavor, overrides)
+            except EvalkitError as exc:
+                raise FieldError(where, str(exc)) from exc
+            params = int(models.param_count(cfg))
+            common = {"experiment": exp.name, "model": model, "flavor": flavor, "variant": variant_of(model),
+                      "model_overrides": dict(c.model_overrides), "fps": c.fps, "batch": c.batch,
+                      "params": params, "settings": settings}
+            for res_name, (h, w) in c.resolutions.items():
+                for dur in sorted(c.durations_s):
+                    point = models.VideoPoint(height=h, width=w, duration_s=dur, fps=c.fps)
+                    try:
+                        models.validate_point(cfg, point)
+                    except EvalkitError as exc:
+                        raise FieldError(f"{where} resolutions.{res_name}={h}x{w} durations_s={dur:g}",
+                                         str(exc)) from exc
+                    if not per_point:
+                        continue
+                    spec = {**common, "resolution": res_name, "height": h, "width": w, "duration_s": dur,
+                            **_geometry(cfg, point), "measurements": list(per_point)}
+                    specs.append(spec)
+                if "max_frames" in c.measurements and (not c.max_frames.resolutions
+                                                       or res_name in c.max_frames.resolutions):
+                    specs.append({**common, "resolution": res_name, "height": h, "width": w, "duration_s": None,
+                                  "ref_duration_s": min(c.durations_s), "num_frames": None,
+                                  "latent_frames": None, "num_tokens": None, "measurements": ["max_frames"]})
+    for spec in specs:
+        spec["keys"] = {m: record_key(spec, m) for m in spec["measurements"]}
+    return specs
