@@ -1,0 +1,80 @@
+"""Prompt suites for ``generate``: a text file (one prompt per line) or VBench's standard list.
+
+VBench matches videos to prompts by file name ``{prompt}-{index}.mp4`` with the exact ``prompt_en`` (vbench.md
+section 4.3), so prompts are never rewritten or sanitized; a prompt that cannot be a file name (contains ``/`` or
+a NUL, or is longer than 240 bytes) is an error. ``vbench`` reads ``VBench_full_info.json`` (the file the vbench
+wheel ships) from ``--vbench-info PATH``, else ``$VBENCH_FULL_INFO``, else the project's VBench venv
+(``.cache/vbench-env``); its 946 entries hold 944 distinct prompts, and the repeats are the same videos, so they are
+kept once, in first-seen order.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from evalkit.errors import EvalkitError, FieldError
+from evalkit.results import REPO_ROOT
+
+MAX_NAME_BYTES = 240   # 255-byte file-name limit minus "-{index}.mp4" headroom; VBench's longest prompt is 210 B
+
+
+def check_prompt(prompt: str, where: str) -> None:
+    if "/" in prompt or "\x00" in prompt:
+        raise FieldError(where, f"prompt {prompt!r} contains '/' or NUL and cannot be a VBench file name")
+    if len(prompt.encode()) > MAX_NAME_BYTES:
+        raise FieldError(where, f"prompt is {len(prompt.encode())} bytes; file names allow {MAX_NAME_BYTES}")
+
+
+def read_prompt_file(path: str | Path) -> list[str]:
+    """One prompt per line; empty lines and duplicates are errors that name the lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise FieldError("--prompts", f"{str(path)!r} is neither 'vbench' nor an existing prompt file")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines = lines[:-1]                       # the file's final newline
+    empty = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    if empty:
+        raise FieldError("--prompts", f"{path}: empty line(s) {empty[:10]}; remove them (one prompt per line)")
+    seen: dict[str, int] = {}
+    for i, line in enumerate(lines, 1):
+        p = line.strip()
+        if p in seen:
+            raise FieldError("--prompts", f"{path}: line {i} repeats line {seen[p]} ({p!r}); prompts must be "
+                                          "unique because the video file names are {prompt}-{index}.mp4")
+        seen[p] = i
+        check_prompt(p, f"--prompts line {i}")
+    if not seen:
+        raise FieldError("--prompts", f"{path}: no prompts")
+    return list(seen)
+
+
+def find_vbench_info(explicit: str | None = None) -> Path:
+    candidates = [explicit] if explicit else []
+    if os.environ.get("VBENCH_FULL_INFO"):
+        candidates.append(os.environ["VBENCH_FULL_INFO"])
+    candidates += [str(p) for p in sorted((REPO_ROOT / ".cache" / "vbench-env").glob(
+        "lib/python*/site-packages/vbench/VBench_full_info.json"))]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    raise EvalkitError("--prompts vbench: VBench_full_info.json not found. Pass --vbench-info PATH (the file the "
+                       "vbench wheel ships), set VBENCH_FULL_INFO, or build the VBench env (.cache/vbench-env)"
+                       + (f"; tried {candidates}" if candidates else ""))
+
+
+def read_vbench_prompts(info: str | Path) -> list[str]:
+    entries = json.loads(Path(info).read_text(encoding="utf-8"))
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "prompt_en" in e for e in entries):
+        raise FieldError("--vbench-info", f"{info}: expected VBench's list of {{prompt_en, dimension}} entries")
+    out = list(dict.fromkeys(e["prompt_en"] for e in entries))
+    for p in out:
+        check_prompt(p, f"{info}")
+    return out
+
+
+def load_prompts(spec: str, vbench_info: str | None = None) -> list[str]:
+    if spec == "vbench":
+        return read_vbench_prompts(find_vbench_info(vbench_info))
+    return read_prompt_file(spec)
