@@ -1,0 +1,181 @@
+"""Cluster options: the ``cluster:`` section of an experiment file and the ``--executor`` / ``--dry-run`` flags.
+
+Not a paper figure: a 4B sweep with latency up to 68 s videos, generation of VBench's 4,720 videos and 16 VBench
+dimensions outgrow one GPU, so every verb that fans out work (sweep points, generation shards, VBench dimension
+shards) reads the same typed options here and hands them to ``evalkit.executors``. The SLURM side is submitit
+(``submitit.AutoExecutor``): job arrays, per-job logs, time limits, GPU requests and requeue on preemption.
+
+Example section (every key optional; ``--set cluster.partition=gpu`` overrides one)::
+
+    cluster:
+      executor: submitit        # local (default) | submitit
+      submitit_cluster: auto    # auto (slurm if sbatch exists, else local) | slurm | local | debug
+      partition: gpu
+      gpus_per_job: 1
+      cpus_per_job: 8
+      mem_gb: 64
+      time_limit_min: 120
+      array_parallelism: 16     # at most 16 array tasks run at once (sbatch --array=0-N%16)
+      items_per_job: 1          # group several small items into one job (avoid thousands of tiny jobs)
+      account: null
+      qos: null
+      requeue: true             # preempted/timed-out jobs are requeued and resume their unfinished items
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from evalkit.errors import FieldError
+from evalkit.typed import apply_overrides, from_dict, to_dict
+
+EXECUTORS = ("local", "submitit")
+SUBMITIT_CLUSTERS = ("auto", "slurm", "local", "debug")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """How the jobs of one verb run. ``executor=local`` ignores every SLURM field."""
+
+    executor: Literal["local", "submitit"] = "local"
+    # local executor: a fresh Python subprocess per item (an OOM or segfault costs one item) instead of in-process
+    isolate: bool = False
+    # submitit: "auto" lets submitit pick SLURM when sbatch exists, else its LocalExecutor (subprocesses here);
+    # "local" forces the LocalExecutor, "debug" runs in this process (pdb works)
+    submitit_cluster: Literal["auto", "slurm", "local", "debug"] = "auto"
+    partition: str | None = None
+    gpus_per_job: int = 0
+    cpus_per_job: int = 1
+    mem_gb: float | None = None
+    time_limit_min: int = 60
+    array_parallelism: int = 64
+    items_per_job: int = 1
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    requeue: bool = True
+    # max times submitit requeues one job after a preemption/timeout (submitit's own default is 3)
+    max_requeues: int = 3
+    # shell lines run before each SLURM job (e.g. "module load cuda/12.4", "source .venv/bin/activate")
+    setup: tuple[str, ...] = ()
+    # block until all jobs end (False: submit, print the job ids and return; re-run later to collect/resume)
+    wait: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("cpus_per_job", "time_limit_min", "array_parallelism", "items_per_job"):
+            if getattr(self, name) < 1:
+                raise FieldError(f"cluster.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.gpus_per_job < 0:
+            raise FieldError("cluster.gpus_per_job", f"must be >= 0, got {self.gpus_per_job}")
+        if self.mem_gb is not None and self.mem_gb <= 0:
+            raise FieldError("cluster.mem_gb", f"must be > 0 or null, got {self.mem_gb}")
+        if self.max_requeues < 0:
+            raise FieldError("cluster.max_requeues", f"must be >= 0, got {self.max_requeues}")
+
+
+def default_section() -> dict[str, Any]:
+    """The ``cluster:`` section with every key at its default (so ``--set cluster.x=...`` always finds the key)."""
+    return to_dict(ClusterConfig())
+
+
+def resolve_cluster(section: Mapping[str, Any] | None = None, sets: Sequence[str] = (), *,
+                    executor: str | None = None, where: str = "cluster") -> ClusterConfig:
+    """Typed options from an experiment file's ``cluster:`` section, ``--set cluster.key=value`` overrides (other
+    ``--set`` keys are ignored here) and an ``--executor`` flag (wins over the file). Unknown keys or choices
+    raise ChoiceError naming the field, the valid keys and the closest match."""
+    data = {"cluster": {**default_section(), **copy.deepcopy(dict(section or {}))}}
+    ours = [s for s in sets if s.split("=", 1)[0].strip().startswith("cluster.")]
+    apply_overrides(data, ours)
+    if executor is not None:
+        data["cluster"]["executor"] = executor
+    return from_dict(ClusterConfig, data["cluster"], where)
+
+
+def add_cluster_args(parser: argparse.ArgumentParser) -> None:
+    """The flags every fan-out verb shares: ``--executor``, ``--dry-run`` (``--set cluster.*`` is the verb's own
+    ``--set``)."""
+    group = parser.add_argument_group("execution (see README: Running on a SLURM cluster)")
+    group.add_argument("--executor", choices=EXECUTORS, default=None,
+                       help="local (default): in this process, or a subprocess per item with --isolate; "
+                            "submitit: SLURM job arrays (or submitit's local subprocesses without SLURM). "
+                            "Overrides cluster.executor of the experiment file")
+    group.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=False,
+                       help="print the jobs that would be submitted (one line per job: key and sbatch options) "
+                            "and exit without running anything")
+
+
+def sbatch_options(cfg: ClusterConfig, n_jobs: int = 1) -> dict[str, str]:
+    """The sbatch options submitit will write for these settings (shown by ``--dry-run``)."""
+    opts: dict[str, str] = {}
+    if cfg.partition:
+        opts["partition"] = cfg.partition
+    if cfg.account:
+        opts["account"] = cfg.account
+    if cfg.qos:
+        opts["qos"] = cfg.qos
+    if cfg.constraint:
+        opts["constraint"] = cfg.constraint
+    opts["time"] = str(cfg.time_limit_min)
+    opts["cpus-per-task"] = str(cfg.cpus_per_job)
+    if cfg.gpus_per_job:
+        opts["gpus-per-node"] = str(cfg.gpus_per_job)
+    if cfg.mem_gb is not None:
+        opts["mem"] = f"{int(cfg.mem_gb)}GB"
+    if n_jobs > 1:
+        opts["array"] = f"0-{n_jobs - 1}%{min(cfg.array_parallelism, n_jobs)}"
+    if cfg.requeue:
+        # submitit asks SLURM for a USR2 signal before the time limit and requeues the job itself
+        opts["signal"] = "USR2@90"
+    return opts
+
+
+def submitit_parameters(cfg: ClusterConfig, name: str) -> dict[str, Any]:
+    """Keyword arguments for ``AutoExecutor.update_parameters`` (slurm_* keys are ignored by the local one)."""
+    params: dict[str, Any] = {"name": name, "timeout_min": cfg.time_limit_min, "cpus_per_task": cfg.cpus_per_job,
+                              "gpus_per_node": cfg.gpus_per_job, "nodes": 1, "tasks_per_node": 1,
+                              "slurm_array_parallelism": cfg.array_parallelism}
+    if cfg.mem_gb is not None:
+        params["mem_gb"] = cfg.mem_gb
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(cfg, key):
+            params[f"slurm_{key}"] = getattr(cfg, key)
+    if cfg.setup:
+        params["slurm_setup"] = list(cfg.setup)
+    return params
+
+
+def format_job_line(tag: str, keys: Sequence[str], opts: Mapping[str, str], max_keys: int = 3) -> str:
+    """One dry-run line: the job tag, its item keys and the sbatch options."""
+    shown = ",".join(keys[:max_keys]) + (f",...(+{len(keys) - max_keys})" if len(keys) > max_keys else "")
+    flags = " ".join(f"--{k}={shlex.quote(v)}" for k, v in opts.items())
+    return f"job {tag}  items={len(keys)}  keys={shown}  {flags}".rstrip()
+
+
+def sbatch_preview(cfg: ClusterConfig, folder: str, n_jobs: int, name: str = "evalkit") -> str | None:
+    """The ``#SBATCH`` header submitit would write for the array (rendered by submitit's own template, so the
+    dry run shows what SLURM will receive); None when this submitit version does not expose the template."""
+    try:
+        from submitit.slurm.slurm import _make_sbatch_string
+    except ImportError:
+        return None
+    kwargs: dict[str, Any] = {"job_name": name, "time": cfg.time_limit_min, "cpus_per_task": cfg.cpus_per_job,
+                              "nodes": 1, "ntasks_per_node": 1, "array_parallelism": cfg.array_parallelism,
+                              "map_count": n_jobs if n_jobs > 1 else None}
+    if cfg.gpus_per_job:
+        kwargs["gpus_per_node"] = cfg.gpus_per_job
+    if cfg.mem_gb is not None:
+        kwargs["mem"] = f"{int(cfg.mem_gb)}GB"
+    for key in ("partition", "account", "qos", "constraint"):
+        if getattr(cfg, key):
+            kwargs[key] = getattr(cfg, key)
+    if cfg.setup:
+        kwargs["setup"] = list(cfg.setup)
+    try:
+        text = _make_sbatch_string(command="python -u -m submitit.core._submit <folder>", folder=folder, **kwargs)
+    except TypeError:  # the private template changed its signature
+        return None
+    return "\n".join(line for line in text.splitlines() if line.startswith("#SBATCH") or line in cfg.setup)

@@ -1,0 +1,136 @@
+"""Executors with real processes: in-process, one subprocess per item, and submitit's LocalExecutor.
+
+The work item is ``evalkit.executors:selftest_item`` (deterministic records; can crash or SIGKILL itself once).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evalkit.cluster import ClusterConfig
+from evalkit.errors import FieldError
+from evalkit.executors import (finished_items, read_jobs, read_records_with_provenance, run_items,
+                               selftest_item)
+from evalkit.results import iter_jsonl, read_records
+
+FN = "evalkit.executors:selftest_item"
+VOLATILE = ("created",)
+
+
+def _items(n: int = 5, **extra) -> list[dict]:
+    return [{"key": f"p{i}", "x": i, "n_records": 2, **extra} for i in range(n)]
+
+
+def _stable(records: list[dict]) -> list[dict]:
+    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in records), key=lambda r: r["key"])
+
+
+def _raw_lines(run_dir: Path) -> list[dict]:
+    return [rec for p in sorted(run_dir.glob("results*.jsonl")) for rec in iter_jsonl(p)]
+
+
+def test_submitit_local_gives_same_records_as_local(tmp_path):
+    items = _items(5)
+    local = run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path / "local")
+    sub = run_items(items, FN, executor=ClusterConfig(executor="submitit", submitit_cluster="local",
+                                                      items_per_job=2), run_dir=tmp_path / "sub")
+    assert local["done"] == sub["done"] == 5 and not local["errors"] and not sub["errors"]
+    assert len(sub["job_ids"]) == 3  # 5 items, 2 per job
+    a, b = read_records([tmp_path / "local"]), read_records([tmp_path / "sub"])
+    assert len(a) == 10 and _stable(a) == _stable(b)
+    # one results file per job, each job's provenance kept
+    assert len(list((tmp_path / "sub").glob("results.*.jsonl"))) == 3
+    prov = read_records_with_provenance(tmp_path / "sub")
+    assert {r["job_id"] for r in prov} == set(sub["job_ids"])
+    assert all(r["job_hostname"] and r["job_tag"] for r in prov)
+    # per-job submitit logs under the run dir
+    assert all((tmp_path / "sub" / "submitit" / jid).is_dir() for jid in sub["job_ids"])
+
+
+def test_resubmission_skips_finished_items(tmp_path):
+    cfg = ClusterConfig()
+    first = run_items(_items(3), FN, executor=cfg, run_dir=tmp_path)
+    again = run_items(_items(5), FN, executor=cfg, run_dir=tmp_path)
+    assert first["submitted"] == 3 and again["skipped"] == 3 and again["submitted"] == 2
+    assert len(_raw_lines(tmp_path)) == 10  # nothing recomputed
+    assert finished_items(tmp_path) == {f"p{i}" for i in range(5)}
+    # a caller's own notion of done (e.g. record keys) is honoured too
+    extra = run_items(_items(6), FN, executor=cfg, run_dir=tmp_path, skip_done={"p5"})
+    assert extra["submitted"] == 0
+
+
+@pytest.mark.parametrize("cfg", [ClusterConfig(isolate=True),
+                                 ClusterConfig(executor="submitit", submitit_cluster="local", items_per_job=2)],
+                         ids=["local-isolate", "submitit-local"])
+def test_killed_job_resubmitted_finishes_only_what_was_missing(tmp_path, cfg):
+    marker = tmp_path / "killed.marker"
+    run_dir = tmp_path / "run"
+    items = _items(4)
+    items[1]["kill_once"] = str(marker)  # SIGKILLs its own process after writing its first record
+    reference = run_items(_items(4), FN, executor=ClusterConfig(), run_dir=tmp_path / "ref")
+    assert reference["done"] == 4
+
+    first = run_items(items, FN, executor=cfg, run_dir=run_dir)
+    assert marker.exists()
+    failed = {e["key"] for e in first["errors"]}
+    assert "p1" in failed and "p0" not in failed and first["done"] == 4 - len(failed)
+    assert any("signal 9" in e["message"] or "failed" in e["message"] for e in first["errors"])
+    before = {tag: job for tag, job in read_jobs(run_dir).items()}
+
+    second = run_items(items, FN, executor=cfg, run_dir=run_dir)
+    assert second["submitted"] == len(failed) and second["skipped"] == 4 - len(failed)
+    assert second["done"] == len(failed) and not second["errors"]
+    # jobs of the first submission that finished were not touched again
+    after = read_jobs(run_dir)
+    for tag, job in before.items():
+        if all(st["status"] == "done" for st in job["items"].values()):
+            assert after[tag] == job
+    # no lost and no duplicated record in the merged set; the killed item's partial record is de-duplicated
+    merged = read_records([run_dir])
+    assert _stable(merged) == _stable(read_records([tmp_path / "ref"]))
+    assert len({r["key"] for r in merged}) == len(merged) == 8
+    assert len(_raw_lines(run_dir)) == 8 + 1  # exactly one partial line from the killed attempt
+
+
+def test_failing_item_is_an_error_and_others_finish(tmp_path):
+    items = _items(3)
+    items[0]["fail"] = True
+    out = run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path)
+    assert out["done"] == 2 and [e["key"] for e in out["errors"]] == ["p0"]
+    assert "asked to fail" in out["errors"][0]["message"]
+    job = next(iter(read_jobs(tmp_path).values()))
+    assert "RuntimeError" in job["items"]["p0"]["traceback"]
+    # the failed item is retried on the next run
+    items[0]["fail"] = False
+    assert run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path)["submitted"] == 1
+
+
+def test_dry_run_prints_one_line_per_job_and_runs_nothing(tmp_path):
+    lines: list[str] = []
+    cfg = ClusterConfig(executor="submitit", partition="gpu", gpus_per_job=1, time_limit_min=90,
+                        array_parallelism=2)
+    out = run_items(_items(3), FN, executor=cfg, run_dir=tmp_path / "run", dry_run=True, echo=lines.append)
+    jobs = [ln for ln in lines if ln.startswith("job ")]
+    assert len(jobs) == 3 and out["submitted"] == 0
+    assert all("--partition=gpu" in ln and "--gpus-per-node=1" in ln and "--time=90" in ln for ln in jobs)
+    assert "keys=p0" in jobs[0] and "keys=p2" in jobs[2]
+    assert any("#SBATCH --array=0-2%2" in ln for ln in lines)
+    assert not (tmp_path / "run").exists()
+
+
+def test_bad_items_fail_before_any_work(tmp_path):
+    with pytest.raises(FieldError, match="duplicate key"):
+        run_items([{"key": "a"}, {"key": "a"}], FN, executor=ClusterConfig(), run_dir=tmp_path)
+    with pytest.raises(FieldError, match="non-empty string key"):
+        run_items([{"x": 1}], FN, executor=ClusterConfig(), run_dir=tmp_path)
+    with pytest.raises(FieldError, match="cannot import"):
+        run_items([{"key": "a"}], "evalkit.executors:nope", executor=ClusterConfig(), run_dir=tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_selftest_item_is_deterministic(tmp_path):
+    a = selftest_item({"key": "k", "x": 3, "n_records": 2}, tmp_path, "t")
+    assert [r["value"] for r in a] == [9, 10]
+    assert json.loads((tmp_path / "results.t.jsonl").read_text().splitlines()[0])["key"] == "k/m0"
