@@ -150,9 +150,11 @@ def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[P
             stream.width, stream.height = info.width, info.height
             stream.pix_fmt = "yuv420p"
             stream.options = {"qp": "0", "preset": "ultrafast"}  # lossless in YUV
-            for frame in frames[start:stop]:
-                f = frame.reformat(format="yuv420p")
-                f.pts = None
+            for j, frame in enumerate(frames[start:stop]):
+                # a fresh frame holding the decoded YUV planes (a frame may go into two clips: padded last clip)
+                f = av.VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
+                f.pts = j
+                f.time_base = Fraction(1, 1) / rate
                 for packet in stream.encode(f):
                     out.mux(packet)
             for packet in stream.encode():

@@ -1,0 +1,127 @@
+"""``python -m evalkit vbench {setup,prefetch,run}``: VBench / VBench-Long / custom prompts on generated videos.
+
+The quality path of the LinGen evaluation (paper Tables 1, 3, 4 use VBench scores). See runner.py for the run
+steps, env.py for the dedicated environment and weights.py for the evaluator weights.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from evalkit.results import REPO_ROOT
+from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
+
+EXAMPLES = """examples:
+  python -m evalkit vbench setup
+  python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality
+  python -m evalkit vbench run --videos runs/gen/lingen --mode standard --name lingen --dimensions all
+  python -m evalkit vbench run --videos my_videos --mode custom --prompt-file prompts.txt \\
+      --name lingen --dimensions temporal_flickering
+  python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt \\
+      --name lingen-17s --dimensions temporal_flickering
+"""
+
+
+def _dims(values: list[str]) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values:
+        for part in v.replace(",", " ").split():
+            out += {"all": DIMENSIONS, "quality": QUALITY_DIMENSIONS, "semantic": SEMANTIC_DIMENSIONS}.get(part, [part])
+    return tuple(dict.fromkeys(out))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m evalkit vbench", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Score videos with the real vbench package in its own environment.")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{setup,prefetch,run}")
+    s = sub.add_parser("setup", help="create and verify the VBench environment (reused when valid)", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--env", type=Path, default=None, help="venv folder (default $EVALKIT_VBENCH_ENV or "
+                                                          ".cache/vbench-env)")
+    s.add_argument("--profile", default="minimal", help="minimal (temporal_flickering, offline) | full (all "
+                                                        "declared vbench dependencies)")
+    s.add_argument("--force", action=argparse.BooleanOptionalAction, default=False, help="rebuild from scratch")
+    f = sub.add_parser("prefetch", help="download evaluator weights into the cache (needs internet)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("--dimensions", nargs="+", default=["all"], help="dimension keys, or all/quality/semantic")
+    f.add_argument("--cache-dir", type=Path, default=None, help="default $VBENCH_CACHE_DIR or ~/.cache/vbench")
+    f.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=True,
+                   help="also fetch RAFT for the temporal_flickering static filter")
+    r = sub.add_parser("run", help="evaluate a folder of videos", epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("--videos", type=Path, required=True, help="folder of {prompt}-{index}.mp4 files")
+    r.add_argument("--mode", default="standard", help="standard | custom | long")
+    r.add_argument("--dimensions", nargs="+", required=True, help="dimension keys, or all/quality/semantic")
+    r.add_argument("--name", required=True, help="name of the video set (model) in the records")
+    r.add_argument("--prompt-file", type=Path, default=None,
+                   help="custom/long: .txt (one prompt a line) or .json (list, or {file name: prompt})")
+    r.add_argument("--samples-per-prompt", type=int, default=5, help="custom suites from a prompt list")
+    r.add_argument("--out", type=Path, default=None, help="run folder (default runs/vbench/<name>-<mode>)")
+    r.add_argument("--shard-size", type=int, default=0, help="videos (clips) per worker process; 0: one per "
+                                                              "dimension (VBench's exact single-process numbers)")
+    r.add_argument("--cache-dir", type=Path, default=None, help="VBENCH_CACHE_DIR (weights)")
+    r.add_argument("--env", type=Path, default=None, help="VBench venv (default $EVALKIT_VBENCH_ENV or "
+                                                          ".cache/vbench-env)")
+    r.add_argument("--device", default="auto", help="auto | cpu | cuda (inside the VBench env)")
+    r.add_argument("--allow-missing", action=argparse.BooleanOptionalAction, default=False,
+                   help="score what is present; records are flagged partial")
+    r.add_argument("--slow-fast", action=argparse.BooleanOptionalAction, default=False,
+                   help="long mode: VBench-Long's clip-to-clip term (--dev_flag); not available offline")
+    r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
+                   help="RAFT static filter before temporal_flickering (not run by evalkit)")
+    return p
+
+
+def _summary(records: list[dict]) -> None:
+    from evalkit.vbench.aggregate import aggregate
+
+    if not records:
+        return
+    print(f"\n{'dimension':<24} {'score':>9} {'videos':>9}  status")
+    for r in records:
+        print(f"{r['dimension']:<24} {r['score']:>9.4f} {r['n_evaluated']:>4}/{r['n_expected']:<4}  {r['status']}")
+    agg = aggregate({r["dimension"]: r["score"] for r in records}, partial=True)
+    label = f" (partial: {agg['n_dimensions']}/16 dimensions, missing ones not counted)" if agg["partial"] else ""
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{100 * x:.2f}%"
+    print(f"quality {fmt(agg['quality_score'])}  semantic {fmt(agg['semantic_score'])}  "
+          f"total {fmt(agg['total_score'])}{label}")
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "setup":
+        from evalkit.vbench.env import setup
+
+        setup(args.env, profile=args.profile, force=args.force)
+        return 0
+    if args.cmd == "prefetch":
+        from evalkit.errors import ChoiceError
+        from evalkit.vbench import weights
+
+        dims = _dims(args.dimensions)
+        for d in dims:
+            if d not in DIMENSIONS:
+                raise ChoiceError("dimensions", d, DIMENSIONS, what="VBench dimension")
+        cache = args.cache_dir or weights.default_cache_dir()
+        got = weights.prefetch(dims, cache, static_filter=args.static_filter)
+        print(f"{len(got)} file(s) fetched; every weight of {', '.join(dims)} is in {cache}")
+        return 0
+    from evalkit.vbench import weights
+    from evalkit.vbench.runner import RunConfig, run
+
+    cfg = RunConfig(videos=args.videos, mode=args.mode, dimensions=_dims(args.dimensions), name=args.name,
+                    out=args.out or REPO_ROOT / "runs" / "vbench" / f"{args.name}-{args.mode}",
+                    prompt_file=args.prompt_file, samples_per_prompt=args.samples_per_prompt,
+                    shard_size=args.shard_size, cache_dir=args.cache_dir or weights.default_cache_dir(),
+                    env=args.env, allow_missing=args.allow_missing, slow_fast=args.slow_fast,
+                    static_filter=args.static_filter, device=args.device)
+    records = run(cfg)
+    from evalkit.results import read_records
+
+    _summary([r for r in read_records([cfg.out]) if r.get("kind") == "vbench" and r.get("mode") == cfg.mode
+              and r.get("model") == cfg.name and r.get("dimension") in cfg.dimensions] or records)
+    print(f"records: {cfg.out / 'results.jsonl'}")
+    return 0

@@ -1,0 +1,313 @@
+"""Run the real VBench package on a folder of videos, one subprocess per (dimension, shard) (issue 5; vbench.md §4-5).
+
+Steps: (1) validate dimensions and mode before any work; (2) list the expected videos (standard suite from the
+package's full-info JSON, or the user's prompt file) and check completeness and decodability; (3) check the
+evaluator weights; (4) per dimension, per shard: symlink the shard's videos into a clean folder, run ``_worker.py``
+in the VBench venv, check its exit code, keep VBench's results JSON verbatim under ``raw/{dim}/shard_NNNN/``;
+(5) merge shards, write one record per (video set, dimension). A shard whose results file exists is not re-run,
+a dimension whose record exists is skipped, so an interrupted run resumes where it stopped.
+
+Long mode (VBench-Long, §5): each video is split into clips (long.py), clips are scored with the standard
+dimension, clip scores are averaged per long video and then over videos (imaging_quality / 100), as
+``vbench2_beta_long/utils.py:reorganize_clips_results`` does. This is ``eval_long.py`` without ``--dev_flag``
+(in-clip score only; w_inclip 1, w_clip2clip 0). The leaderboard batch script passes ``--dev_flag`` (slow-fast
+fusion with DINOv2/DreamSim and git-only mapping tables) and ``--static_filter_flag`` for flicker; neither is
+available offline here, and asking for them is an error (see README).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from evalkit.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.results import append_record, done_keys, now_iso, write_manifest
+from evalkit.vbench import completeness as comp
+from evalkit.vbench import env as venv
+from evalkit.vbench import long as longmod
+from evalkit.vbench import weights
+from evalkit.vbench.dimensions import DIMENSIONS
+
+MODES = ("standard", "custom", "long")
+# Dimensions whose single-process aggregate is the plain mean of per-video ``video_results`` (read from each
+# vbench/<dim>.py, 0.1.5), so shards can be merged exactly; the others are frame-weighted (vbench.md §3.3, §4.8).
+MEAN_OF_VIDEOS = ("temporal_flickering", "aesthetic_quality", "imaging_quality", "motion_smoothness",
+                  "dynamic_degree", "temporal_style", "overall_consistency", "human_action")
+PERCENT_SCALE = ("imaging_quality",)  # per-video results in 0-100, aggregate / 100 (vbench/imaging_quality.py)
+WORKER_ENV_VAR = "EVALKIT_VBENCH_WORKER"  # test hook: a command replacing "<venv python> _worker.py"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    videos: Path
+    mode: str
+    dimensions: tuple[str, ...]
+    name: str
+    out: Path
+    prompt_file: Path | None = None
+    samples_per_prompt: int = comp.SAMPLES_PER_PROMPT
+    shard_size: int = 0                      # videos (clips in long mode) per shard; 0: one shard per dimension
+    cache_dir: Path = dataclasses.field(default_factory=weights.default_cache_dir)
+    env: Path | None = None
+    full_info: Path | None = None            # default: the venv's installed vbench/VBench_full_info.json
+    allow_missing: bool = False
+    slow_fast: bool = False
+    static_filter: bool = False
+    device: str = "auto"
+    worker_cmd: tuple[str, ...] | None = None
+
+
+def validate(cfg: RunConfig) -> None:
+    if cfg.mode not in MODES:
+        raise ChoiceError("mode", cfg.mode, MODES)
+    if not cfg.dimensions:
+        raise FieldError("dimensions", "give at least one dimension")
+    for d in cfg.dimensions:
+        if d not in DIMENSIONS:
+            raise ChoiceError("dimensions", d, DIMENSIONS, what="VBench dimension")
+    custom_suite = cfg.mode == "custom" or (cfg.mode == "long" and cfg.prompt_file is not None)
+    if custom_suite:
+        comp.check_custom_dimensions(cfg.dimensions)
+    if cfg.mode == "standard" and cfg.prompt_file is not None:
+        raise FieldError("prompt_file", "standard mode uses VBench's own suite; use --mode custom for a prompt file")
+    if cfg.shard_size < 0:
+        raise FieldError("shard_size", f"must be >= 0, got {cfg.shard_size}")
+    if cfg.shard_size and cfg.mode != "long":
+        bad = [d for d in cfg.dimensions if d not in MEAN_OF_VIDEOS]
+        if bad:
+            raise FieldError("shard_size", f"{bad} aggregate frame-weighted in VBench, so shards cannot be merged "
+                                           "exactly; use --shard-size 0 (one process per dimension) for them")
+    if cfg.slow_fast:
+        raise FieldError("slow_fast", "VBench-Long's slow-fast (clip-to-clip) term needs DINOv2/DreamSim and the "
+                                      "mapping tables of vbench2_beta_long/configs (git repo only, not in the "
+                                      "0.1.5 wheel); not available in this build: run without --slow-fast "
+                                      "(= eval_long.py without --dev_flag)")
+    if cfg.static_filter:
+        raise FieldError("static_filter", "the RAFT static filter is not run by evalkit; filter the videos with "
+                                          "`vbench static_filter` first, or score flicker without it (custom mode "
+                                          "semantics)")
+
+
+def worker_command(cfg: RunConfig) -> list[str]:
+    if cfg.worker_cmd:
+        return list(cfg.worker_cmd)
+    if os.environ.get(WORKER_ENV_VAR):
+        return shlex.split(os.environ[WORKER_ENV_VAR])
+    env = venv.require(cfg.env)
+    return [str(env.python), str(venv.WORKER)]
+
+
+def installed_full_info(cfg: RunConfig) -> Path:
+    if cfg.full_info:
+        return Path(cfg.full_info)
+    env = venv.require(cfg.env)
+    hits = sorted(env.path.glob("lib/python*/site-packages/vbench/VBench_full_info.json"))
+    if not hits:
+        raise EvalkitError(f"VBench_full_info.json not found in the VBench environment {env.path}; "
+                           "rebuild it: python -m evalkit vbench setup --force")
+    return hits[0]
+
+
+def expected_videos(cfg: RunConfig) -> tuple[list[comp.Expected], list[dict] | None]:
+    if cfg.mode == "standard" or (cfg.mode == "long" and cfg.prompt_file is None):
+        info = comp.load_full_info(installed_full_info(cfg))
+        return comp.expected_standard(info, cfg.dimensions, cfg.samples_per_prompt), info
+    prompts = comp.load_prompt_file(cfg.prompt_file) if cfg.prompt_file else None
+    return comp.expected_custom(prompts, cfg.dimensions, cfg.videos, cfg.samples_per_prompt), None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Unit:
+    """One file VBench scores: a video, or a clip of one (long mode)."""
+    path: Path          # file on disk
+    name: str           # file name VBench sees (symlink name)
+    prompt: str
+    video: str          # the evaluated video's file name (what n_evaluated counts)
+    entry: int = -1
+
+
+def _units(cfg: RunConfig, dim: str, present: list[comp.Expected], full_info: list[dict] | None) -> list[Unit]:
+    units = []
+    lookup = {(x["prompt_en"], d): k for k, x in enumerate(full_info or []) for d in x["dimension"]}
+    for e in present:
+        if dim not in e.dimensions:
+            continue
+        src = cfg.videos / e.filename
+        e = dataclasses.replace(e, entry=lookup.get((e.prompt, dim), e.entry))  # the entry that lists this dim
+        if cfg.mode != "long":
+            units.append(Unit(path=src, name=e.filename, prompt=e.prompt, video=e.filename, entry=e.entry))
+            continue
+        suite = "custom" if full_info is None else "standard"
+        prompt_dims = tuple(full_info[e.entry]["dimension"]) if full_info is not None else ()
+        secs = longmod.clip_seconds(dim, suite, prompt_dims)
+        for clip in longmod.split_video(src, cfg.out / "clips" / f"{secs:g}s", secs):
+            units.append(Unit(path=clip, name=clip.name, prompt=e.prompt, video=e.filename, entry=e.entry))
+    return units
+
+
+def _shards(units: list[Unit], size: int, by_prompt: bool) -> list[list[Unit]]:
+    if not size:
+        return [units] if units else []
+    if not by_prompt:
+        return [units[i:i + size] for i in range(0, len(units), size)]
+    groups: dict[int, list[Unit]] = defaultdict(list)  # keep a standard prompt's samples in one shard
+    for u in units:
+        groups[u.entry].append(u)
+    shards, cur = [], []
+    for g in groups.values():
+        if cur and len(cur) + len(g) > size:
+            shards.append(cur)
+            cur = []
+        cur += g
+    return shards + ([cur] if cur else [])
+
+
+def _run_shard(cfg: RunConfig, dim: str, k: int, shard: list[Unit], full_info: list[dict] | None,
+               cmd: list[str]) -> Path:
+    """Run one (dimension, shard) unless its results file exists; returns that file."""
+    shard_dir = cfg.out / "raw" / dim / f"shard_{k:04d}"
+    final = shard_dir / "eval_results.json"
+    if final.exists():
+        return final
+    work = shard_dir / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    vids = work / "videos"
+    vids.mkdir(parents=True)
+    for u in shard:
+        (vids / u.name).symlink_to(u.path.resolve())
+    name = f"{cfg.name}_{dim}_shard{k:04d}"
+    spec = {"action": "evaluate", "dimension": dim, "videos_dir": str(vids), "output_dir": str(work),
+            "name": name, "cache_dir": str(cfg.cache_dir), "local": True, "device": cfg.device}
+    if cfg.mode == "standard":
+        entries = sorted({u.entry for u in shard})
+        sub = [dict(full_info[i]) for i in entries]
+        (work / "full_info.json").write_text(json.dumps(sub, indent=1))
+        spec.update(vbench_mode="vbench_standard", full_info=str(work / "full_info.json"))
+    else:
+        spec.update(vbench_mode="custom_input", prompts={u.name: u.prompt for u in shard})
+    (work / "spec.json").write_text(json.dumps(spec, indent=1))
+    proc = subprocess.run(cmd + [str(work / "spec.json")], capture_output=True, text=True)
+    (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise EvalkitError(f"VBench worker failed for {dim} shard {k} (exit {proc.returncode}); log "
+                           f"{work / 'worker.log'}; stderr tail:\n{tail}")
+    produced = work / f"{name}_eval_results.json"
+    if not produced.is_file():
+        raise EvalkitError(f"VBench worker exited 0 but wrote no {produced}; log {work / 'worker.log'}")
+    meta = work / "worker.json"
+    if meta.exists():
+        shutil.copy(meta, shard_dir / "worker.json")
+    shutil.copy(work / "spec.json", shard_dir / "spec.json")
+    os.replace(produced, final)  # the marker of a finished shard: written last, atomically
+    return final
+
+
+def _merge(cfg: RunConfig, dim: str, shards: list[list[Unit]], files: list[Path]) -> dict:
+    """Score of one dimension from its shard files, with per-video results keyed by the evaluated video."""
+    by_name = {u.name: u for s in shards for u in s}
+    per_unit: list[tuple[Unit, float]] = []
+    raws = []
+    for f in files:
+        data = json.loads(f.read_text())
+        if dim not in data:
+            raise EvalkitError(f"{f}: VBench results hold no {dim!r} (keys {sorted(data)})")
+        raws.append(data[dim])
+        for item in data[dim][1]:
+            if not isinstance(item, dict) or "video_path" not in item:
+                continue
+            u = by_name.get(Path(item["video_path"]).name)
+            if u is None:
+                raise EvalkitError(f"{f}: result for an unknown video {item['video_path']}")
+            per_unit.append((u, float(item["video_results"])))
+    scale = 100.0 if dim in PERCENT_SCALE else 1.0
+    if cfg.mode == "long":  # clip scores -> mean per long video -> mean over videos (reorganize_clips_results)
+        per_video: dict[str, list[float]] = defaultdict(list)
+        for u, v in per_unit:
+            per_video[u.video].append(v)
+        video_means = {k: sum(v) / len(v) for k, v in per_video.items()}
+        score = sum(video_means.values()) / len(video_means) / scale if video_means else None
+        merged = [score, [{"video_path": str(u.path), "video_results": v} for u, v in per_unit],
+                  [{"video_path": k, "video_results": m} for k, m in video_means.items()]]
+        evaluated = set(video_means)
+    elif len(files) == 1:
+        score = float(raws[0][0])  # VBench's own aggregate, verbatim
+        merged = raws[0]
+        evaluated = {u.video for u, _ in per_unit}
+    else:
+        vals = [v for _, v in per_unit]
+        score = sum(vals) / len(vals) / scale if vals else None
+        merged = [score, [item for r in raws for item in r[1]]]
+        evaluated = {u.video for u, _ in per_unit}
+    path = cfg.out / "raw" / dim / f"{cfg.name}_eval_results.json"
+    if len(files) == 1 and cfg.mode != "long":
+        shutil.copy(files[0], path)
+    else:
+        path.write_text(json.dumps({dim: merged}, indent=2))
+    return {"score": score, "n_evaluated": len(evaluated), "raw_json": str(path),
+            "raw_json_shards": [str(f) for f in files], "n_units": len(per_unit)}
+
+
+def run(cfg: RunConfig) -> list[dict]:
+    """Evaluate ``cfg.dimensions`` on ``cfg.videos``; returns the records (also appended to results.jsonl)."""
+    validate(cfg)
+    cmd = worker_command(cfg)
+    expected, full_info = expected_videos(cfg)
+    print(f"checking {len(expected)} expected videos in {cfg.videos} (decoding each with PyAV)", flush=True)
+    check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
+    weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    run_id = cfg.out.name
+    write_manifest(cfg.out, experiment="vbench", run_id=run_id, command=" ".join(sys.argv),
+                   config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
+    results = cfg.out / "results.jsonl"
+    done = done_keys(cfg.out, statuses=("ok", "flagged"))
+    records = []
+    for i, dim in enumerate(cfg.dimensions, 1):
+        key = f"vbench/{cfg.name}/{cfg.mode}/{dim}"
+        head = f"[{i}/{len(cfg.dimensions)}] {dim}"
+        if key in done:
+            print(f"{head}: done in an earlier run, skipped", flush=True)
+            continue
+        units = _units(cfg, dim, list(check.present), full_info)
+        shards = _shards(units, cfg.shard_size, by_prompt=cfg.mode == "standard")
+        files = []
+        for k, shard in enumerate(shards):
+            t0 = time.perf_counter()
+            was = (cfg.out / "raw" / dim / f"shard_{k:04d}" / "eval_results.json").exists()
+            files.append(_run_shard(cfg, dim, k, shard, full_info, cmd))
+            what = "resumed (kept)" if was else f"{time.perf_counter() - t0:.1f} s"
+            print(f"{head}: shard {k + 1}/{len(shards)} ({len(shard)} {'clips' if cfg.mode == 'long' else 'videos'})"
+                  f" {what}", flush=True)
+        n_exp, _ = check.counts(dim)
+        merged = _merge(cfg, dim, shards, files)
+        versions = [json.loads(f.with_name("worker.json").read_text()).get("versions", {}).get("vbench")
+                    for f in files if f.with_name("worker.json").exists()]
+        partial = merged["n_evaluated"] < n_exp
+        if merged["score"] is None:
+            raise EvalkitError(f"{dim}: VBench scored no video (raw results {merged['raw_json']})")
+        rec = {"key": key, "kind": "vbench", "experiment": "vbench", "run_id": run_id,
+               "status": "flagged" if partial else "ok",
+               "message": f"partial: {merged['n_evaluated']} of {n_exp} videos evaluated" if partial else "",
+               "created": now_iso(), "model": cfg.name, "dimension": dim, "score": merged["score"],
+               "n_expected": n_exp, "n_evaluated": merged["n_evaluated"],
+               "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode,
+               "raw_json": merged["raw_json"], "raw_json_shards": merged["raw_json_shards"],
+               "suite": "custom" if full_info is None else "standard", "n_shards": len(files),
+               "protocol": ("vbench-long in-clip (eval_long.py without --dev_flag); no static filter"
+                            if cfg.mode == "long" else "vbench single process per shard")}
+        if cfg.mode == "long":
+            rec["n_clips"] = merged["n_units"]
+        append_record(results, rec)
+        records.append(rec)
+        shown = "none" if merged["score"] is None else f"{merged['score']:.6f}"
+        print(f"{head}: score {shown} ({merged['n_evaluated']}/{n_exp} videos)", flush=True)
+    return records

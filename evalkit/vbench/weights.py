@@ -1,0 +1,177 @@
+"""Evaluator weights VBench needs per dimension: offline check and ``prefetch`` (vbench.md §3).
+
+VBench downloads its evaluator weights at run time with ``wget`` (``vbench/utils.py:init_submodules``). evalkit
+runs VBench with ``load_ckpt_from_local=True`` so that CLIP and DINO are read from ``$VBENCH_CACHE_DIR`` too, and
+checks BEFORE a run that every file a requested dimension needs is there; a missing one is an error that lists, per
+dimension, the files and where to put them (and the URL to fetch them from on a machine with internet).
+``prefetch`` downloads them into the cache. Paths and URLs are those of the vbench 0.1.5 wheel's
+``init_submodules`` unless noted; the 0.1.5 GRiT (Azure) and aesthetic URLs are stale, so the HEAD (45e79ec) ones
+are used (vbench.md §3.2, §6.3).
+
+Not covered by the file check (they live in other caches; vbench.md §3.1): ``bert-base-uncased`` in the Hugging
+Face cache (scene, and the GRiT tokenizer of the 4 GRiT dimensions). They are listed as notes in the error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from evalkit.errors import EvalkitError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Weight:
+    rel: str                 # path under VBENCH_CACHE_DIR
+    url: str                 # where to download it (a zip for RAFT, a git repo for the DINO code)
+    kind: str = "file"       # "file" | "zip" (extract ``rel`` from the downloaded zip) | "git" (clone into rel)
+
+
+_HF_VB = "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/"
+_CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", url="https://openaipublic.azureedge.net/clip/models/"
+                   "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
+_CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", url="https://openaipublic.azureedge.net/clip/models/"
+                   "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt")
+_RAFT = Weight(rel="raft_model/models/raft-things.pth", kind="zip",
+               url="https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip")
+_GRIT = Weight(rel="grit_model/grit_b_densecap_objectdet.pth", url=_HF_VB + "grit_b_densecap_objectdet.pth")  # HEAD e2cacab
+_VICLIP = (Weight(rel="ViCLIP/ViClip-InternVid-10M-FLT.pth", url=_HF_VB + "ViClip-InternVid-10M-FLT.pth"),
+           Weight(rel="ViCLIP/bpe_simple_vocab_16e6.txt.gz",
+                  url="https://raw.githubusercontent.com/openai/CLIP/main/clip/bpe_simple_vocab_16e6.txt.gz"))
+
+# dimension -> weights (vbench/utils.py:init_submodules with local=True, 0.1.5 wheel)
+WEIGHTS: dict[str, tuple[Weight, ...]] = {
+    "temporal_flickering": (),  # pixel MAE; no learned model (its standard-suite static filter uses RAFT)
+    "subject_consistency": (
+        Weight(rel="dino_model/facebookresearch_dino_main", kind="git", url="https://github.com/facebookresearch/dino"),
+        Weight(rel="dino_model/dino_vitbase16_pretrain.pth",
+               url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth")),
+    "background_consistency": (_CLIP_B32,),
+    "appearance_style": (_CLIP_B32,),
+    "aesthetic_quality": (
+        _CLIP_L14,
+        Weight(rel="aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",  # HEAD URL (PR #201)
+               url="https://raw.githubusercontent.com/LAION-AI/aesthetic-predictor/main/sa_0_4_vit_l_14_linear.pth")),
+    "imaging_quality": (Weight(rel="pyiqa_model/musiq_spaq_ckpt-358bb6af.pth",
+                               url="https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
+                                   "musiq_spaq_ckpt-358bb6af.pth"),),
+    "motion_smoothness": (Weight(rel="amt_model/amt-s.pth", url="https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth"),),
+    "dynamic_degree": (_RAFT,),
+    "human_action": (Weight(rel="umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth",
+                            url=_HF_VB + "l16_ptk710_ftk710_ftk400_f16_res224.pth"),),
+    "object_class": (_GRIT,), "multiple_objects": (_GRIT,), "color": (_GRIT,), "spatial_relationship": (_GRIT,),
+    "scene": (Weight(rel="caption_model/tag2text_swin_14m.pth",
+                     url="https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth"),),
+    "temporal_style": _VICLIP, "overall_consistency": _VICLIP,
+}
+# Needs outside VBENCH_CACHE_DIR (vbench.md §3.1): reported, not checked.
+NOTES: dict[str, str] = {
+    **{d: "also needs bert-base-uncased in the Hugging Face cache (GRiT tokenizer); detectron2 in the VBench env"
+       for d in ("object_class", "multiple_objects", "color", "spatial_relationship")},
+    "scene": "also needs bert-base-uncased (tokenizer and weights) in the Hugging Face cache",
+}
+STATIC_FILTER_WEIGHTS = (_RAFT,)  # static filter before temporal_flickering (standard suite / VBench-Long)
+
+
+def default_cache_dir() -> Path:
+    """VBench's own default: ``$VBENCH_CACHE_DIR`` or ``~/.cache/vbench`` (vbench/utils.py)."""
+    return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
+
+
+def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False) -> dict[str, list[Weight]]:
+    """Per dimension, the weights that are not in ``cache_dir`` (dimensions with nothing missing are left out)."""
+    out: dict[str, list[Weight]] = {}
+    for dim in dimensions:
+        needs = list(WEIGHTS[dim]) + (list(STATIC_FILTER_WEIGHTS) if static_filter and dim == "temporal_flickering"
+                                      else [])
+        gone = [w for w in needs if not (Path(cache_dir) / w.rel).exists()]
+        if gone:
+            out[dim] = gone
+    return out
+
+
+class MissingWeightsError(EvalkitError):
+    def __init__(self, gaps: dict[str, list[Weight]], cache_dir: Path, failures: dict[str, str] | None = None):
+        self.gaps = gaps
+        lines = [f"VBench evaluator weights missing in {cache_dir} (VBENCH_CACHE_DIR; --cache-dir):"]
+        for dim, ws in gaps.items():
+            lines.append(f"  {dim}:")
+            for w in ws:
+                what = "git clone " + w.url if w.kind == "git" else (
+                    f"unzip {w.url} (it holds models/raft-things.pth) into {Path(cache_dir) / 'raft_model'}"
+                    if w.kind == "zip" else w.url)
+                lines.append(f"    {Path(cache_dir) / w.rel}    <- {what}")
+                if failures and w.rel in failures:
+                    lines.append(f"      download failed: {failures[w.rel]}")
+            if dim in NOTES:
+                lines.append(f"    note: {NOTES[dim]}")
+        lines.append("Fetch them on a machine with internet: python -m evalkit vbench prefetch --dimensions "
+                     + " ".join(gaps) + f" --cache-dir {cache_dir}; then copy the folder here.")
+        super().__init__("\n".join(lines))
+
+
+def require(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False) -> None:
+    gaps = missing(dimensions, cache_dir, static_filter)
+    if gaps:
+        raise MissingWeightsError(gaps, cache_dir)
+
+
+def _download(url: str, dest: Path, timeout: float = 30.0) -> None:
+    tmp = dest.with_name(dest.name + ".partial")
+    with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as fh:
+        shutil.copyfileobj(resp, fh, length=1 << 20)
+    tmp.replace(dest)
+
+
+def _git_clone(url: str, dest: Path) -> None:
+    proc = subprocess.run(["git", "clone", "--depth", "1", url, str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"git exit {proc.returncode}")
+
+
+def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
+             download: Callable[[str, Path], None] = _download,
+             clone: Callable[[str, Path], None] = _git_clone) -> list[Path]:
+    """Download every missing weight of ``dimensions`` into ``cache_dir``; returns the paths fetched.
+
+    Files already present are skipped; a failed download leaves no partial file and, after trying all of them,
+    raises :class:`MissingWeightsError` naming what is still missing and why.
+    """
+    cache_dir = Path(cache_dir)
+    gaps = missing(dimensions, cache_dir, static_filter)
+    fetched: list[Path] = []
+    failures: dict[str, str] = {}
+    done: set[str] = set()
+    for ws in gaps.values():
+        for w in ws:
+            if w.rel in done:
+                continue
+            done.add(w.rel)
+            dest = cache_dir / w.rel
+            print(f"  fetching {w.url} -> {dest}", flush=True)
+            try:
+                if w.kind == "git":
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    clone(w.url, dest)
+                elif w.kind == "zip":
+                    zpath = cache_dir / "raft_model" / "models.zip"
+                    zpath.parent.mkdir(parents=True, exist_ok=True)
+                    download(w.url, zpath)
+                    with zipfile.ZipFile(zpath) as zf:
+                        zf.extractall(zpath.parent)
+                    zpath.unlink()
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    download(w.url, dest)
+                fetched.append(dest)
+            except OSError as exc:  # URLError, timeouts, refused connections, git failures
+                failures[w.rel] = f"{type(exc).__name__}: {exc}"
+    still = missing(dimensions, cache_dir, static_filter)
+    if still:
+        raise MissingWeightsError(still, cache_dir, failures)
+    return fetched
