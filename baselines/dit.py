@@ -1,0 +1,35 @@
+"""DiT-4B baseline (LinGen Figs. 1, 6, 8): the shared backbone with full 3D self-attention as the token mixer."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from lingen.backbone import VideoDiT
+from lingen.config import ModelConfig
+
+
+class SelfAttention(nn.Module):
+    """Full bidirectional self-attention over all L = t*h*w tokens (quadratic in L), via SDPA."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        q, k, v = rearrange(self.qkv(x), "b l (three h e) -> three b h l e", three=3, h=self.heads)  # (B,h,L,hd)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(rearrange(y, "b h l e -> b l (h e)"))
+
+
+def build_dit(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
+              kernels: str = "auto") -> VideoDiT:
+    """DiT on ``device``; ``kernels`` is accepted for a uniform signature (attention always goes through SDPA)."""
+    if cfg.mixer != "attention":
+        raise ValueError(f"mixer: build_dit needs mixer 'attention', got {cfg.mixer!r}")
+    with torch.device(device):
+        model = VideoDiT(cfg, SelfAttention)
+    return model.to(dtype=dtype)

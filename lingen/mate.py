@@ -1,0 +1,117 @@
+"""MATE token mixer (LinGen Fig. 2): MA-branch (bidirectional Mamba2 + Rotary Major Scan + review tokens) and
+TE-branch (TEmporal Swin Attention), with shared q/k/v projections (parameter sharing "H2" of the reference note,
+consistent with LinGen-Uni's "90% of MATE weights initialised from self-attention").
+
+    u        = [review tokens ; scan(x)]                 review tokens: avg-pooled scan-ordered x + type embedding
+    q, k, v  = W_qkv u                                   shared by both branches
+    MA(x)    = scan^-1( RMSNorm( (SSD_fwd + flip(SSD_bwd)) * silu(W_z x) ) )   SSD: x <- v, B <- k, C <- q per head
+    TE(x)    = window_attention(q, k, v)                 video tokens only, row-major grid order
+    MATE(x)  = W_out (MA(x) + TE(x))                     one output projection over the sum of the branches
+
+Bidirectional (Vim-v2 style, Zhu et al. 2024): shared projections, per-direction depthwise causal conv, dt, A, D;
+the backward direction scans the reversed sequence with the (reversed) review tokens in front, its output is
+flipped back and summed with the forward one (Fig. 3's full mixing matrix). Review-token outputs are dropped.
+
+Shape legend: B batch, L video tokens, R review tokens, D width, Hs SSD heads, P SSD head dim (= state size N).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lingen.config import ModelConfig
+from lingen.kernels.ops import selective_scan, ssd_scan
+from lingen.scan import Scan, review_tokens
+from lingen.tesa import window_attention
+
+MAMBA1_REF_CHUNK = 16  # blocking of the Mamba-1 reference scan (changes memory, not the result)
+
+
+class MATE(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int, backend: str = "ref") -> None:
+        super().__init__()
+        d, m, s = cfg.d_model, cfg.mate, cfg.mate.ssm
+        self.cfg, self.layer, self.backend = cfg, layer, backend
+        self.heads, self.d = cfg.heads, d
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+        self.scan = Scan(m.scan, layer)
+        if m.ma:
+            self.hs = d // s.headdim
+            self.z = nn.Linear(d, d, bias=False)
+            # per direction: depthwise causal conv over (x, B, C) channels, dt, A, D (Mamba2 inits)
+            self.conv = nn.ModuleList(nn.Conv1d(3 * d, 3 * d, s.d_conv, groups=3 * d) for _ in range(2))
+            if s.kind == "mamba2":
+                self.dt = nn.Linear(d, 2 * self.hs, bias=False)
+                nst = (2, self.hs)
+                self.A_log = nn.Parameter(torch.log(torch.empty(nst).uniform_(1, 16)))  # A in -[1, 16]
+            else:  # Mamba-1: low-rank per-channel dt, A (channels, state) = -(1..N) (S4D-real init)
+                r = cfg.dt_rank
+                self.dt = nn.Linear(d, 2 * r, bias=False)
+                self.dt_up = nn.ModuleList(nn.Linear(r, d, bias=False) for _ in range(2))
+                nst = (2, d)
+                a = torch.arange(1, s.d_state + 1, dtype=torch.float32).repeat(2, d, 1)
+                self.A_log = nn.Parameter(torch.log(a))
+            dt0 = torch.exp(torch.empty(nst).uniform_(math.log(1e-3), math.log(1e-1))).clamp(min=1e-4)
+            self.dt_bias = nn.Parameter(dt0 + torch.log(-torch.expm1(-dt0)))  # inverse softplus
+            self.D = nn.Parameter(torch.ones(nst))
+            self.norm_w = nn.Parameter(torch.ones(d))  # gated RMSNorm weight
+            if m.review:
+                self.review_type = nn.Parameter(torch.zeros(d))
+
+    def _direction(self, u: Tensor, dt_in: Tensor, i: int, n_review: int) -> Tensor:
+        """One scan direction over u (B, R+L, 3D) [v | k | q]; returns (B, L, D) video outputs, scan order."""
+        s = self.cfg.mate.ssm
+        b, n, _ = u.shape
+        xbc = F.pad(u.transpose(1, 2), (s.d_conv - 1, 0))  # (B, 3D, K-1+n): causal padding
+        xbc = F.silu(self.conv[i](xbc)).transpose(1, 2)  # (B, n, 3D)
+        x, B, C = xbc.split(self.d, dim=-1)  # x <- v, B <- k, C <- q
+        B = B.reshape(b, n, self.hs, s.d_state)  # (B, n, Hs, N)
+        C = C.reshape(b, n, self.hs, s.d_state)
+        if s.kind == "mamba2":
+            dt = F.softplus(dt_in[..., i * self.hs:(i + 1) * self.hs] + self.dt_bias[i])  # (B, n, Hs)
+            xh = x.reshape(b, n, self.hs, s.headdim)  # (B, n, Hs, P)
+            y = ssd_scan(xh, dt, -torch.exp(self.A_log[i]), B, C, s.chunk, self.backend)
+            y = (y + xh * self.D[i][:, None]).reshape(b, n, self.d)
+        else:
+            r = self.cfg.dt_rank
+            dt = F.softplus(self.dt_up[i](dt_in[..., i * r:(i + 1) * r]) + self.dt_bias[i])  # (B, n, D)
+            y = selective_scan(x, dt, -torch.exp(self.A_log[i]), B, C, MAMBA1_REF_CHUNK) + x * self.D[i]
+        return y[:, n_review:]
+
+    def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        m = self.cfg.mate
+        b, n, d = x.shape
+        if not m.ma:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            return self.out(window_attention(q, k, v, grid, self.heads, m.window, m.shift, self.layer))
+        # 1. scan order (+ review tokens in front)
+        seq = self.scan.fwd(x, grid)  # (B, L, D) scan order
+        if m.review:
+            rev = review_tokens(seq, m.review_stride) + self.review_type  # (B, R, D)
+            u_in = torch.cat([rev, seq], dim=1)  # (B, R+L, D)
+        else:
+            u_in = seq
+        nr = u_in.shape[1] - n
+        # 2. shared projections; z gate on video tokens only
+        qkv = self.qkv(u_in)  # (B, R+L, 3D) = [q | k | v]
+        q, k, v = qkv.chunk(3, dim=-1)
+        u = torch.cat([v, k, q], dim=-1)  # (B, R+L, 3D): SSD x <- v, B <- k, C <- q
+        dt_in = self.dt(u_in)  # (B, R+L, 2Hs) or (B, R+L, 2r)
+        # 3. forward direction; backward = reversed video tokens with reversed review tokens in front
+        y = self._direction(u, dt_in, 0, nr)  # (B, L, D)
+        flip = lambda t: torch.cat([t[:, :nr].flip(1), t[:, nr:].flip(1)], dim=1)  # noqa: E731
+        y = y + self._direction(flip(u), flip(dt_in), 1, nr).flip(1)
+        # 4. gated RMSNorm (Mamba2 norm_before_gate=False), back to grid order
+        y = y * F.silu(self.z(seq))
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.cfg.norm_eps) * self.norm_w
+        ma = self.scan.inv(y, grid)  # (B, L, D) grid order
+        if not m.tesa:
+            return self.out(ma)
+        # 5. TE-branch on the video tokens' q, k, v in grid order
+        qg, kg, vg = self.scan.inv(qkv[:, nr:], grid).chunk(3, dim=-1)  # each (B, L, D)
+        te = window_attention(qg, kg, vg, grid, self.heads, m.window, m.shift, self.layer)
+        return self.out(ma + te)
