@@ -76,13 +76,14 @@ def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, roo
                                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
                                         color=colors[res])
         ax.set_yscale("log")
+        ax.margins(x=0.06, y=0.12)
         if x == "num_tokens":
             ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.legend(ncol=2)
     axes[0, 0].set_title(title + "\n(labels: DiT / LinGen ratio)")
-    axes[0, 1].set_title(title + " vs tokens")
+    axes[0, 1].set_title(title.split(" (")[0] + " vs number of tokens")
     save_figure(fig, root, stem, data)
 
 
@@ -97,7 +98,8 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         steps = sorted(set(fl["steps"].dropna().astype(int)))
         cfgs = sorted(set(fl["cfg_factor"].dropna().astype(int)))
         _scaling_figure(data, "video_flops",
-                        f"FLOPs per video (forward x {steps} steps x CFG {cfgs}; log)",
+                        f"FLOPs per video (log)\n[forward x {'/'.join(map(str, steps))} steps x CFG "
+                        f"{'/'.join(map(str, cfgs))}; 2 FLOPs/MAC]",
                         f"FLOPs, {flavor} flavor (Fig. 1b / 6b analogue)", root, stem)
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"FLOPs vs duration and tokens, "
                              f"LinGen vs DiT ({flavor}); Fig. 1b / Fig. 6(b) analogue", runs=run_ids(data, runs),

@@ -9,7 +9,7 @@ flagged column tries, in order, the explanations below; the first that reproduce
    rotation of the last three columns into VBench's leaderboard order dynamic / aesthetic / imaging);
 2. a different weighting (dynamic_degree weight 1 instead of 0.5; Total = mean of Q and S);
 3. unnormalised scores (plain weighted mean of raw scores, no Min/Max normalisation);
-4. a typo in one printed per-dimension cell (a single changed digit or two swapped digits reproduce it);
+4. a typo in one printed per-dimension cell (one changed digit or two swapped adjacent digits reproduce it);
 5. a typo in the printed score itself (a single digit away from the recomputed one);
 6. otherwise "unexplained".
 Rounding of the printed cells (0.01 points) moves a recomputed score by at most ~0.014 points, hence TOL = 0.02.
@@ -46,6 +46,17 @@ def _one_edit(a: str, b: str) -> bool:
     if len(diff) == 1:
         return True
     return len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]]
+
+
+def _edits(s: str) -> list[str]:
+    """Strings one digit change or one adjacent-digit swap away from ``s``."""
+    out = []
+    for i, ch in enumerate(s):
+        if ch.isdigit():
+            out += [s[:i] + d + s[i + 1:] for d in "0123456789" if d != ch]
+            if i + 1 < len(s) and s[i + 1].isdigit() and s[i + 1] != ch:
+                out.append(s[:i] + s[i + 1] + ch + s[i + 2:])
+    return out
 
 
 def _relabel_candidates(group: tuple[str, ...]) -> list[tuple[str, dict[str, str]]]:
@@ -92,26 +103,22 @@ def _explain(row: pd.Series, col: str, printed: float, recomputed: float) -> str
     for desc, fn in tests:
         if _close(fn(), target):
             return desc
-    # 4. typo in one cell: solve for the value of each dimension that reproduces the printed score
+    # 4. typo in one cell: every variant of one printed cell with one digit changed or two adjacent digits swapped
+    best: tuple[float, str] | None = None
     for g in groups:
         for dim in g:
-            lo, hi = 0.0, 100.0
-            base = dict(row)
-            def val(x: float, dim=dim) -> float:
-                base[dim] = x
-                return _scores(base)[col]
-            f_lo, f_hi = val(lo), val(hi)
-            if (f_lo - target) * (f_hi - target) > 0:
-                continue
-            for _ in range(60):
-                mid = (lo + hi) / 2
-                if (val(mid) - target) * (f_lo - target) > 0:
-                    lo = mid
-                else:
-                    hi = mid
-            fixed = f"{(lo + hi) / 2:.2f}"
-            if _one_edit(f"{float(row[dim]):.2f}", fixed):
-                return f"likely typo in {dim}: printed {float(row[dim]):.2f}, {fixed} reproduces the printed score"
+            printed_cell = f"{float(row[dim]):.2f}"
+            for variant in _edits(printed_cell):
+                if not 0.0 <= float(variant) <= 100.0:
+                    continue
+                moved = dict(row)
+                moved[dim] = float(variant)
+                err = abs(_scores(moved)[col] - target)
+                if err <= TOL + 1e-9 and (best is None or err < best[0]):
+                    best = (err, f"likely typo in {dim}: printed {printed_cell}, {variant} reproduces the printed "
+                                 "score")
+    if best is not None:
+        return best[1]
     if _one_edit(f"{recomputed:.2f}", f"{printed:.2f}"):
         return f"likely typo in the printed score: recomputed {recomputed:.2f}"
     return "unexplained: per-dimension numbers and the score likely come from different evaluations"

@@ -26,6 +26,8 @@ def _layout(df: pd.DataFrame, half: str) -> pd.DataFrame:
         cols = [*SEMANTIC_DIMENSIONS, "semantic_score"]
         names = [PAPER_LABELS[d] for d in SEMANTIC_DIMENSIONS] + ["Semantic Score"]
     out = df.reindex(columns=["model", *cols]).copy()
+    if "max_raw_frames" in out:
+        out["max_raw_frames"] = out["max_raw_frames"].astype("Int64")
     out.columns = ["Model", *names]
     return out
 

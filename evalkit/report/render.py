@@ -7,7 +7,6 @@ strings in the PNG/SVG metadata, fixed DPI and size.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,7 @@ class Artifact:
 
 
 def _fmt(v: object, floatfmt: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or (not isinstance(v, (str, list, tuple)) and pd.isna(v)):
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
