@@ -3,8 +3,9 @@ and vs tokens per resolution, LinGen vs DiT, ratio at each point), Fig. 20 analo
 size) and the Table 2 analogue (ablation variants at 512p / 17 s with deltas to the default, next to the paper's).
 
 FLOPs per video = recorded ``flops`` (one denoiser forward, 2 FLOPs per MAC) x ``steps`` x ``cfg_factor``, as the
-sweep's flops measurement documents. Latency is plotted only from records that have it, within one cohort
-(scope, dtype, hardware); every label carries the cohort.
+sweep's flops measurement documents. Latency per video = measured p50 of the sampling loop, or, for scope
+``denoiser_forward``, p50 x steps x cfg_factor (evalkit/measure/latency.py). Latency is plotted only from records
+that have it, within one cohort (scope, dtype, hardware); every label carries the cohort.
 """
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ def measurement(df: pd.DataFrame, name: str) -> pd.DataFrame:
     if name == "latency" and not sel.empty:
         sel = sel[sel["latency_ms_p50"].notna()]
         sel["cohort"] = [f"{s}, {d}, {h}" for s, d, h in zip(sel["scope"], sel["dtype"], sel["_hardware"])]
+        per_video = [(st or 1) * (cf or 1) if sc == "denoiser_forward" else 1
+                     for sc, st, cf in zip(sel["scope"], sel["steps"].fillna(1), sel["cfg_factor"].fillna(1))]
+        sel["video_latency_s"] = sel["latency_ms_p50"] / 1000.0 * pd.Series(per_video, index=sel.index)
     return sel
 
 
@@ -106,11 +110,11 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
                              sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
     lat = measurement(df, "latency")
     for (flavor, cohort), sel in (lat.groupby(["flavor", "cohort"]) if not lat.empty else []):
-        data = _pair_frame(sel, "latency_ms_p50")
+        data = _pair_frame(sel, "video_latency_s")
         if data.empty or data["model"].nunique() < 2:
             continue
         stem = f"cost/fig_latency_scaling_{_slug(flavor, cohort)}"
-        _scaling_figure(data, "latency_ms_p50", f"latency p50 (ms; log)\n[{cohort}]",
+        _scaling_figure(data, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
                         f"Latency, {flavor} flavor (Fig. 6a analogue)", root, stem)
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"Latency vs duration and tokens, "
                              f"LinGen vs DiT ({flavor}; {cohort}); Fig. 6(a) analogue", runs=run_ids(data, runs),
@@ -124,7 +128,8 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     groups: list[tuple[pd.DataFrame, str, str, str]] = []
     if not lat.empty:
         for cohort, sel in lat.groupby("cohort"):
-            groups.append((sel, "latency_ms_p50", f"latency p50 (ms; log)\n[{cohort}]", _slug("latency", cohort)))
+            groups.append((sel, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
+                           _slug("latency", cohort)))
     if not groups and not fl.empty:
         groups.append((fl, "video_flops", "FLOPs per video (log)", "flops"))
     arts = []

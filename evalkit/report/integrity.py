@@ -137,3 +137,32 @@ def check(rows: pd.DataFrame) -> pd.DataFrame:
                         "recomputed": round(rec[col], 4), "diff": round(diff, 4), "ok": ok,
                         "explanation": "" if ok else _explain(row, col, printed, rec[col])})
     return pd.DataFrame(out)
+
+
+def findings(rows: pd.DataFrame, res: pd.DataFrame) -> list[str]:
+    """Plain-language summary of ``check`` results, computed (never typed) for the report's notes."""
+    out = []
+    for col in SCORES:
+        sub = res[res["column"] == col]
+        bad = sub[~sub["ok"]]
+        line = f"{col}: {len(sub) - len(bad)} of {len(sub)} rows reproduce"
+        if len(bad):
+            expl = bad["explanation"].value_counts()
+            line += "; not reproducing: " + "; ".join(f"{n} x '{e}'" for e, n in expl.items())
+        out.append(line)
+    a, i, d = "aesthetic_quality", "imaging_quality", "dynamic_degree"
+    moved = rows.copy()
+    moved[d], moved[a], moved[i] = rows[a], rows[i], rows[d]
+    n_q = int(check(moved).query("column == 'quality_score'")["ok"].sum())
+    out.append(f"reading the last three quality columns as dynamic/aesthetic/imaging in every row: {n_q} of "
+               f"{len(rows)} quality scores reproduce")
+    tot = (4 * rows["quality_score"] + rows["semantic_score"]) / 5
+    n_t = int(((tot - rows["total_score"]).abs() <= TOL + 1e-9).sum())
+    out.append(f"Total vs (4 x printed Quality + printed Semantic) / 5: {n_t} of {len(rows)} rows consistent")
+    cols = list(DIMENSIONS) + list(SCORES)
+    for model, sel in rows.groupby("model", sort=True):
+        protos = sel.drop_duplicates(subset=cols)
+        if sel["protocol"].nunique() > 1 and len(protos) == 1:
+            out.append(f"{model}: identical numbers under {', '.join(sorted(sel['protocol'].unique()))} "
+                       f"({', '.join(sel['table'])})")
+    return out
