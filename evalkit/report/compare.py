@@ -54,18 +54,18 @@ def table2(df: pd.DataFrame, runs: list[Run], root: Path) -> tuple[list[Artifact
         lt = lat.loc[lat["variant"] == v, "video_latency_s"] if not lat.empty else pd.Series(dtype=float)
         row = {"variant": p["label"], "registry": "lingen" if v == "default" else f"lingen-{v}"}
         row["PFLOPs/video"] = float(f.iloc[0]) / 1e15 if len(f) else NOT_MEASURED
-        row["dFLOPs %"] = (100 * (float(f.iloc[0]) / float(f_def.iloc[0]) - 1)) if len(f) and len(f_def) else \
+        row["FLOPs delta %"] = (100 * (float(f.iloc[0]) / float(f_def.iloc[0]) - 1)) if len(f) and len(f_def) else \
             NOT_MEASURED
         row["latency s/video"] = float(lt.iloc[0]) if len(lt) else NOT_MEASURED
-        row["dlatency %"] = (100 * (float(lt.iloc[0]) / float(l_def.iloc[0]) - 1)) if len(lt) and len(l_def) else \
+        row["latency delta %"] = (100 * (float(lt.iloc[0]) / float(l_def.iloc[0]) - 1)) if len(lt) and len(l_def) else \
             NOT_MEASURED
         row["paper latency s"] = float(p["latency_s"])
-        row["paper d s"] = float(p["delta_s"])
-        row["paper d %"] = float(p["delta_pct"])
+        row["paper delta s"] = float(p["delta_s"])
+        row["paper delta %"] = float(p["delta_pct"])
         rows.append(row)
     out = pd.DataFrame(rows)
     notes = [f"Measured at {T2_RES} / {T2_DUR:g} s, flavor {_flavor(fl) or '-'}; paper: Table 2 (latencies in s; "
-             "d% derived as delta / 102 s).",
+             "delta % derived as delta / 102 s).",
              "Latency cohort: " + (str(lat["cohort"].iloc[0]) if not lat.empty else NOT_MEASURED) + "; latency per "
              "video = sampling-loop p50, or one-forward p50 x steps x CFG for scope denoiser_forward.",
              "Paper hardware/steps for Table 2 are assumed (experiments/paper/cost.yaml): 1x H100, 50 steps.",
@@ -123,9 +123,9 @@ def paper_vs_measured(df: pd.DataFrame, runs: list[Run], root: Path, t2: pd.Data
     for _, p in t2.iterrows():
         if p["registry"] == "lingen":
             continue
-        m = p["dlatency %"]
+        m = p["latency delta %"]
         rows.append({"quantity": f"Table 2 latency delta, {p['variant']} vs default (%)",
-                     "paper": f"{p['paper d %']:+.1f}% ({p['paper d s']:+g} s)", "paper source": "Table 2",
+                     "paper": f"{p['paper delta %']:+.1f}% ({p['paper delta s']:+g} s)", "paper source": "Table 2",
                      "measured": f"{m:+.1f}%" if m != NOT_MEASURED else NOT_MEASURED,
                      "measured on": "" if m == NOT_MEASURED else "see cost/table2_ablation (latency cohort)",
                      "runs": ""})

@@ -42,7 +42,7 @@ def _fmt(v: object, floatfmt: str) -> str:
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return format(v, floatfmt)
+        return format(v, ".3g") if 0 < abs(v) < 0.1 else format(v, floatfmt)
     return str(v)
 
 
