@@ -197,12 +197,14 @@ def _check_items(items: Sequence[dict[str, Any]]) -> None:
 
 
 def pending_items(items: Sequence[dict[str, Any]], run_dir: Path, skip_done: SkipDone = None) -> list[dict]:
-    """The items not finished yet: neither ``done`` in a job file of the run nor in ``skip_done``."""
-    done = finished_items(run_dir)
-    if callable(skip_done):
-        done |= set(skip_done(run_dir))
-    elif skip_done:
-        done |= set(skip_done)
+    """The items not finished yet. ``skip_done`` is the caller's notion of done item keys (a set, or a callable
+    of the run folder); when None, an item is done when a job file of the run marks it ``done``."""
+    if skip_done is None:
+        done = finished_items(run_dir)
+    elif callable(skip_done):
+        done = set(skip_done(run_dir))
+    else:
+        done = set(skip_done)
     return [it for it in items if it["key"] not in done]
 
 
@@ -356,6 +358,20 @@ def read_records_with_provenance(run_dir: Path | str) -> list[dict[str, Any]]:
     return out
 
 
+def point_items(specs: Sequence[dict[str, Any]], done_record_keys: set[str]) -> list[dict[str, Any]]:
+    """Sweep point specs (``evalkit.sweep.plan.plan_points``) as executor items for
+    ``fn="evalkit.sweep.runner:run_point"``: each keeps only its measurements whose record key is not done, and
+    gets ``key`` = the point's record-key prefix. Fully done points are left out, so a re-submission runs exactly
+    the missing (point, measurement) records; pass ``skip_done=set()`` to ``run_items`` with these items."""
+    out = []
+    for spec in specs:
+        todo = [m for m in spec["measurements"] if spec["keys"][m] not in done_record_keys]
+        if todo:
+            first = spec["keys"][spec["measurements"][0]]
+            out.append({**spec, "measurements": todo, "key": first.rsplit("/", 1)[0]})
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # self-test item (used by the tests and by `python -m evalkit.executors selftest` to check a cluster)
 # ---------------------------------------------------------------------------------------------------------------
@@ -380,6 +396,17 @@ def selftest_item(item: dict[str, Any], run_dir: Path, job_tag: str) -> list[dic
     if item.get("fail"):
         raise RuntimeError(f"item {item['key']} asked to fail")
     return recs
+
+
+def kill_once_then(item: dict[str, Any], run_dir: Path, job_tag: str) -> Any:
+    """Fault injection for tests and cluster checks: the first call (marker file ``item['kill_once']`` absent)
+    creates the marker and SIGKILLs its own process before doing anything, as a preempted or OOM-killed job would
+    be; every other call runs ``item['wrapped_fn']`` (``"module:function"``) on the item."""
+    marker = item.get("kill_once")
+    if marker and not Path(marker).exists():
+        Path(marker).write_text(f"killed pid {os.getpid()} before {item['key']}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return resolve_fn(item["wrapped_fn"])(item, run_dir, job_tag)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
