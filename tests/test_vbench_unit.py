@@ -176,7 +176,7 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
                     samples_per_prompt=3, shard_size=1, cache_dir=tmp_path / "cache", worker_cmd=FAKE)
     (tmp_path / "cache" / "pyiqa_model").mkdir(parents=True)
     (tmp_path / "cache" / "pyiqa_model" / "musiq_spaq_ckpt-358bb6af.pth").write_bytes(b"w")
-    monkeypatch.setenv("FAKE_WORKER_FAIL", "temporal_flickering/shard_0001")
+    monkeypatch.setenv("FAKE_WORKER_FAIL", "temporal_flickering/shard_0001-")
     with pytest.raises(EvalkitError) as err:  # "interrupted" in the middle of the first dimension
         run(cfg)
     assert "exit 3" in str(err.value) and "CUDA out of memory (simulated)" in str(err.value)
@@ -210,8 +210,12 @@ def test_missing_videos_flag_partial_records(tmp_path, monkeypatch):
     with pytest.raises(comp.IncompleteError, match="a red car-2.mp4"):
         run(cfg)
     assert not (tmp_path / "run").exists()  # nothing started
-    rec = run(RunConfig(**{**cfg.__dict__, "allow_missing": True}))[0]
+    partial = RunConfig(**{**cfg.__dict__, "allow_missing": True})
+    rec = run(partial)[0]
     assert rec["status"] == "flagged" and (rec["n_expected"], rec["n_evaluated"]) == (3, 2)
+    write_mp4(videos / "a red car-2.mp4", static_frames(8, seed=2))  # the missing video arrives: re-scored
+    rec = run(partial)[0]
+    assert rec["status"] == "ok" and (rec["n_expected"], rec["n_evaluated"]) == (3, 3)
 
 
 def test_long_mode_averages_clips_per_video_then_over_videos(tmp_path):

@@ -17,6 +17,7 @@ available offline here, and asking for them is an error (see README).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shlex
@@ -169,10 +170,16 @@ def _shards(units: list[Unit], size: int, by_prompt: bool) -> list[list[Unit]]:
     return shards + ([cur] if cur else [])
 
 
+def _shard_dir(cfg: RunConfig, dim: str, k: int, shard: list[Unit]) -> Path:
+    """``raw/{dim}/shard_NNNN-{hash of its file names}``: a shard whose videos change is a new shard."""
+    digest = hashlib.sha1("\n".join(sorted(u.name for u in shard)).encode()).hexdigest()[:8]
+    return cfg.out / "raw" / dim / f"shard_{k:04d}-{digest}"
+
+
 def _run_shard(cfg: RunConfig, dim: str, k: int, shard: list[Unit], full_info: list[dict] | None,
                cmd: list[str]) -> Path:
     """Run one (dimension, shard) unless its results file exists; returns that file."""
-    shard_dir = cfg.out / "raw" / dim / f"shard_{k:04d}"
+    shard_dir = _shard_dir(cfg, dim, k, shard)
     final = shard_dir / "eval_results.json"
     if final.exists():
         return final
@@ -269,7 +276,7 @@ def run(cfg: RunConfig) -> list[dict]:
     write_manifest(cfg.out, experiment="vbench", run_id=run_id, command=" ".join(sys.argv),
                    config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
     results = cfg.out / "results.jsonl"
-    done = done_keys(cfg.out, statuses=("ok", "flagged"))
+    done = done_keys(cfg.out, statuses=("ok",))  # a flagged (partial) dimension is re-merged: videos may have come
     records = []
     for i, dim in enumerate(cfg.dimensions, 1):
         key = f"vbench/{cfg.name}/{cfg.mode}/{dim}"
@@ -282,7 +289,7 @@ def run(cfg: RunConfig) -> list[dict]:
         files = []
         for k, shard in enumerate(shards):
             t0 = time.perf_counter()
-            was = (cfg.out / "raw" / dim / f"shard_{k:04d}" / "eval_results.json").exists()
+            was = (_shard_dir(cfg, dim, k, shard) / "eval_results.json").exists()
             files.append(_run_shard(cfg, dim, k, shard, full_info, cmd))
             what = "resumed (kept)" if was else f"{time.perf_counter() - t0:.1f} s"
             print(f"{head}: shard {k + 1}/{len(shards)} ({len(shard)} {'clips' if cfg.mode == 'long' else 'videos'})"
