@@ -61,11 +61,15 @@ def _res_key(r: str) -> int:
 
 
 def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, root: Path, stem: str) -> None:
-    fig, axes = new_figure(1, 2, figsize=(11.0, 4.4))
+    """(a) log y vs duration with the DiT/LinGen ratio at each point, (b) linear y vs duration (a linear-cost
+    model is a straight line, a quadratic one bends), (c) log-log vs number of tokens (slope 1 = linear)."""
+    fig, axes = new_figure(1, 3, figsize=(15.0, 4.6))
     resolutions = sorted(data["resolution"].unique(), key=_res_key)
     colors = {r: f"C{i}" for i, r in enumerate(resolutions)}
-    for ax, x, xlabel in ((axes[0, 0], "duration_s", "video duration (s)"),
-                          (axes[0, 1], "num_tokens", "number of tokens (log)")):
+    panels = ((axes[0, 0], "duration_s", "video duration (s)", "log", "(a) log scale; labels: DiT / LinGen"),
+              (axes[0, 1], "duration_s", "video duration (s)", "linear", "(b) linear scale"),
+              (axes[0, 2], "num_tokens", "number of tokens (log)", "loglog", "(c) vs number of tokens"))
+    for ax, x, xlabel, scale, sub in panels:
         for res in resolutions:
             for model in PAIR:
                 d = data[(data["resolution"] == res) & (data["model"] == model)].sort_values(x)
@@ -73,21 +77,21 @@ def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, roo
                     continue
                 ls, mk, name = STYLE[model]
                 ax.plot(d[x], d[value], ls, marker=mk, color=colors[res], label=f"{name} {res}", ms=4)
-                if model == "dit" and x == "duration_s":
+                if model == "dit" and scale == "log":
                     for _, p in d.iterrows():
                         if pd.notna(p["ratio_dit_over_lingen"]):
                             ax.annotate(f"{p['ratio_dit_over_lingen']:.1f}x", (p[x], p[value]),
                                         textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
                                         color=colors[res])
-        ax.set_yscale("log")
-        ax.margins(x=0.06, y=0.12)
-        if x == "num_tokens":
+        if scale in ("log", "loglog"):
+            ax.set_yscale("log")
+        if scale == "loglog":
             ax.set_xscale("log")
+        ax.margins(x=0.06, y=0.12)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(ylabel if scale != "linear" else ylabel.replace("; log", "").replace(" (log)", ""))
+        ax.set_title(f"{title}\n{sub}")
         ax.legend(ncol=2)
-    axes[0, 0].set_title(title + "\n(labels: DiT / LinGen ratio)")
-    axes[0, 1].set_title(title.split(" (")[0] + " vs number of tokens")
     save_figure(fig, root, stem, data)
 
 
@@ -138,8 +142,9 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         if sel.empty:
             continue
         # the (resolution, duration) with the most distinct model sizes; 512p / 17 s as in Fig. 20 when present
-        counts = sel.groupby(["resolution", "duration_s"])["params"].nunique()
-        if counts.max() < 2:
+        counts = sel.groupby(["resolution", "duration_s", "model"])["params"].nunique().groupby(
+            level=["resolution", "duration_s"]).max()
+        if counts.empty or counts.max() < 2:
             continue
         best = counts[counts == counts.max()]
         key = ("512p", 17.0) if ("512p", 17.0) in best.index else best.index[0]
