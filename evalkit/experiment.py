@@ -81,6 +81,9 @@ class MaxFramesSettings:
 class ExecutorSettings:
     isolate: bool = False               # one fresh subprocess per point (an OOM/crash costs one point)
     point_timeout_s: float = 3600.0     # isolate only: a point running longer is killed and recorded as error
+    # processes counting FLOPs in parallel on a CPU box (meta device; timing measurements always run serially
+    # in the main process, and with CUDA present everything runs serially)
+    flops_workers: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start a new run folder instead of resuming the latest matching one")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                    help="run each point in a fresh subprocess (default: the file's executor.isolate)")
+    p.add_argument("--flops-workers", type=int, default=None,
+                   help="processes counting FLOPs in parallel without CUDA (default: the file's executor.flops_workers)")
     p.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=False,
                    help="exit 0 even if some records are errors")
     p.add_argument("--job-tag", default=None, help="write results.<tag>.jsonl (parallel jobs into one run)")
@@ -80,6 +82,33 @@ def _run_isolated(spec: dict, run_dir: Path, job_tag: str | None, skip: set[str]
     return len(todo)
 
 
+def _cuda_present() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _flops_worker(args: tuple) -> int:
+    spec, run_dir, job_tag, done = args
+    return len(run_point(spec, run_dir, job_tag, skip_keys=done))
+
+
+def _count_flops_in_pool(specs: list[dict], done: set[str], run_dir: Path, job_tag: str | None, workers: int,
+                         bar) -> list[dict]:
+    """Run the pending ``flops`` measurements in ``workers`` processes (CPU only; meta-device counting is
+    independent per point); return the specs with ``flops`` removed, for the serial pass."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [({**s, "measurements": ["flops"]}, run_dir, job_tag, done) for s in specs
+            if "flops" in s["measurements"] and s["keys"]["flops"] not in done]
+    if jobs:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for n in pool.map(_flops_worker, jobs):
+                bar.update(n)
+    return [{**s, "measurements": [m for m in s["measurements"] if m != "flops"]} for s in specs]
+
+
 def main(argv: Sequence[str]) -> int:
     t0 = time.perf_counter()
     args = build_parser().parse_args(list(argv))
@@ -96,13 +125,17 @@ def main(argv: Sequence[str]) -> int:
                                 argv=list(argv))
     done = done_keys(run_dir, ("ok", "oom", "skipped", "flagged"))
     todo = [(s, m) for s in specs for m in s["measurements"] if s["keys"][m] not in done]
+    planned = sum(len(s["measurements"]) for s in specs)
     isolate = exp.config.executor.isolate if args.isolate is None else args.isolate
     print(f"{'resuming' if resumed else 'new run'} {run_dir} ({len(todo)} to run, "
-          f"{sum(len(s['measurements']) for s in specs) - len(todo)} already done, "
+          f"{planned - len(todo)} already done, "
           f"{'isolated' if isolate else 'in-process'})", file=sys.stderr)
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc=f"sweep {exp.name}", unit="rec", disable=not args.progress, file=sys.stderr)
+    workers = exp.config.executor.flops_workers if args.flops_workers is None else args.flops_workers
+    if workers > 1 and not isolate and not _cuda_present():
+        specs = _count_flops_in_pool(specs, done, run_dir, args.job_tag, workers, bar)
     for spec in specs:
         if all(spec["keys"][m] in done for m in spec["measurements"]):
             continue
@@ -124,7 +157,7 @@ def main(argv: Sequence[str]) -> int:
             print(f"{rec['status']}: {rec['key']}: {rec.get('message', '')}", file=sys.stderr)
     line = summary.summary_json(records, experiment=exp.name, run_dir=str(run_dir), resumed=resumed,
                                 seconds=time.perf_counter() - t0, ran=len(todo),
-                                skipped_done=sum(len(s["measurements"]) for s in specs) - len(todo), plots=written)
+                                skipped_done=planned - len(todo), plots=written)
     print(json.dumps(line, sort_keys=False))
     errors = sum(1 for r in records if r["status"] == "error")
     return 1 if errors and not args.keep_going else 0

@@ -1,0 +1,121 @@
+"""Experiment files: every shipped file validates (base and smoke), bad input fails before any work with the
+field, the valid choices and the closest match."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalkit.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.experiment import EXPERIMENTS_DIR, experiment_names, load_experiment, parse_experiment
+from evalkit.sweep import cli
+from evalkit.sweep.plan import plan_points
+
+SHIPPED = ["scaling", "size_ladder", "ablations"]
+
+BASE = {"name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
+        "durations_s": [17], "measurements": ["flops"], "flops": {"fvcore": False}}
+
+
+def write(tmp_path: Path, data: dict, name: str = "t") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("# test experiment\n" + yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("smoke", [False, True])
+def test_shipped_experiments_validate(name: str, smoke: bool) -> None:
+    exp = load_experiment(name, smoke=smoke)
+    specs = plan_points(exp)
+    assert specs and all(spec["keys"] for spec in specs)
+    keys = [k for s in specs for k in s["keys"].values()]
+    assert len(keys) == len(set(keys)), "record keys must be unique within an experiment"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_experiments_open_with_a_comment(name: str) -> None:
+    text = (EXPERIMENTS_DIR / f"{name}.yaml").read_text()
+    head = text.split("\nname:")[0]
+    assert head.startswith("#")
+    assert f"python -m evalkit sweep" in head and "Hardware" in head and "Feeds" in head
+
+
+def test_default_experiment_is_scaling_with_the_paper_points() -> None:
+    assert "scaling" in experiment_names()
+    c = load_experiment().config
+    assert set(c.models) == {"lingen", "dit"} and c.flavors == ("4b",)
+    assert c.resolutions["256p"] == (256, 448) and c.resolutions["512p"] == (512, 896)
+    assert min(c.durations_s) <= 10 and max(c.durations_s) == 68
+
+
+def test_unknown_top_level_key_did_you_mean(tmp_path: Path) -> None:
+    data = dict(BASE)
+    data["duration_s"] = data.pop("durations_s")
+    with pytest.raises(ChoiceError) as err:
+        load_experiment(write(tmp_path, data))
+    assert "durations_s" in str(err.value) and "Did you mean 'durations_s'" in str(err.value)
+
+
+def test_unknown_nested_and_smoke_keys(tmp_path: Path) -> None:
+    with pytest.raises(ChoiceError, match="Did you mean 'warmup'"):
+        load_experiment(write(tmp_path, {**BASE, "latency": {"warmpu": 3}}))
+    # the smoke section is validated even when --smoke is not given
+    with pytest.raises(ChoiceError, match="Did you mean 'flavors'"):
+        load_experiment(write(tmp_path, {**BASE, "smoke": {"flavours": ["tiny"]}}))
+
+
+def test_bad_values_name_the_field(tmp_path: Path) -> None:
+    with pytest.raises(FieldError, match=r"resolutions\.64p"):
+        load_experiment(write(tmp_path, {**BASE, "resolutions": {"64p": [64]}}))
+    with pytest.raises(FieldError, match=r"durations_s\[0\]"):
+        load_experiment(write(tmp_path, {**BASE, "durations_s": [-1]}))
+    with pytest.raises(ChoiceError, match="Did you mean 'latency'"):
+        load_experiment(write(tmp_path, {**BASE, "measurements": ["latncy"]}))
+    with pytest.raises(ChoiceError, match="Did you mean 'height'"):
+        load_experiment(write(tmp_path, {**BASE, "resolutions": {"64p": {"heigth": 64, "width": 112}}}))
+
+
+def test_resolution_as_mapping_and_set_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, {**BASE, "resolutions": {"64p": {"height": 64, "width": 112}}})
+    exp = load_experiment(path, sets=["latency.warmup=7", "durations_s=[8.5, 17]"])
+    assert exp.config.resolutions["64p"] == (64, 112)
+    assert exp.config.latency.warmup == 7 and exp.config.durations_s == (8.5, 17.0)
+    with pytest.raises(ChoiceError, match="Did you mean 'warmup'"):
+        load_experiment(path, sets=["latency.warmpu=7"])
+
+
+def test_config_hash_tracks_results_not_executor(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE)
+    h = load_experiment(path).config_hash()
+    assert load_experiment(path, sets=["executor.isolate=true"]).config_hash() == h
+    assert load_experiment(path, sets=["sampling.steps=100"]).config_hash() != h
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"models": ["ditt"]}, "Did you mean 'dit'"),
+    ({"flavors": ["4bb"]}, "4b"),
+    ({"resolutions": {"bad": [65, 112]}}, "resolution"),
+])
+def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, match: str, capsys) -> None:
+    runs = tmp_path / "runs"
+    path = write(tmp_path, {**BASE, **change})
+    with pytest.raises(EvalkitError, match=match):
+        cli.main([str(path), "--runs-root", str(runs), "--no-progress"])
+    assert not runs.exists(), "no run folder may be created for an invalid experiment"
+
+
+def test_validate_verb(capsys) -> None:
+    from evalkit.experiment import validate_main
+
+    assert validate_main(["scaling"]) == 0
+    out = capsys.readouterr().out
+    assert "ok" in out and "points" in out
+
+
+def test_parse_rejects_non_mapping() -> None:
+    with pytest.raises(FieldError):
+        parse_experiment(["not", "a", "mapping"], where="x")  # type: ignore[arg-type]
+    assert json.dumps(BASE)  # the fixture itself is plain data

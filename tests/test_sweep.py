@@ -1,0 +1,114 @@
+"""The sweep end to end on tiny models: records, resume, new runs on changed configs, isolation, error rows."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalkit.results import read_records
+from evalkit.sweep import cli
+
+EXP = {"name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
+       "durations_s": [8.5, 17], "measurements": ["flops", "memory"], "flops": {"fvcore": False}}
+
+
+def write(tmp_path: Path, data: dict = EXP) -> Path:
+    path = tmp_path / "t.yaml"
+    path.write_text("# test experiment\n" + yaml.safe_dump(data))
+    return path
+
+
+def sweep(capsys, *argv: str) -> tuple[int, dict]:
+    rc = cli.main([*argv, "--no-progress", "--no-plots"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    return rc, json.loads(lines[-1])
+
+
+def results_lines(run_dir: str) -> int:
+    return sum(len(p.read_text().splitlines()) for p in Path(run_dir).glob("results*.jsonl"))
+
+
+def test_records_have_the_schema(tmp_path: Path, capsys) -> None:
+    rc, summ = sweep(capsys, str(write(tmp_path)), "--runs-root", str(tmp_path / "runs"))
+    assert rc == 0 and summ["records"] == 2 * 2 * 2 and summ["ran"] == 8
+    recs = read_records([summ["run_dir"]])
+    manifest = json.loads((Path(summ["run_dir"]) / "manifest.json").read_text())
+    assert manifest["config"]["models"] == ["lingen", "dit"] and manifest["git_sha"] and manifest["hardware"]
+    for r in recs:
+        for k in ("key", "kind", "experiment", "run_id", "status", "message", "created", "model", "flavor",
+                  "variant", "height", "width", "duration_s", "fps", "num_frames", "latent_frames", "num_tokens",
+                  "params", "batch", "dtype", "device", "measurement", "measurement_version"):
+            assert k in r, k
+        if r["measurement"] == "flops":
+            assert r["status"] == "ok" and r["flops"] > 0 and r["flops_convention"] == "2*MAC"
+            assert r["flops_source"] == "FlopCounterMode(meta)" and abs(r["flops_rel_diff"]) <= 0.01
+            assert r["steps"] == 50 and r["cfg_factor"] == 2
+        else:  # no CUDA on the test box: a row with the reason, never a missing row or a zero
+            import torch
+
+            if not torch.cuda.is_available():
+                assert r["status"] == "skipped" and "no CUDA" in r["message"]
+                assert "mem_peak_allocated_bytes" not in r
+
+
+def test_resume_skips_done_points(tmp_path: Path, capsys) -> None:
+    path, runs = str(write(tmp_path)), str(tmp_path / "runs")
+    _, first = sweep(capsys, path, "--runs-root", runs)
+    n = results_lines(first["run_dir"])
+    _, second = sweep(capsys, path, "--runs-root", runs)
+    assert second["run_dir"] == first["run_dir"] and second["resumed"]
+    assert second["ran"] == 0 and results_lines(second["run_dir"]) == n
+    # an interrupted run: drop the last record, the re-run computes exactly that one
+    res = Path(first["run_dir"]) / "results.jsonl"
+    res.write_text("\n".join(res.read_text().splitlines()[:-1]) + "\n")
+    _, third = sweep(capsys, path, "--runs-root", runs)
+    assert third["ran"] == 1 and third["records"] == first["records"]
+
+
+def test_changed_config_never_mixes_into_an_old_run(tmp_path: Path, capsys) -> None:
+    path, runs = str(write(tmp_path)), str(tmp_path / "runs")
+    _, first = sweep(capsys, path, "--runs-root", runs)
+    _, other = sweep(capsys, path, "--runs-root", runs, "--set", "sampling.steps=100")
+    assert other["run_dir"] != first["run_dir"] and other["ran"] == first["ran"]
+    _, forced = sweep(capsys, path, "--runs-root", runs, "--new-run")
+    assert forced["run_dir"] not in (first["run_dir"], other["run_dir"]) and not forced["resumed"]
+    # the original config still resumes the newest matching run
+    _, again = sweep(capsys, path, "--runs-root", runs)
+    assert again["run_dir"] == forced["run_dir"] and again["ran"] == 0
+    with pytest.raises(Exception, match="--new-run"):
+        cli.main([path, "--run-dir", first["run_dir"], "--set", "sampling.steps=7", "--no-progress"])
+
+
+def test_error_is_a_row_and_sets_the_exit_code(tmp_path: Path, capsys, monkeypatch) -> None:
+    import evalkit.measure.flops as flops
+
+    def boom(spec, settings, ctx):
+        raise RuntimeError("synthetic failure")
+
+    monkeypatch.setattr(flops, "run", boom)
+    path, runs = str(write(tmp_path)), str(tmp_path / "runs")
+    rc, summ = sweep(capsys, path, "--runs-root", runs)
+    assert rc == 1 and summ["status"]["error"] == 4 and summ["status"]["skipped"] == 4
+    errs = [r for r in read_records([summ["run_dir"]]) if r["status"] == "error"]
+    assert all("synthetic failure" in r["message"] for r in errs)
+    rc, summ = sweep(capsys, path, "--runs-root", runs, "--keep-going")
+    assert rc == 0 and summ["ran"] == 4   # errors are retried on resume, finished rows are not
+    monkeypatch.undo()
+    rc, summ = sweep(capsys, path, "--runs-root", runs)
+    assert rc == 0 and summ["status"].get("error", 0) == 0 and summ["status"]["ok"] == 4
+
+
+def test_isolate_runs_points_in_subprocesses(tmp_path: Path, capsys) -> None:
+    data = {**EXP, "models": ["dit"], "durations_s": [17]}
+    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    assert rc == 0 and summ["records"] == 2
+    recs = read_records([summ["run_dir"]])
+    assert {r["measurement"]: r["status"] for r in recs}["flops"] == "ok"
+
+
+def test_plots_written(tmp_path: Path, capsys) -> None:
+    rc = cli.main([str(write(tmp_path)), "--runs-root", str(tmp_path / "runs"), "--no-progress"])
+    summ = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and summ["plots"] and all(Path(p).stat().st_size > 1000 for p in summ["plots"])
