@@ -83,3 +83,15 @@ def test_report_never_imports_models(tmp_path):
             "bad = [m for m in sys.modules if m.split('.')[0] in ('lingen', 'baselines', 'torch')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+
+
+def test_publish_refuses_smoke_run(tmp_path):
+    import json
+    run = tmp_path / "runs" / "scaling" / "smoke-run"
+    shutil.copytree(RUNS[0], run)
+    m = json.loads((run / "manifest.json").read_text())
+    (run / "manifest.json").write_text(json.dumps({**m, "smoke": True, "run_id": "smoke-run"}))
+    with pytest.raises(EvalkitError, match="smoke"):
+        main(["--reports-dir", str(tmp_path / "reports"), "--publish", str(run)])
+    assert main(["--reports-dir", str(tmp_path / "reports"), "--publish", str(run), "--allow-smoke"]) == 0
+    assert (tmp_path / "reports" / "data" / "scaling" / "smoke-run" / "results.jsonl").is_file()

@@ -37,12 +37,18 @@ def parser() -> argparse.ArgumentParser:
                    help="regenerate into a temp folder and fail if --reports-dir differs (excluding data/)")
     p.add_argument("--publish", type=Path, default=None, metavar="RUN_DIR",
                    help="copy a run (manifests + records) into reports/data/<experiment>/<run_id>/")
+    p.add_argument("--allow-smoke", action=argparse.BooleanOptionalAction, default=False,
+                   help="with --publish: accept a run made with --smoke")
     return p
 
 
-def publish(run_dir: Path, reports_dir: Path) -> Path:
-    """Copy manifest*.json and results*.jsonl; refuse to overwrite a different existing copy."""
+def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path:
+    """Copy manifest*.json and results*.jsonl; refuse to overwrite a different existing copy, and refuse a
+    ``--smoke`` run (a fast partial config) unless ``allow_smoke``."""
     run = load_run(run_dir)
+    if run.manifest.get("smoke") and not allow_smoke:
+        raise FieldError("publish", f"{run_dir} is a --smoke run (manifest smoke: true); publish a full run, or "
+                                    "pass --allow-smoke")
     dest = Path(reports_dir) / "data" / run.experiment / run.run_id
     files = sorted(list(Path(run_dir).glob("manifest*.json")) + list(Path(run_dir).glob("results*.jsonl")))
     if dest.exists():
@@ -86,7 +92,7 @@ def main(argv: list[str]) -> int:
     if args.publish is not None:
         if args.check or args.run_dirs:
             raise EvalkitError("--publish takes one RUN_DIR and no other run folders or --check")
-        dest = publish(args.publish, reports_dir)
+        dest = publish(args.publish, reports_dir, args.allow_smoke)
         print(f"published {args.publish} -> {dest}")
         print("now run: python -m evalkit report   (and commit reports/)")
         return 0
