@@ -10,6 +10,10 @@ from evalkit import models as M
 
 
 def main() -> None:
+    t0 = time.perf_counter()
+    for name in ("lingen", "dit"):  # warm-up: imports + torch's lazy meta-kernel setup (one-time per process)
+        M.build(M.resolve(name, "tiny"), device="meta")
+    print(f"warm-up (imports, first meta build of the tiny pair): {time.perf_counter() - t0:.2f} s")
     for name in ("lingen", "dit"):
         cfg = M.resolve(name, "4b")
         t0 = time.perf_counter()
