@@ -104,20 +104,32 @@ def test_meta_count_allocates_no_tensor_memory() -> None:
     assert rec["flops"] > 1e14 and grown < 1.5e9, f"RSS grew by {grown / 1e9:.2f} GB"
 
 
+def _cpu_latency(tmp_path: Path, model: str) -> dict:
+    exp = load_experiment("scaling", smoke=True, sets=["measurements=[latency]", f"models=[{model}]",
+                                                       "durations_s=[8.5]"])
+    (spec,) = plan_points(exp)
+    (r,) = run_point(spec, tmp_path, ctx=Context())
+    assert r["status"] == "ok" and r["timer"] == "perf_counter" and r["device"] == "cpu", r["message"]
+    assert r["iterations"] == len(r["latency_ms_raw"]) >= exp.config.latency.min_iterations
+    assert r["latency_ms_p10"] <= r["latency_ms_p50"] <= r["latency_ms_p90"] and r["latency_ms_p50"] > 0
+    assert r["scope"] == "denoiser_forward" and r["backend_sdpa"] == "cpu_flash"
+    return r
+
+
 def test_cpu_latency_tiny_ok_large_skipped(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("CPU latency path only")
-    exp = load_experiment("scaling", smoke=True, sets=["measurements=[latency]"])
-    spec = plan_points(exp)[0]
-    recs = run_point(spec, tmp_path, ctx=Context())
-    (r,) = recs
-    assert r["status"] == "ok" and r["timer"] == "perf_counter" and r["device"] == "cpu"
-    assert r["iterations"] == len(r["latency_ms_raw"]) >= exp.config.latency.min_iterations
-    assert r["latency_ms_p10"] <= r["latency_ms_p50"] <= r["latency_ms_p90"] and r["latency_ms_p50"] > 0
-    assert r["scope"] == "denoiser_forward" and r["backend_sdpa"] != "" and r["backend_ssd"] in ("ref", "none")
+    assert _cpu_latency(tmp_path, "dit")["backend_ssd"] == "none"
     big = plan_points(load_experiment("scaling", sets=["measurements=[latency]", "durations_s=[68]"]))[-1]
     (s,) = run_point(big, tmp_path, ctx=Context())
     assert s["status"] == "skipped" and "no CUDA" in s["message"] and "latency_ms_p50" not in s
+
+
+@pytest.mark.slow
+def test_cpu_latency_lingen_reports_reference_scan(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("CPU latency path only")
+    assert _cpu_latency(tmp_path, "lingen")["backend_ssd"] == "ref"
 
 
 def test_percentile_and_backend_names() -> None:
