@@ -30,7 +30,7 @@ def test_render_is_byte_identical(rendered, tmp_path):
     a, b = _files(rendered), _files(tmp_path)
     assert a.keys() == b.keys()
     assert [k for k in a if a[k] != b[k]] == []
-    for stem in ("cost/fig_flops_scaling_4b", "train/fig_loss"):
+    for stem in ("cost/fig_flops_scaling_scaling-4b", "train/fig_loss"):
         assert {f"{stem}.png", f"{stem}.svg", f"{stem}.csv"} <= a.keys()
 
 

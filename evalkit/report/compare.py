@@ -29,6 +29,14 @@ def _lingen_family(sel: pd.DataFrame) -> pd.DataFrame:
     return sel[sel["model"].astype(str).str.startswith("lingen")]
 
 
+def _same_run_as_variants(sel: pd.DataFrame) -> pd.DataFrame:
+    """Keep the runs that hold ablation variants (so the default is from the same run), if any do."""
+    if sel.empty:
+        return sel
+    with_variants = set(sel.loc[sel["variant"].fillna("default") != "default", "_run_id"])
+    return sel[sel["_run_id"].isin(with_variants)] if with_variants else sel
+
+
 def _flavor(sel: pd.DataFrame) -> str | None:
     """The flavor to compare at: '4b' (the paper's models) when present, else the most common one."""
     if sel.empty:
@@ -39,8 +47,8 @@ def _flavor(sel: pd.DataFrame) -> str | None:
 
 def table2(df: pd.DataFrame, runs: list[Run], root: Path) -> tuple[list[Artifact], pd.DataFrame]:
     p2 = paper.table2()
-    fl = _lingen_family(_at(measurement(df, "flops"), T2_RES, T2_DUR))
-    lat = _lingen_family(_at(measurement(df, "latency"), T2_RES, T2_DUR))
+    fl = _same_run_as_variants(_lingen_family(_at(measurement(df, "flops"), T2_RES, T2_DUR)))
+    lat = _same_run_as_variants(_lingen_family(_at(measurement(df, "latency"), T2_RES, T2_DUR)))
     fl = fl[fl["flavor"] == _flavor(fl)] if not fl.empty else fl
     if not lat.empty:   # one cohort: the most populated one
         lat = lat[lat["cohort"] == lat["cohort"].value_counts().index[0]]

@@ -98,11 +98,11 @@ def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, roo
 def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     arts: list[Artifact] = []
     fl = measurement(df, "flops")
-    for flavor in sorted(fl["flavor"].unique()) if not fl.empty else []:
-        data = _pair_frame(fl[fl["flavor"] == flavor], "video_flops")
-        if data.empty or data["model"].nunique() < 2:
+    for (exp, flavor), sel in (fl.groupby(["_experiment", "flavor"]) if not fl.empty else []):
+        data = _pair_frame(sel, "video_flops")
+        if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
-        stem = f"cost/fig_flops_scaling_{_slug(flavor)}"
+        stem = f"cost/fig_flops_scaling_{_slug(exp, flavor)}"
         steps = sorted(set(fl["steps"].dropna().astype(int)))
         cfgs = sorted(set(fl["cfg_factor"].dropna().astype(int)))
         _scaling_figure(data, "video_flops",
@@ -113,11 +113,11 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
                              f"LinGen vs DiT ({flavor}); Fig. 1b / Fig. 6(b) analogue", runs=run_ids(data, runs),
                              sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
     lat = measurement(df, "latency")
-    for (flavor, cohort), sel in (lat.groupby(["flavor", "cohort"]) if not lat.empty else []):
+    for (exp, flavor, cohort), sel in (lat.groupby(["_experiment", "flavor", "cohort"]) if not lat.empty else []):
         data = _pair_frame(sel, "video_latency_s")
-        if data.empty or data["model"].nunique() < 2:
+        if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
-        stem = f"cost/fig_latency_scaling_{_slug(flavor, cohort)}"
+        stem = f"cost/fig_latency_scaling_{_slug(exp, flavor, cohort)}"
         _scaling_figure(data, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
                         f"Latency, {flavor} flavor (Fig. 6a analogue)", root, stem)
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"Latency vs duration and tokens, "
@@ -131,11 +131,13 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     lat, fl = measurement(df, "latency"), measurement(df, "flops")
     groups: list[tuple[pd.DataFrame, str, str, str]] = []
     if not lat.empty:
-        for cohort, sel in lat.groupby("cohort"):
+        for (exp, cohort), sel in lat.groupby(["_experiment", "cohort"]):
             groups.append((sel, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
-                           _slug("latency", cohort)))
+                           _slug(exp, "latency", cohort)))
     if not groups and not fl.empty:
-        groups.append((fl, "video_flops", "FLOPs per video (log)", "flops"))
+        for exp, sel in fl.groupby("_experiment"):
+            groups.append((sel, "video_flops", "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]",
+                           _slug(exp, "flops")))
     arts = []
     for sel, value, ylabel, slug in groups:
         sel = sel[sel["model"].isin(PAIR) & (sel["variant"].fillna("default") == "default")]
@@ -165,7 +167,8 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         ax.set_yscale("log")
         ax.set_xlabel("parameters (billions)")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"Cost vs model size at {key[0]} / {key[1]:g} s (Fig. 20 analogue)")
+        what = "latency" if value.startswith("video_latency") else "FLOPs (latency not measured)"
+        ax.set_title(f"{what} vs model size at {key[0]} / {key[1]:g} s (Fig. 20 analogue)")
         ax.legend()
         stem = f"cost/fig_model_size_{slug}"
         save_figure(fig, root, stem, data)
