@@ -39,7 +39,7 @@ def test_report_contents(rendered):
     assert "fixture-cpu" in index and "f" * 40 in index and "e" * 40 in index  # git sha from the manifests
     pvm = (rendered / "paper_vs_measured.md").read_text()
     assert "SYNTHETIC-GPU" in pvm and "not measured" in pvm                   # latency only where recorded
-    csv = (rendered / "cost" / "fig_flops_scaling_4b.csv").read_text().splitlines()
+    csv = (rendered / "cost" / "fig_flops_scaling_scaling-4b.csv").read_text().splitlines()
     assert csv[0].startswith("model,flavor,resolution,duration_s,num_tokens,video_flops")
     t2 = (rendered / "cost" / "table2_ablation.md").read_text()
     assert "| LinGen w/o TESA | lingen-no-tesa |" in t2 and "| -7.00 |" in t2
@@ -47,7 +47,7 @@ def test_report_contents(rendered):
     vb = (rendered / "vbench" / "standard_quality.md").read_text()
     assert "PARTIAL" in vb and "LinGen (paper table4)" in vb
     assert "DOES NOT REPRODUCE" in (rendered / "paper" / "integrity_check.md").read_text()
-    assert b"Software" not in (rendered / "cost" / "fig_flops_scaling_4b.png").read_bytes()
+    assert b"Software" not in (rendered / "cost" / "fig_flops_scaling_scaling-4b.png").read_bytes()
 
 
 def test_check_and_publish(tmp_path, capsys):
