@@ -10,15 +10,15 @@ created only on request (e.g. for a barrier before a merge).
 
 VBench's own multi-GPU mode all-gathers per-video results and re-aggregates them, which changes the score of some
 dimensions (subject_consistency becomes a plain mean of per-video means, appearance_style keeps each video's last
-frame: see shared/reference/vbench.md section 4.8). evalkit therefore runs VBench single-process per shard and
-merges itself (``plan_vbench_shards`` / ``merge_video_shards``).
+frame: see shared/reference/vbench.md section 4.8). evalkit therefore runs VBench single-process per (dimension,
+shard) unit and merges itself (evalkit.vbench.runner); ranks and jobs only split whole units (``rank_units``).
 """
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from evalkit.errors import ChoiceError, FieldError
 
@@ -162,89 +162,18 @@ def destroy_process_group() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# VBench sharding policy
+# VBench: which work units may be spread over ranks / jobs
 # ---------------------------------------------------------------------------------------------------------------
-
-# Dimensions whose VBench aggregate is the plain mean of the per-video ``video_results`` (single-process code, read
-# from vbench/<dim>.py; see shared/reference/vbench.md section 3 table): a video-list shard can be merged exactly
-# by taking the mean over the union of per-video results. The value is the divisor VBench applies to that mean.
-VIDEO_MEAN_DIMENSIONS: dict[str, float] = {
-    "temporal_flickering": 1.0,   # mean (over static-filtered videos)
-    "motion_smoothness": 1.0,     # mean
-    "dynamic_degree": 1.0,        # fraction of videos judged dynamic (mean of bools)
-    "aesthetic_quality": 1.0,     # mean
-    "imaging_quality": 100.0,     # per-video MUSIQ 0-100, aggregate = mean / 100
-    "temporal_style": 1.0,        # mean
-    "overall_consistency": 1.0,   # mean
-}
-# Every other dimension (subject/background consistency, object_class, multiple_objects, scene, appearance_style
-# are frame-weighted; color skips videos; human_action, spatial_relationship) is sharded by dimension only: one
-# single-process VBench run per dimension gives VBench's own single-GPU number.
+# The policy (implemented once, in evalkit.vbench.runner: validate/_shards/_merge): the unit of work is one
+# (dimension, shard) single-process VBench run. By default a dimension is one shard (VBench's exact single-GPU
+# number). Video-list shards (--shard-size N) are allowed only for the dimensions whose aggregate is the plain mean
+# of per-video results (runner.MEAN_OF_VIDEOS); frame-weighted ones (subject/background consistency, object_class,
+# multiple_objects, scene, appearance_style, ...) are refused, because merging them would change the score, which
+# is exactly what VBench's own --ngpus mode does. Ranks (torchrun) or jobs (executors) take whole units:
+# ``shard(units, rank, world_size)``; nothing is exchanged, and the merge runs once all unit files exist.
 
 
-@dataclass(frozen=True, kw_only=True)
-class VBenchShard:
-    """One single-process VBench job: one dimension over a list of videos (all videos when ``videos`` is None)."""
-
-    dimension: str
-    index: int = 0
-    count: int = 1
-    videos: tuple[str, ...] | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.dimension}/shard{self.index}of{self.count}"
-
-
-def plan_vbench_shards(dimensions: Sequence[str], videos: Sequence[str] | None = None, *,
-                       shards_per_dimension: int = 1,
-                       policy: Literal["dimension", "videos"] = "dimension") -> list[VBenchShard]:
-    """The jobs of a VBench evaluation.
-
-    ``dimension`` (default, exact): one job per dimension over every video. ``videos``: dimensions listed in
-    ``VIDEO_MEAN_DIMENSIONS`` are additionally split into ``shards_per_dimension`` strided video lists (merged with
-    ``merge_video_shards``); the other dimensions stay one job each, because splitting them would change their
-    score. Dimensions are evaluated in the given order; duplicates are an error.
-    """
-    if policy not in ("dimension", "videos"):
-        raise ChoiceError("shard_policy", policy, ("dimension", "videos"))
-    if len(set(dimensions)) != len(dimensions):
-        dup = sorted({d for d in dimensions if list(dimensions).count(d) > 1})
-        raise FieldError("dimensions", f"listed more than once: {dup}")
-    if shards_per_dimension < 1:
-        raise FieldError("shards_per_dimension", f"must be >= 1, got {shards_per_dimension}")
-    out: list[VBenchShard] = []
-    for dim in dimensions:
-        n = shards_per_dimension if policy == "videos" and dim in VIDEO_MEAN_DIMENSIONS else 1
-        if n > 1:
-            if videos is None:
-                raise FieldError("videos", f"splitting {dim!r} by video list needs the list of videos")
-            n = min(n, max(len(videos), 1))
-            out += [VBenchShard(dimension=dim, index=i, count=n, videos=tuple(shard(list(videos), i, n)))
-                    for i in range(n)]
-        else:
-            out.append(VBenchShard(dimension=dim, videos=None if videos is None else tuple(videos)))
-    return out
-
-
-def merge_video_shards(dimension: str, shard_video_results: Sequence[Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
-    """Merge the per-video results (VBench's ``[aggregate, [per_video_dict, ...]]`` second element) of the video
-    shards of one dimension into the score VBench gives for all videos in one process.
-
-    Each per-video dict needs ``video_path`` and ``video_results``. A video present in two shards is an error
-    (shards must be disjoint); returns ``{"dimension", "score", "n_evaluated"}``.
-    """
-    if dimension not in VIDEO_MEAN_DIMENSIONS:
-        raise ChoiceError("dimension", dimension, VIDEO_MEAN_DIMENSIONS,
-                          what="dimension that can be merged from video shards (others: shard by dimension)")
-    values: dict[str, float] = {}
-    for i, per_video in enumerate(shard_video_results):
-        for entry in per_video:
-            path = str(entry["video_path"])
-            if path in values:
-                raise FieldError(f"shard {i}", f"video {path} appears in more than one shard of {dimension}")
-            values[path] = float(entry["video_results"])
-    if not values:
-        raise FieldError(dimension, "no per-video results in any shard")
-    score = sum(values.values()) / len(values) / VIDEO_MEAN_DIMENSIONS[dimension]
-    return {"dimension": dimension, "score": score, "n_evaluated": len(values)}
+def rank_units(units: Sequence[T], info: DistInfo | None = None) -> list[T]:
+    """This process's share of independent work units (``units[rank::world_size]``) under torchrun/srun."""
+    info = info or dist_info()
+    return shard(units, info.rank, info.world_size)

@@ -1,6 +1,5 @@
 """torchrun helpers: rank/world from the environment, rank-strided sharding, device choice, gloo on CPU with
-two real processes, and the VBench sharding policy (shard by dimension; split video lists only where the merge is
-exact)."""
+two real processes, and splitting whole VBench (dimension, shard) units over ranks."""
 from __future__ import annotations
 
 import json
@@ -11,8 +10,7 @@ import textwrap
 
 import pytest
 
-from evalkit.distributed import (VIDEO_MEAN_DIMENSIONS, DistInfo, dist_info, merge_video_shards,
-                                 plan_vbench_shards, select_device, shard)
+from evalkit.distributed import DistInfo, dist_info, rank_units, select_device, shard
 from evalkit.errors import ChoiceError, FieldError
 
 
@@ -86,50 +84,8 @@ def test_torchrun_two_processes_gloo_cpu(tmp_path):
     assert got[0]["items"] == list(range(0, 11, 2)) and got[1]["items"] == list(range(1, 11, 2))
 
 
-# --- VBench sharding policy -------------------------------------------------------------------------------------
-
-VIDEOS = [f"a cat-{i}.mp4" for i in range(5)] + [f"a dog-{i}.mp4" for i in range(5)]
-
-
-def test_vbench_default_policy_is_one_job_per_dimension():
-    jobs = plan_vbench_shards(["subject_consistency", "temporal_flickering"], VIDEOS)
-    assert [j.key for j in jobs] == ["subject_consistency/shard0of1", "temporal_flickering/shard0of1"]
-    assert all(j.videos == tuple(VIDEOS) for j in jobs)
-
-
-def test_vbench_video_policy_splits_only_exactly_mergeable_dimensions():
-    jobs = plan_vbench_shards(["subject_consistency", "imaging_quality", "dynamic_degree"], VIDEOS,
-                              shards_per_dimension=3, policy="videos")
-    by_dim: dict[str, list] = {}
-    for j in jobs:
-        by_dim.setdefault(j.dimension, []).append(j)
-    assert len(by_dim["subject_consistency"]) == 1          # frame-weighted: splitting would change the score
-    assert len(by_dim["imaging_quality"]) == len(by_dim["dynamic_degree"]) == 3
-    vids = [v for j in by_dim["imaging_quality"] for v in j.videos]
-    assert sorted(vids) == sorted(VIDEOS) and len(set(vids)) == len(VIDEOS)
-    assert "subject_consistency" not in VIDEO_MEAN_DIMENSIONS and "appearance_style" not in VIDEO_MEAN_DIMENSIONS
-    with pytest.raises(FieldError, match="more than once"):
-        plan_vbench_shards(["color", "color"])
-    with pytest.raises(ChoiceError, match="shard_policy"):
-        plan_vbench_shards(["color"], policy="video")
-
-
-def test_merge_video_shards_equals_single_process_mean():
-    vals = {v: (i * 7 % 10) / 10 for i, v in enumerate(VIDEOS)}
-    per_video = [{"video_path": v, "video_results": s} for v, s in vals.items()]
-    shards = [shard(per_video, r, 3) for r in range(3)]
-    merged = merge_video_shards("aesthetic_quality", shards)
-    assert merged["n_evaluated"] == 10
-    assert merged["score"] == pytest.approx(sum(vals.values()) / 10, abs=1e-15)
-    # imaging_quality: per-video MUSIQ 0-100, VBench's aggregate divides the mean by 100
-    iq = merge_video_shards("imaging_quality", [[{"video_path": "a", "video_results": 50.0}],
-                                                [{"video_path": "b", "video_results": 70.0}]])
-    assert iq["score"] == pytest.approx(0.6)
-    # dynamic_degree per-video results are booleans: the score is the fraction True
-    dd = merge_video_shards("dynamic_degree", [[{"video_path": "a", "video_results": True}],
-                                               [{"video_path": "b", "video_results": False}]])
-    assert dd["score"] == 0.5
-    with pytest.raises(ChoiceError, match="subject_consistency"):
-        merge_video_shards("subject_consistency", shards)
-    with pytest.raises(FieldError, match="more than one shard"):
-        merge_video_shards("aesthetic_quality", [per_video, per_video[:1]])
+def test_rank_units_split_whole_vbench_units():
+    units = [("subject_consistency", 0), ("imaging_quality", 0), ("imaging_quality", 1), ("color", 0)]
+    env = {"RANK": "1", "WORLD_SIZE": "2"}
+    assert rank_units(units, dist_info(env)) == [("imaging_quality", 0), ("color", 0)]
+    assert rank_units(units, DistInfo()) == units
