@@ -66,14 +66,18 @@ def paper_tables(root: Path) -> list[Artifact]:
 def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     if df.empty or "kind" not in df or not (df["kind"] == "vbench").any():
         return []
-    v = df[(df["kind"] == "vbench") & (df["status"] == "ok")]
+    # flagged = scored on fewer videos than expected (vbench runner); shown, and named in the row label
+    v = df[(df["kind"] == "vbench") & df["status"].isin(("ok", "flagged"))]
     rows_all, arts = paper.vbench_rows(), []
     for mode, sel in v.groupby("mode"):
         measured = []
         for model, m in sel.groupby("model"):
             scores = dict(zip(m["dimension"], m["score"].astype(float)))
             agg = aggregate(scores, partial=True)
-            row = {"model": f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''})"}
+            short = sorted(m.loc[m["status"] == "flagged", "dimension"])
+            label = f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''}"
+            label += f", INCOMPLETE videos: {' '.join(short)})" if short else ")"
+            row = {"model": label}
             row.update({d: 100 * scores[d] if d in scores else None for d in (*QUALITY_DIMENSIONS,
                                                                              *SEMANTIC_DIMENSIONS)})
             for k in ("quality_score", "semantic_score", "total_score"):
