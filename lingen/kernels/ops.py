@@ -38,9 +38,16 @@ def resolve_backend(kernels: str, device: str) -> str:
 
 
 # ---- SSD (Mamba2) ----------------------------------------------------------------------------------------------
+def _f32(fn, x: Tensor, *rest: Tensor, chunk: int) -> Tensor:
+    """Run a reference scan in float32 for half-precision inputs (cumulative decays need the range)."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return fn(x.float(), *(t.float() for t in rest), chunk).to(x.dtype)
+    return fn(x, *rest, chunk)
+
+
 @torch.library.custom_op("lingen::ssd_scan", mutates_args=())
 def _ssd_scan_op(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
-    return ref.ssd_chunked(x, dt, A, B, C, chunk)
+    return _f32(ref.ssd_chunked, x, dt, A, B, C, chunk=chunk)
 
 
 @_ssd_scan_op.register_fake
@@ -83,7 +90,7 @@ def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int,
 # ---- Selective scan (Mamba-1) ------------------------------------------------------------------------------------
 @torch.library.custom_op("lingen::selective_scan", mutates_args=())
 def _selective_op(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
-    return ref.selective_chunked(x, dt, A, B, C, chunk)
+    return _f32(ref.selective_chunked, x, dt, A, B, C, chunk=chunk)
 
 
 @_selective_op.register_fake
