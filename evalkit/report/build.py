@@ -26,8 +26,9 @@ def _index(root: Path, arts: list[Artifact], runs: list[Run], missing: list[str]
     if runs:
         lines += ["| experiment | run id | git sha (from the run's manifest) | hardware | path |", "|---|---|---|---|---|"]
         for r in runs:
-            lines.append(f"| {r.experiment} | {r.run_id} | {r.git_sha} | {r.hardware} | "
-                         f"{r.path.as_posix().split('reports/', 1)[-1]} |")
+            posix = r.path.as_posix()
+            where = "data/" + posix.split("/data/", 1)[-1] if "/data/" in posix else "/".join(r.path.parts[-2:])
+            lines.append(f"| {r.experiment} | {r.run_id} | {r.git_sha} | {r.hardware} | {where} |")
     else:
         lines.append("No published runs: only the paper's tables and their integrity check are rendered.")
     lines += ["", "## Artifacts", "", "| artifact | files | runs (experiment/run_id@git_sha) | paper source |",
