@@ -65,7 +65,7 @@ def _ssd_backward(ctx, gy):
     # recompute the reference under autograd (memory-light; the fused path has its own backward)
     inputs = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
     with torch.enable_grad():
-        y = ref.ssd_chunked(*inputs, ctx.chunk)
+        y = _f32(ref.ssd_chunked, *inputs, chunk=ctx.chunk)
         grads = torch.autograd.grad(y, inputs, gy)
     return (*grads, None)
 
@@ -101,7 +101,7 @@ def _(x, dt, A, B, C, chunk):
 def _sel_backward(ctx, gy):
     inputs = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
     with torch.enable_grad():
-        y = ref.selective_chunked(*inputs, ctx.chunk)
+        y = _f32(ref.selective_chunked, *inputs, chunk=ctx.chunk)
         grads = torch.autograd.grad(y, inputs, gy)
     return (*grads, None)
 
