@@ -398,6 +398,39 @@ def selftest_item(item: dict[str, Any], run_dir: Path, job_tag: str) -> list[dic
     return recs
 
 
+def cli_shard_item(item: dict[str, Any], run_dir: Path, job_tag: str) -> list[dict[str, Any]]:
+    """Run one shard of an evalkit verb that reads ``evalkit.distributed.dist_info`` (e.g. ``generate``): sets
+    RANK/WORLD_SIZE (and LOCAL_RANK=0: one process per job) to the item's ``rank``/``world_size`` and calls
+    ``python -m evalkit <item['argv']...>`` in this process. A non-zero exit status is an error of the item."""
+    from evalkit.cli import main as evalkit_main
+
+    env = {"RANK": str(item["rank"]), "WORLD_SIZE": str(item["world_size"]), "LOCAL_RANK": "0",
+           "LOCAL_WORLD_SIZE": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        rc = evalkit_main(list(item["argv"]))
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if rc != 0:
+        raise RuntimeError(f"python -m evalkit {' '.join(item['argv'][:1])} shard {item['rank']}/"
+                           f"{item['world_size']} exited with status {rc}")
+    return []
+
+
+def cli_shard_items(argv: Sequence[str], shards: int) -> list[dict[str, Any]]:
+    """``shards`` items that together run ``python -m evalkit <argv>`` as ranks 0..shards-1 (each rank takes
+    ``items[rank::shards]`` inside the verb and writes its own output shard)."""
+    if shards < 1:
+        raise FieldError("shards", f"must be >= 1, got {shards}")
+    return [{"key": f"{argv[0]}/shard{r}of{shards}", "rank": r, "world_size": shards, "argv": list(argv)}
+            for r in range(shards)]
+
+
 def kill_once_then(item: dict[str, Any], run_dir: Path, job_tag: str) -> Any:
     """Fault injection for tests and cluster checks: the first call (marker file ``item['kill_once']`` absent)
     creates the marker and SIGKILLs its own process before doing anything, as a preempted or OOM-killed job would

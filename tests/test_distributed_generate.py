@@ -111,3 +111,31 @@ def test_torchrun_two_ranks_generate_same_videos_as_one_process(tmp_path, checkp
     # different prompts/seeds give different videos (the comparison above is not vacuous)
     names = sorted(one)
     assert not np.array_equal(_frames(tmp_path / "one" / names[0]), _frames(tmp_path / "one" / names[1]))
+
+
+@pytest.mark.slow
+def test_generate_shards_as_submitit_jobs_equal_one_process(tmp_path, checkpoint):
+    """The same verb fanned out as two submitit jobs (LocalExecutor: real subprocesses), one rank each."""
+    from evalkit.cluster import ClusterConfig
+    from evalkit.executors import cli_shard_items, run_items
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    _generate([sys.executable], checkpoint, prompts, tmp_path / "one")
+    argv = ["generate", "--checkpoint", str(checkpoint), "--prompts", str(prompts), "--samples", "2",
+            "--steps", "3", "--cfg-scale", "2.0", "--batch-size", "1", "--out", str(tmp_path / "jobs"),
+            "--no-progress"]
+    cfg = ClusterConfig(executor="submitit", submitit_cluster="local")
+    out = run_items(cli_shard_items(argv, 2), "evalkit.executors:cli_shard_item", executor=cfg,
+                    run_dir=tmp_path / "jobs.run")
+    assert out["done"] == 2 and not out["errors"]
+    one = {v["file"]: v for v in read_videos(tmp_path / "one")}
+    two = {v["file"]: v for v in read_videos(tmp_path / "jobs")}
+    assert sorted(one) == sorted(two) and {v["rank"] for v in two.values()} == {0, 1}
+    for name in one:   # frames: see the module docstring (the torchrun test compares them exactly)
+        assert one[name]["seed"] == two[name]["seed"]
+        assert _decoded(tmp_path / "jobs" / name).shape == (8, 32, 32, 3)
+    # re-submission: both shards are done, nothing runs
+    again = run_items(cli_shard_items(argv, 2), "evalkit.executors:cli_shard_item", executor=cfg,
+                      run_dir=tmp_path / "jobs.run")
+    assert again["submitted"] == 0
