@@ -22,12 +22,13 @@ def _flat(c, grid):
 
 
 def _brute(q, k, v, grid, window, shift):
-    """Full attention with an explicit mask: same shifted window and same wrap-around side in every axis."""
+    """Full attention with an explicit mask: same shifted window and same wrap-around side in every axis (the
+    grid is padded to whole windows before the cyclic roll, so positions wrap modulo the padded size)."""
     coords = torch.stack(torch.meshgrid(*(torch.arange(g) for g in grid), indexing="ij"), -1).reshape(-1, 3)
     keys = []
     for a in range(3):
         c, s, w, g = coords[:, a], shift[a], window[a], grid[a]
-        p = (c - s) % g  # position after the cyclic roll
+        p = (c - s) % (-(-g // w) * w)  # position after the cyclic roll of the padded axis
         keys += [p // w, (c < s).long()]
     key = torch.stack(keys, -1)
     mask = (key[:, None] == key[None, :]).all(-1)
@@ -37,8 +38,9 @@ def _brute(q, k, v, grid, window, shift):
 
 
 @pytest.mark.parametrize("layer", [0, 1])
-def test_matches_brute_force_mask(layer):
-    grid, window, shift = (4, 4, 6), (2, 2, 3), (1, 1, 1)
+@pytest.mark.parametrize("grid", [(4, 4, 6), (5, 3, 7)])
+def test_matches_brute_force_mask(layer, grid):
+    window, shift = (2, 2, 3), (1, 1, 1)
     q, k, v = _qkv(grid)
     eff = shift if layer % 2 else (0, 0, 0)
     torch.testing.assert_close(window_attention(q, k, v, grid, HEADS, window, shift, layer),
