@@ -68,8 +68,9 @@ def main(argv: list[str]) -> int:
     print("models (python -m evalkit ls --json for details):")
     print(f"  {'model':<18}{'flavor':<8}{'params':>12}  {'mixer':<10}{'d x depth':<12}summary")
     for r in data["models"]:
-        print(f"  {r['model']:<18}{r['flavor']:<8}{_params(r['params']):>12}  {r['mixer']:<10}"
-              f"{str(r['d_model']) + ' x ' + str(r['depth']):<12}{r['summary'] if r['flavor'] == 'tiny' or args.flavor else ''}")
+        summary = r["summary"] if r["flavor"] == "tiny" or args.flavor else ""
+        shape = f"{r['d_model']} x {r['depth']}"
+        print(f"  {r['model']:<18}{r['flavor']:<8}{_params(r['params']):>12}  {r['mixer']:<10}{shape:<12}{summary}")
     if data["measurements"]:
         print("\nmeasurements:")
         for m in data["measurements"]:

@@ -81,7 +81,6 @@ def _merge(base: dict, extra: dict) -> dict:
 
 
 def _set_override(data: dict, key: str, value: Any, where: str) -> None:
-    from lingen import config as _cfg  # noqa: F401  (documents where the keys come from)
     parts = key.split(".")
     node = data
     for depth, part in enumerate(parts[:-1]):

@@ -106,7 +106,10 @@ class Block(nn.Module):
 
 
 class VideoDiT(nn.Module):
-    """The backbone with a pluggable token mixer. forward(x (B,C,T,H,W), t (B,), context (B,S,E), mask) -> (B,C,T,H,W)."""
+    """The backbone with a pluggable token mixer.
+
+    forward(x (B, C, T, H, W), t (B,), context (B, S, E), context_mask (B, S) bool | None) -> (B, C, T, H, W).
+    """
 
     def __init__(self, cfg: ModelConfig, mixer_factory: MixerFactory) -> None:
         super().__init__()
