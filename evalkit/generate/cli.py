@@ -39,6 +39,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--pix-fmt", default="yuv420p", choices=("yuv420p", "yuv444p"))
     p.add_argument("--legacy-pt", action=argparse.BooleanOptionalAction, default=False,
                    help="allow a legacy model.pt (loaded with torch.load(weights_only=True))")
@@ -73,6 +74,9 @@ def main(argv: list[str]) -> int:
     config = ck.validate_folder(args.checkpoint, args.legacy_pt)
     sampler = SamplerConfig(steps=args.steps, schedule=args.schedule, cfg_scale=args.cfg_scale)
     point = resolve_point(config, args.height, args.width, args.duration_s, args.fps)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     # 2. load, then check the requested duration/resolution against the model before sampling
     ckpt = ck.load_checkpoint(args.checkpoint, device=args.device, allow_legacy_pt=args.legacy_pt)
     check_geometry(ckpt, point)

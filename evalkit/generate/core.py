@@ -70,6 +70,10 @@ def check_geometry(ckpt, point) -> tuple[int, ...]:
     from evalkit import models
 
     cfg = ckpt.model.cfg
+    frames = point.duration_s * point.fps
+    if frames <= 0 or abs(frames - round(frames)) > 1e-6:
+        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {frames:g} frames, not a whole "
+                                       "positive number of frames")
     models.validate_point(cfg, point)
     shape = tuple(models.latent_shape(cfg, point))
     dec = ckpt.decoder_spec

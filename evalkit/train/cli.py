@@ -38,6 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-root", default=str(REPO_ROOT / "runs"))
     p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
                    help="generate and score alignment after training")
+    p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="also score ground-truth data-set videos (the calibration row 'dataset')")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
     return p
 
@@ -65,6 +67,9 @@ def main(argv: list[str]) -> int:
             if w not in labels:
                 raise ChoiceError("--only", w, labels, what="model label")
         entries = [m for m in entries if m.key in wanted]
+    if exp.train.threads:
+        import torch
+        torch.set_num_threads(exp.train.threads)
     point = video_point(exp.data)
     for m in entries:  # 1. every model resolves and can represent the video before any training
         models.validate_point(models.resolve(m.name, m.flavor, exp.model_overrides(m) or None), point)
@@ -78,7 +83,7 @@ def main(argv: list[str]) -> int:
     summary = {"run_dir": str(run_dir), "models": {}}
     for m in entries:
         summary["models"][m.key] = run_one(exp, m, run_dir, base, args)
-    if args.eval:
+    if args.eval and args.reference:
         summary["models"]["dataset"] = run_reference(exp, run_dir, base)
     print(json.dumps(summary))
     return 0
