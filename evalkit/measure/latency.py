@@ -113,4 +113,6 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
              "iterations": len(raw), "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": percentile(raw, 50),
              "latency_ms_p90": percentile(raw, 90), "latency_ms_mean": statistics.fmean(raw),
              "backend_sdpa": sdpa_backend_from_names(names), "backend_ssd": ssd_backend_from_names(names),
+             "backend_ssd_selected": "+".join(sorted({str(m.backend) for m in model.modules()
+                                                      if isinstance(getattr(m, "backend", None), str)})) or "none",
              "gpu": torch.cuda.get_device_name(0) if cuda else None}]

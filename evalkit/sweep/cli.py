@@ -64,21 +64,24 @@ def _run_isolated(spec: dict, run_dir: Path, job_tag: str | None, skip: set[str]
     cmd = [sys.executable, "-m", "evalkit.sweep.point", "--spec", fh.name, "--run-dir", str(run_dir)]
     if job_tag:
         cmd += ["--job-tag", job_tag]
+    timed_out = False
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        rc, err = proc.returncode, proc.stderr
+        rc, err = proc.returncode, proc.stderr or ""
     except subprocess.TimeoutExpired as exc:
-        rc, err = -9, f"killed after executor.point_timeout_s={timeout_s:g}: {exc.stderr or ''}"
+        timed_out, rc = True, None
+        err = f"killed after executor.point_timeout_s={timeout_s:g} s; {exc.stderr or ''}"
     finally:
         Path(fh.name).unlink(missing_ok=True)
+    # a child killed by SIGKILL without a timeout is most likely the kernel's out-of-memory killer
+    oom = not timed_out and (rc == -9 or "out of memory" in err.lower())
     written = done_keys(run_dir, ("ok", "oom", "skipped", "flagged", "error"))
     for m, key in todo.items():
         if key not in written:
-            oom = "out of memory" in (err or "").lower() or rc in (-9, 137)
             append_record(results_path(run_dir, job_tag), {
-                **base_record(spec, m, run_dir), "status": "oom" if oom and rc != -9 else "error",
-                "message": f"isolated point exited with status {rc}: {(err or '').strip()[-400:]}",
-                "created": now_iso()})
+                **base_record(spec, m, run_dir), "status": "oom" if oom else "error",
+                "message": f"isolated point {'timed out' if timed_out else f'exited with status {rc}'}: "
+                           f"{err.strip()[-400:]}", "created": now_iso()})
     return len(todo)
 
 
