@@ -95,14 +95,16 @@ def resolve_cluster(section: Mapping[str, Any] | None = None, sets: Sequence[str
     return from_dict(ClusterConfig, data["cluster"], where)
 
 
-def add_cluster_args(parser: argparse.ArgumentParser) -> None:
-    """The flags every fan-out verb shares: ``--executor``, ``--dry-run`` (``--set cluster.*`` is the verb's own
-    ``--set``)."""
+def add_cluster_args(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+    """The flags every fan-out verb shares: ``--executor`` and ``--dry-run`` (pass ``dry_run=False`` when the verb
+    already has one); ``--set cluster.*`` is the verb's own ``--set``."""
     group = parser.add_argument_group("execution (see README: Running on a SLURM cluster)")
     group.add_argument("--executor", choices=EXECUTORS, default=None,
                        help="local (default): in this process, or a subprocess per item with --isolate; "
                             "submitit: SLURM job arrays (or submitit's local subprocesses without SLURM). "
                             "Overrides cluster.executor of the experiment file")
+    if not dry_run:
+        return
     group.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=False,
                        help="print the jobs that would be submitted (one line per job: key and sbatch options) "
                             "and exit without running anything")

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,8 @@ def plan_jobs(items: Sequence[dict[str, Any]], fn: str, cfg: ClusterConfig, run_
               submission: str | None = None) -> list[JobSpec]:
     """Group items into jobs of ``cfg.items_per_job`` (1 for the isolated local executor)."""
     per_job = 1 if (cfg.executor == "local" and cfg.isolate) else cfg.items_per_job
-    sub = submission or new_run_id("s")
+    # unique per submission (two submissions in one second from one process must not share job files)
+    sub = submission or f"{new_run_id('s')}-{uuid.uuid4().hex[:6]}"
     return [JobSpec(tag=f"{sub}-{i // per_job:04d}", fn=fn, run_dir=str(run_dir),
                     items=tuple(items[i:i + per_job]), executor=cfg.executor)
             for i in range(0, len(items), per_job)]
