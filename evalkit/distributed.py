@@ -15,6 +15,7 @@ shard) unit and merges itself (evalkit.vbench.runner); ranks and jobs only split
 """
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -121,11 +122,14 @@ def select_device(info: DistInfo | None = None, prefer: Literal["auto", "cpu", "
     return f"cuda:{info.local_rank}"
 
 
-def init_process_group(info: DistInfo | None = None, backend: Literal["auto", "gloo", "nccl"] = "auto") -> bool:
+def init_process_group(info: DistInfo | None = None, backend: Literal["auto", "gloo", "nccl"] = "auto", *,
+                       timeout_s: float | None = None) -> bool:
     """Create the default process group when launched with several processes (idempotent).
 
     ``auto``: nccl when CUDA is available, else gloo. Returns True when a group exists afterwards. Needs the
-    rendezvous variables torchrun sets (MASTER_ADDR, MASTER_PORT).
+    rendezvous variables torchrun sets (MASTER_ADDR, MASTER_PORT). ``timeout_s`` bounds every collective,
+    ``barrier()`` included (torch's default is 30 min for gloo: too short to wait for another rank's VBench
+    dimensions).
     """
     info = info or dist_info()
     if not info.is_distributed:
@@ -142,7 +146,8 @@ def init_process_group(info: DistInfo | None = None, backend: Literal["auto", "g
     missing = [v for v in ("MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
     if missing:
         raise FieldError("MASTER_ADDR", f"{', '.join(missing)} not set: launch with torchrun")
-    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+    kwargs = {} if timeout_s is None else {"timeout": datetime.timedelta(seconds=timeout_s)}
+    dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, **kwargs)
     return True
 
 

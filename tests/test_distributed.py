@@ -60,7 +60,7 @@ SCRIPT = textwrap.dedent("""
     import torch.distributed as dist
     from evalkit.distributed import dist_info, init_process_group, shard, barrier, destroy_process_group
     info = dist_info()
-    assert init_process_group(info, "gloo")
+    assert init_process_group(info, "gloo", timeout_s=60)
     mine = shard(list(range(11)), info.rank, info.world_size)
     got = [None] * info.world_size
     dist.all_gather_object(got, {"rank": info.rank, "local_rank": info.local_rank, "items": mine})
