@@ -95,3 +95,19 @@ def test_publish_refuses_smoke_run(tmp_path):
         main(["--reports-dir", str(tmp_path / "reports"), "--publish", str(run)])
     assert main(["--reports-dir", str(tmp_path / "reports"), "--publish", str(run), "--allow-smoke"]) == 0
     assert (tmp_path / "reports" / "data" / "scaling" / "smoke-run" / "results.jsonl").is_file()
+
+
+def test_two_runs_of_one_experiment_are_not_mixed(tmp_path):
+    import json
+    newer = tmp_path / "scaling" / "fixture-cpu2"
+    shutil.copytree(RUNS[0], newer)
+    m = json.loads((newer / "manifest.json").read_text())
+    (newer / "manifest.json").write_text(json.dumps({**m, "run_id": "fixture-cpu2"}))
+    from evalkit.report import cost
+    from evalkit.report.runs import load_run, records_frame
+    runs = [load_run(RUNS[0]), load_run(newer)]
+    out = tmp_path / "out"
+    arts = cost.scaling(records_frame(runs), runs, out)
+    assert [a.runs for a in arts] == [(("scaling", "fixture-cpu2", "f" * 40),)]
+    rows = (out / "cost" / "fig_flops_scaling_scaling-4b.csv").read_text().splitlines()[1:]
+    assert rows and all(r.split(",")[7] == "fixture-cpu2" for r in rows)

@@ -30,11 +30,11 @@ def _lingen_family(sel: pd.DataFrame) -> pd.DataFrame:
 
 
 def _same_run_as_variants(sel: pd.DataFrame) -> pd.DataFrame:
-    """Keep the runs that hold ablation variants (so the default is from the same run), if any do."""
+    """Keep the newest run that holds ablation variants (so the default is from the same run), if any does."""
     if sel.empty:
         return sel
     with_variants = set(sel.loc[sel["variant"].fillna("default") != "default", "_run_id"])
-    return sel[sel["_run_id"].isin(with_variants)] if with_variants else sel
+    return sel[sel["_run_id"] == max(with_variants)] if with_variants else sel
 
 
 def _flavor(sel: pd.DataFrame) -> str | None:

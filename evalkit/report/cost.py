@@ -56,6 +56,14 @@ def _pair_frame(sel: pd.DataFrame, value: str) -> pd.DataFrame:
     return data
 
 
+def newest_run(sel: pd.DataFrame) -> pd.DataFrame:
+    """Records of the newest run (run ids start with a UTC timestamp) when several runs of one experiment exist,
+    so a figure never mixes two runs of the same points."""
+    if sel.empty or sel["_run_id"].nunique() < 2:
+        return sel
+    return sel[sel["_run_id"] == max(sel["_run_id"])]
+
+
 def _res_key(r: str) -> int:
     return int(r.rstrip("p"))
 
@@ -99,7 +107,7 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     arts: list[Artifact] = []
     fl = measurement(df, "flops")
     for (exp, flavor), sel in (fl.groupby(["_experiment", "flavor"]) if not fl.empty else []):
-        data = _pair_frame(sel, "video_flops")
+        data = _pair_frame(newest_run(sel), "video_flops")
         if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
         stem = f"cost/fig_flops_scaling_{_slug(exp, flavor)}"
@@ -114,7 +122,7 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
                              sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
     lat = measurement(df, "latency")
     for (exp, flavor, cohort), sel in (lat.groupby(["_experiment", "flavor", "cohort"]) if not lat.empty else []):
-        data = _pair_frame(sel, "video_latency_s")
+        data = _pair_frame(newest_run(sel), "video_latency_s")
         if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
         stem = f"cost/fig_latency_scaling_{_slug(exp, flavor, cohort)}"
@@ -132,11 +140,11 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     groups: list[tuple[pd.DataFrame, str, str, str]] = []
     if not lat.empty:
         for (exp, cohort), sel in lat.groupby(["_experiment", "cohort"]):
-            groups.append((sel, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
+            groups.append((newest_run(sel), "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
                            _slug(exp, "latency", cohort)))
     if not groups and not fl.empty:
         for exp, sel in fl.groupby("_experiment"):
-            groups.append((sel, "video_flops", "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]",
+            groups.append((newest_run(sel), "video_flops", "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]",
                            _slug(exp, "flops")))
     arts = []
     for sel, value, ylabel, slug in groups:
