@@ -176,7 +176,7 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         ax.set_xlabel("parameters (billions)")
         ax.set_ylabel(ylabel)
         what = "latency" if value.startswith("video_latency") else "FLOPs (latency not measured)"
-        ax.set_title(f"{what} vs model size at {key[0]} / {key[1]:g} s (Fig. 20 analogue)")
+        ax.set_title(f"{what} vs model size\nat {key[0]} / {key[1]:g} s (Fig. 20 analogue)")
         ax.legend()
         stem = f"cost/fig_model_size_{slug}"
         save_figure(fig, root, stem, data)
