@@ -104,12 +104,15 @@ def train(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         return arts
     loss = df[(df["kind"] == "train_loss") & (df["status"] == "ok")]
     if not loss.empty:
-        data = loss[["model", "flavor", "variant", "step", "loss", "_run_id"]].sort_values(
-            ["model", "variant", "step"]).reset_index(drop=True)
+        loss = loss.assign(label=loss["label"] if "label" in loss else loss["model"])
+        loss["label"] = loss["label"].fillna(loss["model"])
+        data = loss[["label", "model", "flavor", "variant", "step", "loss", "_run_id"]].sort_values(
+            ["_run_id", "label", "step"]).reset_index(drop=True)
+        many = data["_run_id"].nunique() > 1
         fig, axes = new_figure()
         ax = axes[0, 0]
-        for (model, flavor, variant), d in data.groupby(["model", "flavor", "variant"], sort=True):
-            ax.plot(d["step"], d["loss"], label=f"{model} {flavor} {variant}")
+        for (run, label, flavor), d in data.groupby(["_run_id", "label", "flavor"], sort=True):
+            ax.plot(d["step"], d["loss"], label=f"{label} ({flavor})" + (f" [{run}]" if many else ""))
         ax.set_xlabel("training step")
         ax.set_ylabel("training loss (log)")
         ax.set_yscale("log")
