@@ -48,6 +48,9 @@ class FlopsSettings:
     rel_tol: float = 0.01            # counted vs analytic: > 1% -> status "flagged" (issue 3)
     fvcore: bool = True              # also record fvcore's multiply-add count (on meta tensors)
     fvcore_max_tokens: int = 0       # 0 = every point; else only points with num_tokens <= this
+    # when fvcore's trace fails on meta, points this small are traced again on real CPU tensors
+    fvcore_cpu_fallback_max_tokens: int = 4096
+    fvcore_cpu_fallback_max_params: int = 50_000_000
 
 
 @dataclass(frozen=True, kw_only=True)

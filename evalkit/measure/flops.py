@@ -10,7 +10,9 @@
 The two must agree within ``flops.rel_tol`` (1%) or the record's status is ``"flagged"`` (the numbers are still
 recorded). fvcore's count is recorded next to them as ``fvcore_macs`` in *its* convention (one per multiply-add,
 SDPA and custom ops uncounted; see flops-and-latency.md §2), traced with ``torch.jit`` on the same meta tensors,
-or null with ``fvcore_message`` saying why. Steps and CFG factor are recorded, not multiplied in: per-video
+or null with ``fvcore_message`` saying why. torch's meta conv shape check fails under jit tracing (LinGen's
+depthwise conv), so small points (``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors
+(``fvcore_device: "cpu"``); large LinGen points record null. Steps and CFG factor are recorded, not multiplied in: per-video
 FLOPs = flops x steps x cfg_factor, computed by the reports.
 """
 from __future__ import annotations
@@ -117,5 +119,16 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
         rec.update(fvcore_macs=None, fvcore_message=f"not run: {spec['num_tokens']} tokens > "
                                                     f"flops.fvcore_max_tokens={fs['fvcore_max_tokens']}")
     else:
-        rec.update(count_fvcore(model, tuple(inputs)))
+        fv = count_fvcore(model, tuple(inputs))
+        fv["fvcore_device"] = "meta"
+        small = int(spec["num_tokens"]) <= fs["fvcore_cpu_fallback_max_tokens"] and \
+            int(spec["params"]) <= fs["fvcore_cpu_fallback_max_params"]
+        if fv["fvcore_macs"] is None and small:
+            # torch's meta conv shape check fails under jit tracing (e.g. the depthwise conv of the MA-branch):
+            # small points are traced again on real CPU tensors (random weights; counts depend on shapes only)
+            cpu_model = ctx.model(spec, "cpu")
+            cpu_inputs = models.dummy_inputs(cfg, point, batch=batch, device="cpu", dtype=torch.float32)
+            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs)), "fvcore_device": "cpu",
+                  "fvcore_meta_message": fv["fvcore_message"]}
+        rec.update(fv)
     return [rec]

@@ -51,7 +51,12 @@ def open_run(exp: Experiment, *, runs_root: Path = DEFAULT_RUNS_ROOT, run_dir: P
         if found:
             return found[-1], True
     if run_dir is None:
-        run_dir = Path(runs_root) / exp.name / new_run_id()
+        # new_run_id() has one-second resolution: two runs started within a second by one process get a suffix
+        base = Path(runs_root) / exp.name / new_run_id()
+        run_dir, n = base, 1
+        while run_dir.exists():
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
     write_manifest(run_dir, experiment=exp.name, run_id=run_dir.name, config=exp.resolved(),
                    config_hash=exp.config_hash(), experiment_file=str(exp.path), smoke=exp.smoke,
                    sets=list(exp.sets), command=" ".join(["python -m evalkit sweep", *(argv or sys.argv[2:])]))
