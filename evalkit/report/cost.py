@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from evalkit.report import paper
 from evalkit.report.render import Artifact, new_figure, save_figure, write_table
 from evalkit.report.runs import RESOLUTION_NOTE, Run, run_ids
 
@@ -103,6 +104,23 @@ def _scaling_figure(data: pd.DataFrame, value: str, ylabel: str, title: str, roo
     save_figure(fig, root, stem, data)
 
 
+def _ratio_table(data: pd.DataFrame, root: Path, stem: str, flavor: str, runs: list[Run]) -> Artifact:
+    """DiT / LinGen FLOPs ratio per resolution (rows) and duration (columns): the numbers annotated in the figure."""
+    head = next(h for h in paper.headline() if h["id"] == "flops_ratio_512p_68s")
+    piv = data.drop_duplicates(["resolution", "duration_s"]).pivot(index="resolution", columns="duration_s",
+                                                                   values="ratio_dit_over_lingen")
+    piv = piv.loc[sorted(piv.index, key=_res_key)]
+    piv.columns = [f"{c:g} s" for c in piv.columns]
+    table = piv.reset_index()
+    write_table(root, stem, table,
+                title=f"DiT / LinGen FLOPs ratio per video, {flavor} flavor (Fig. 1b / 6b analogue)",
+                notes=["Ratio of FLOPs counted on the meta device (hardware-independent); paper: "
+                       f"{head['value']:g}x at {head['duration_s']:g} s / {head['resolution']} ({head['source']}).",
+                       RESOLUTION_NOTE])
+    return Artifact(stem=stem, exts=(".md", ".tex"), title=f"DiT/LinGen FLOPs ratio table ({flavor})",
+                    runs=run_ids(data, runs), sources=("Fig. 1b", "Fig. 6(b)"))
+
+
 def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     arts: list[Artifact] = []
     fl = measurement(df, "flops")
@@ -120,6 +138,7 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"FLOPs vs duration and tokens, "
                              f"LinGen vs DiT ({flavor}); Fig. 1b / Fig. 6(b) analogue", runs=run_ids(data, runs),
                              sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
+        arts.append(_ratio_table(data, root, f"cost/table_flops_ratio_{_slug(exp, flavor)}", flavor, runs))
     lat = measurement(df, "latency")
     for (exp, flavor, cohort), sel in (lat.groupby(["_experiment", "flavor", "cohort"]) if not lat.empty else []):
         data = _pair_frame(newest_run(sel), "video_latency_s")
