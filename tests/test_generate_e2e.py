@@ -57,7 +57,7 @@ def test_generate_decode_seed_resume(trained, tmp_path, capsys):
                and len(r["checkpoint_sha256"]) == 64 for r in recs)
     videos = [read_video(tmp_path / "a" / r["file"]) for r in recs]
     for frames, fps in videos:
-        assert frames.shape == (8, 32, 32, 3) and fps == 8
+        assert frames.shape == (8, 16, 16, 3) and fps == 8
     assert not np.array_equal(videos[0][0], videos[1][0])            # different seeds -> different videos
     assert _generate(ckpt, prompts, tmp_path / "b") == 0             # same seeds -> same videos
     for r, (frames, _) in zip(recs, videos):
@@ -79,7 +79,7 @@ def test_bad_inputs_fail_before_sampling(trained, tmp_path, capsys):
     assert "not a whole positive number of frames" in capsys.readouterr().err
     assert _generate(ckpt, good, tmp_path / "o", "--duration-s", "200") == 2       # 1600 frames > max_grid
     assert "max_grid" in capsys.readouterr().err
-    assert _generate(ckpt, good, tmp_path / "o", "--height", "36") == 2
+    assert _generate(ckpt, good, tmp_path / "o", "--height", "18") == 2
     assert "height" in capsys.readouterr().err
     empty = tmp_path / "empty_ck"
     empty.mkdir()
