@@ -139,3 +139,26 @@ def test_generate_shards_as_submitit_jobs_equal_one_process(tmp_path, checkpoint
     again = run_items(cli_shard_items(argv, 2), "evalkit.executors:cli_shard_item", executor=cfg,
                       run_dir=tmp_path / "jobs.run")
     assert again["submitted"] == 0
+
+
+def _generate_has_shards() -> bool:
+    from evalkit.generate.cli import parser
+
+    return any("--shards" in a.option_strings for a in parser()._actions)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _generate_has_shards(), reason="generate CLI has no --shards yet (integration pending)")
+def test_generate_cli_executor_shards(tmp_path, checkpoint):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    cmd = [sys.executable, "-m", "evalkit", "generate", "--checkpoint", str(checkpoint), "--prompts", str(prompts),
+           "--samples", "2", "--steps", "3", "--cfg-scale", "2.0", "--batch-size", "1", "--out",
+           str(tmp_path / "out"), "--no-progress", "--executor", "submitit", "--shards", "2",
+           "--set", "cluster.submitit_cluster=local"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["done"] == 2
+    videos = read_videos(tmp_path / "out")
+    assert sorted(v["file"] for v in videos) == sorted(f"{p}-{i}.mp4" for p in PROMPTS for i in range(2))
+    assert {v["rank"] for v in videos} == {0, 1} and (tmp_path / "out.jobs" / "jobs").is_dir()

@@ -67,3 +67,27 @@ def test_sweep_killed_job_resubmitted_finishes_only_missing_points(tmp_path):
     assert {r["key"] for r in merged} == {k for s in specs for k in s["keys"].values()}
     # a third submission has nothing left to do
     assert _run(run_dir, SUBMITIT, specs)["submitted"] == 0
+
+
+def _sweep_has_executor_flag() -> bool:
+    from evalkit.sweep.cli import build_parser
+
+    return any("--executor" in a.option_strings for a in build_parser()._actions)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _sweep_has_executor_flag(), reason="sweep CLI has no --executor yet (integration pending)")
+def test_sweep_cli_executor_submitit_equals_local(tmp_path, capsys):
+    from evalkit.sweep.cli import main
+
+    base = ["scaling", "--smoke", "--set", "measurements=[flops]", "--no-progress", "--no-plots"]
+    assert main(base + ["--run-dir", str(tmp_path / "a" / "run")]) == 0
+    assert main(base + ["--run-dir", str(tmp_path / "b" / "run"), "--executor", "submitit",
+                        "--set", "cluster.submitit_cluster=local", "--set", "cluster.items_per_job=2"]) == 0
+    a, b = read_records([tmp_path / "a" / "run"]), read_records([tmp_path / "b" / "run"])
+    assert len(a) == 4 and _stable(a) == _stable(b)
+    assert len(list((tmp_path / "b" / "run" / "jobs").glob("*.json"))) == 2
+    capsys.readouterr()
+    assert main(base + ["--run-dir", str(tmp_path / "b" / "run"), "--executor", "submitit",
+                        "--set", "cluster.submitit_cluster=local"]) == 0
+    assert '"ran": 0' in capsys.readouterr().out        # resumed: nothing submitted again
