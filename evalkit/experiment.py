@@ -249,7 +249,7 @@ def add_experiment_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action=argparse.BooleanOptionalAction, default=False,
                         help="apply the file's smoke: section (a fast run)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, e.g. --set latency.steps=100 (repeatable)")
+                        help="override a config key, e.g. --set sampling.steps=100 (repeatable)")
 
 
 def validate_main(argv: Sequence[str]) -> int:

@@ -26,7 +26,7 @@ from evalkit.sweep.runner import base_record, results_path, run_point
 EPILOG = """examples:
   python -m evalkit sweep                              # experiments/scaling.yaml (FLOPs on meta; < 1 min on CPU)
   python -m evalkit sweep --smoke                      # the file's smoke: section
-  python -m evalkit sweep size_ladder --set latency.steps=100
+  python -m evalkit sweep size_ladder --set sampling.steps=100
   python -m evalkit sweep ablations --isolate --keep-going
   python -m evalkit sweep scaling --new-run --set 'measurements=[flops]'
   python -m evalkit sweep --dry-run                    # validate and list the planned records, run nothing
