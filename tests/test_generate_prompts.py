@@ -35,6 +35,7 @@ def test_vbench_list(tmp_path, monkeypatch):
     assert read_vbench_prompts(info) == ["x y", "z"]
     assert load_prompts("vbench", str(info)) == ["x y", "z"]
     monkeypatch.delenv("VBENCH_FULL_INFO", raising=False)
+    monkeypatch.delenv("EVALKIT_VBENCH_ENV", raising=False)
     monkeypatch.setattr("evalkit.generate.prompts.REPO_ROOT", tmp_path)
     with pytest.raises(EvalkitError, match="--vbench-info"):
         load_prompts("vbench")

@@ -4,8 +4,8 @@ VBench matches videos to prompts by file name ``{prompt}-{index}.mp4`` with the 
 section 4.3), so prompts are never rewritten or sanitized; a prompt that cannot be a file name (contains ``/`` or
 a NUL, or is longer than 240 bytes) is an error. ``vbench`` reads ``VBench_full_info.json`` (the file the vbench
 wheel ships) from ``--vbench-info PATH``, else ``$VBENCH_FULL_INFO``, else the project's VBench venv
-(``.cache/vbench-env``); its 946 entries hold 944 distinct prompts, and the repeats are the same videos, so they are
-kept once, in first-seen order.
+(``$EVALKIT_VBENCH_ENV`` or ``.cache/vbench-env``); its 946 entries hold 944 distinct prompts, and the repeats
+are the same videos, so they are kept once, in first-seen order.
 """
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def find_vbench_info(explicit: str | None = None) -> Path:
     candidates = [explicit] if explicit else []
     if os.environ.get("VBENCH_FULL_INFO"):
         candidates.append(os.environ["VBENCH_FULL_INFO"])
-    candidates += [str(p) for p in sorted((REPO_ROOT / ".cache" / "vbench-env").glob(
-        "lib/python*/site-packages/vbench/VBench_full_info.json"))]
+    env_dir = Path(os.environ.get("EVALKIT_VBENCH_ENV") or REPO_ROOT / ".cache" / "vbench-env")
+    candidates += [str(p) for p in sorted(env_dir.glob("lib/python*/site-packages/vbench/VBench_full_info.json"))]
     for c in candidates:
         if c and Path(c).is_file():
             return Path(c)
