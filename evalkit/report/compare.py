@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from evalkit.report import paper
-from evalkit.report.cost import measurement
+from evalkit.report.cost import measurement, newest_run
 from evalkit.report.render import Artifact, write_table
 from evalkit.report.runs import RESOLUTION_NOTE, Run, run_ids
 
@@ -91,6 +91,9 @@ def _ratio(sel: pd.DataFrame, value: str) -> tuple[float | None, pd.DataFrame]:
         return None, sel
     sel = sel[sel["model"].isin(("lingen", "dit")) & (sel["variant"].fillna("default") == "default")]
     sel = sel[sel["flavor"] == _flavor(sel)] if not sel.empty else sel
+    if not sel.empty:   # both models from one run: the newest run that has both
+        both = [r for r, g in sel.groupby("_run_id") if {"lingen", "dit"} <= set(g["model"])]
+        sel = sel[sel["_run_id"] == max(both)] if both else sel.iloc[0:0]
     if "cohort" in sel and not sel.empty:
         sel = sel[sel["cohort"] == sel["cohort"].value_counts().index[0]]
     vals = {m: sel.loc[sel["model"] == m, value] for m in ("lingen", "dit")}
@@ -140,7 +143,7 @@ def paper_vs_measured(df: pd.DataFrame, runs: list[Run], root: Path, t2: pd.Data
     mf = paper.max_raw_frames()
     sel = measurement(df, "max_frames")
     sel = sel[(sel["model"] == mf["model"]) & (sel["resolution"] == HEAD_RES)] if not sel.empty else sel
-    sel = sel[sel["flavor"] == _flavor(sel)] if not sel.empty else sel
+    sel = newest_run(sel[sel["flavor"] == _flavor(sel)]) if not sel.empty else sel
     hw, ids = _who(sel)
     rows.append({"quantity": f"LinGen max raw frames on one GPU ({HEAD_RES})", "paper": f"{mf['value']}",
                  "paper source": mf["source"],
