@@ -112,3 +112,19 @@ def test_plots_written(tmp_path: Path, capsys) -> None:
     rc = cli.main([str(write(tmp_path)), "--runs-root", str(tmp_path / "runs"), "--no-progress"])
     summ = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 0 and summ["plots"] and all(Path(p).stat().st_size > 1000 for p in summ["plots"])
+
+
+@pytest.mark.parametrize("script, status", [("exit 3", "error"), ("kill -9 $$", "oom")])
+def test_isolated_crash_costs_one_point_and_is_a_row(tmp_path: Path, capsys, monkeypatch, script: str,
+                                                     status: str) -> None:
+    """A child that dies without writing (crash, or SIGKILL as from the kernel's OOM killer) leaves rows."""
+    fake = tmp_path / "fake_python"
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(cli.sys, "executable", str(fake))
+    data = {**EXP, "models": ["dit"], "durations_s": [17]}
+    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    recs = read_records([summ["run_dir"]])
+    assert len(recs) == 2 and {r["status"] for r in recs} == {status}
+    assert all("isolated point" in r["message"] for r in recs)
+    assert rc == (1 if status == "error" else 0)
