@@ -197,6 +197,45 @@ def _check_items(items: Sequence[dict[str, Any]]) -> None:
             raise FieldError(f"items[{i}]", f"must be JSON-serialisable: {exc}") from None
 
 
+# sacct(1) job state codes of a job that has not ended yet
+ACTIVE_SLURM_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
+                                 "COMPLETING", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT"})
+
+
+def _slurm_state(folder: str, job_id: str) -> str:
+    """SLURM state of one submitted job as submitit reads it (sacct); UNKNOWN when it cannot tell."""
+    try:
+        return str(submitit.SlurmJob(folder, job_id).state)
+    except (OSError, subprocess.SubprocessError):  # no sacct here: cannot tell
+        return "UNKNOWN"
+
+
+def _record_submission(run_dir: Path, specs: Sequence[JobSpec], job_ids: Sequence[str], cluster: str) -> None:
+    for spec, job_id in zip(specs, job_ids):
+        _write_json_atomic(run_dir / "jobs" / "submitted" / f"{spec.tag}.json",
+                           {"tag": spec.tag, "job_id": job_id, "keys": spec.keys, "cluster": cluster,
+                            "folder": str(run_dir / "submitit" / "%j"), "submitted": now_iso()})
+
+
+def in_flight_items(run_dir: Path | str) -> dict[str, str]:
+    """Items an earlier command submitted to SLURM (``wait: false``) whose job is still pending or running and
+    that no job file marks done, as {key: job id}; they are not submitted again."""
+    run_dir = Path(run_dir)
+    folder = run_dir / "jobs" / "submitted"
+    if not folder.is_dir():
+        return {}
+    done, out = finished_items(run_dir), {}
+    for path in sorted(folder.glob("*.json")):
+        sub = json.loads(path.read_text())
+        keys = [k for k in sub["keys"] if k not in done]
+        if sub.get("cluster") != "slurm" or not keys:
+            continue
+        state = _slurm_state(sub["folder"], sub["job_id"]).split()[0].upper()
+        if state in ACTIVE_SLURM_STATES:
+            out.update({k: sub["job_id"] for k in keys})
+    return out
+
+
 def pending_items(items: Sequence[dict[str, Any]], run_dir: Path, skip_done: SkipDone = None) -> list[dict]:
     """The items not finished yet. ``skip_done`` is the caller's notion of done item keys (a set, or a callable
     of the run folder); when None, an item is done when a job file of the run marks it ``done``."""
@@ -278,17 +317,25 @@ def run_items(items: Sequence[dict[str, Any]], fn: str, *, executor: ClusterConf
               echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run ``fn`` on every item not finished yet and return a summary.
 
-    The summary: ``executor``, ``total``, ``skipped`` (already done), ``submitted``, ``done``, ``errors`` (list of
-    ``{key, message}``), ``unknown`` (items of jobs left running with ``wait: false``), ``jobs`` (tags) and
-    ``job_ids`` (submitit ids). Bad items or an unimportable ``fn`` fail before any job starts.
+    The summary: ``executor``, ``total``, ``skipped`` (already done), ``in_flight`` (submitted to SLURM by an
+    earlier command and still pending/running), ``submitted``, ``done``, ``errors`` (list of ``{key, message}``),
+    ``unknown`` (items of jobs left running with ``wait: false``), ``jobs`` (tags) and ``job_ids``. Bad items or
+    an unimportable ``fn`` fail before any job starts.
     """
     cfg, run_dir = executor, Path(run_dir)
     items = list(items)
     _check_items(items)
     resolve_fn(fn)
     todo = pending_items(items, run_dir, skip_done)
+    busy = in_flight_items(run_dir)
+    if busy:
+        echo(f"{sum(1 for it in todo if it['key'] in busy)} item(s) still pending/running on SLURM (jobs "
+             f"{', '.join(sorted(set(busy.values()))[:5])}): not submitted again")
+    in_flight = sum(1 for it in todo if it["key"] in busy)
+    todo = [it for it in todo if it["key"] not in busy]
     specs = plan_jobs(todo, fn, cfg, run_dir)
-    summary: dict[str, Any] = {"executor": cfg.executor, "total": len(items), "skipped": len(items) - len(todo),
+    summary: dict[str, Any] = {"executor": cfg.executor, "total": len(items),
+                               "skipped": len(items) - len(todo) - in_flight, "in_flight": in_flight,
                                "submitted": len(todo), "jobs": [s.tag for s in specs], "job_ids": [],
                                "done": 0, "errors": [], "unknown": 0}
     if dry_run:
@@ -305,6 +352,7 @@ def run_items(items: Sequence[dict[str, Any]], fn: str, *, executor: ClusterConf
         ex = _submitit_executor(cfg, run_dir, name)
         jobs = ex.map_array(JobRunner(), [s.to_json() for s in specs])
         summary["job_ids"] = [j.job_id for j in jobs]
+        _record_submission(run_dir, specs, summary["job_ids"], ex.cluster)
         echo(f"submitted {len(jobs)} job(s) ({ex.cluster}): {', '.join(summary['job_ids'][:5])}"
              f"{' ...' if len(jobs) > 5 else ''}; logs under {run_dir / 'submitit'}")
         if not cfg.wait:
@@ -319,6 +367,9 @@ def run_items(items: Sequence[dict[str, Any]], fn: str, *, executor: ClusterConf
                 job.result()
             except Exception as exc:  # a killed/failed job: its unfinished items become errors, retried next run
                 _mark_unfinished(spec, f"job {job.job_id} failed: {type(exc).__name__}: {str(exc)[-400:]}")
+        stray = run_dir / "submitit" / "%j"   # submitit makes its folder pattern literally; jobs use <job id>/
+        if stray.is_dir() and not any(stray.iterdir()):
+            stray.rmdir()
     else:  # ClusterConfig's Literal already refuses this; kept for direct callers
         raise FieldError("cluster.executor", f"unknown executor {cfg.executor!r}")
     for spec in specs:

@@ -134,3 +134,21 @@ def test_selftest_item_is_deterministic(tmp_path):
     a = selftest_item({"key": "k", "x": 3, "n_records": 2}, tmp_path, "t")
     assert [r["value"] for r in a] == [9, 10]
     assert json.loads((tmp_path / "results.t.jsonl").read_text().splitlines()[0])["key"] == "k/m0"
+
+
+def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch):
+    """``wait: false`` then the same command again: items whose SLURM job is pending/running are left alone."""
+    import evalkit.executors as ex
+
+    specs = ex.plan_jobs(_items(3), FN, ClusterConfig(executor="submitit"), tmp_path)
+    ex._record_submission(tmp_path, specs, ["101", "102", "103"], "slurm")
+    states = {"101": "RUNNING", "102": "COMPLETED", "103": "PENDING"}
+    monkeypatch.setattr(ex, "_slurm_state", lambda folder, job_id: states[job_id])
+    assert ex.in_flight_items(tmp_path) == {"p0": "101", "p2": "103"}
+    lines: list[str] = []
+    out = run_items(_items(3), FN, executor=ClusterConfig(), run_dir=tmp_path, echo=lines.append)
+    assert out["in_flight"] == 2 and out["submitted"] == 1 and out["done"] == 1   # only p1 (its job ended)
+    assert "not submitted again" in lines[0]
+    states.update({"101": "CANCELLED by 0", "103": "PREEMPTED"})   # ended without finishing: submitted again
+    again = run_items(_items(3), FN, executor=ClusterConfig(), run_dir=tmp_path)
+    assert again["in_flight"] == 0 and again["submitted"] == 2 and again["skipped"] == 1
