@@ -26,6 +26,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -433,7 +434,8 @@ def selftest_item(item: dict[str, Any], run_dir: Path, job_tag: str) -> list[dic
     """A deterministic item: writes ``item['n_records']`` (default 1) records whose values depend only on the item.
 
     ``kill_once``: a marker file path; the first call creates it and then kills its own process with SIGKILL
-    after writing its first record (a job killed mid-item), later calls run normally. ``fail``: raise.
+    after writing its first record (a job killed mid-item), later calls run normally. ``sleep_once``: a marker
+    file path; the first call sleeps ``sleep_s`` seconds after its records. ``fail``: raise.
     """
     x = int(item.get("x", 0))
     recs = []
@@ -446,6 +448,10 @@ def selftest_item(item: dict[str, Any], run_dir: Path, job_tag: str) -> list[dic
         if marker and not Path(marker).exists():
             Path(marker).write_text(f"killed pid {os.getpid()}\n")
             os.kill(os.getpid(), signal.SIGKILL)
+    marker = item.get("sleep_once")   # a long first attempt (the job times out / is preempted meanwhile)
+    if marker and not Path(marker).exists():
+        Path(marker).write_text(f"slept in pid {os.getpid()}\n")
+        time.sleep(float(item.get("sleep_s", 60)))
     if item.get("fail"):
         raise RuntimeError(f"item {item['key']} asked to fail")
     return recs

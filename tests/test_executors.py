@@ -152,3 +152,28 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     states.update({"101": "CANCELLED by 0", "103": "PREEMPTED"})   # ended without finishing: submitted again
     again = run_items(_items(3), FN, executor=ClusterConfig(), run_dir=tmp_path)
     assert again["in_flight"] == 0 and again["submitted"] == 2 and again["skipped"] == 1
+
+
+def test_timed_out_job_is_requeued_and_resumes_its_unfinished_items(tmp_path, monkeypatch):
+    """submitit's LocalExecutor sends the time-limit signal (as SLURM does before a timeout or preemption); the
+    job's checkpoint() requeues it and the new attempt skips the items the first attempt finished."""
+    import evalkit.executors as ex
+
+    make = ex._submitit_executor
+
+    def short_limit(cfg, run_dir, name):   # a 4 s time limit, signal 2 s before it (minutes are ints in cfg)
+        e = make(cfg, run_dir, name)
+        e._executor.update_parameters(timeout_min=4 / 60, signal_delay_s=2)
+        return e
+
+    monkeypatch.setattr(ex, "_submitit_executor", short_limit)
+    items = [{"key": "p0", "x": 0}, {"key": "p1", "x": 1, "sleep_once": str(tmp_path / "slept"), "sleep_s": 60},
+             {"key": "p2", "x": 2}]
+    cfg = ClusterConfig(executor="submitit", submitit_cluster="local", items_per_job=3)
+    out = run_items(items, FN, executor=cfg, run_dir=tmp_path / "run")
+    assert out["done"] == 3 and not out["errors"] and len(out["job_ids"]) == 1
+    (job,) = read_jobs(tmp_path / "run").values()
+    assert len(job["attempts"]) == 2 and job["attempts"][0]["job_id"] == job["attempts"][1]["job_id"]
+    assert job["items"]["p0"]["attempt"] == 0                       # not redone by the requeued attempt
+    assert job["items"]["p1"]["attempt"] == job["items"]["p2"]["attempt"] == 1
+    assert sorted(r["key"] for r in read_records([tmp_path / "run"])) == ["p0/m0", "p1/m0", "p2/m0"]
