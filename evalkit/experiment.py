@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import yaml
 
+from evalkit.cluster import ClusterConfig
 from evalkit.errors import ChoiceError, FieldError
 from evalkit.typed import apply_overrides, from_dict, to_dict
 
@@ -107,6 +108,7 @@ class ExperimentConfig:
     memory: MemorySettings = field(default_factory=MemorySettings)
     max_frames: MaxFramesSettings = field(default_factory=MaxFramesSettings)
     executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)   # submitit/SLURM fan-out (evalkit.cluster)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,9 +127,10 @@ class Experiment:
         return to_dict(self.config)
 
     def config_hash(self) -> str:
-        """Hash of everything that changes results (the executor section does not)."""
+        """Hash of everything that changes results (the executor and cluster sections do not)."""
         data = self.resolved()
         data.pop("executor", None)
+        data.pop("cluster", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -135,7 +138,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in (
-                "resolutions", "model_overrides"):
+                "resolutions", "model_overrides"):  # these two are replaced whole, never merged
             out[key] = _deep_merge(dict(out[key]), value)
         else:
             out[key] = copy.deepcopy(value)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from evalkit.cluster import add_cluster_args
 from evalkit.experiment import add_experiment_args, load_experiment
 from evalkit.results import append_record, done_keys, now_iso, read_records
 from evalkit.sweep import plots, summary
@@ -30,6 +31,7 @@ EPILOG = """examples:
   python -m evalkit sweep ablations --isolate --keep-going
   python -m evalkit sweep scaling --new-run --set 'measurements=[flops]'
   python -m evalkit sweep --dry-run                    # validate and list the planned records, run nothing
+  python -m evalkit sweep scaling --executor submitit --set cluster.partition=gpu --set cluster.gpus_per_job=1
 """
 
 
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm progress bar")
     p.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=False,
                    help="validate and print the plan; run nothing")
+    add_cluster_args(p, dry_run=False)
     return p
 
 
@@ -112,6 +115,20 @@ def _count_flops_in_pool(specs: list[dict], done: set[str], run_dir: Path, job_t
     return [{**s, "measurements": [m for m in s["measurements"] if m != "flops"]} for s in specs]
 
 
+def _submit(exp, specs: list[dict], done: set[str], run_dir: Path, executor: str | None) -> None:
+    """The pending points as submitit/SLURM jobs running ``run_point`` (evalkit.executors; waits per
+    ``cluster.wait``); every job writes its own ``results.<job>.jsonl`` in the run folder."""
+    from evalkit.executors import point_items, run_items
+    from evalkit.typed import to_dict
+    from evalkit.cluster import resolve_cluster
+
+    cfg = resolve_cluster(to_dict(exp.config.cluster), executor=executor)
+    result = run_items(point_items(specs, done), "evalkit.sweep.runner:run_point", executor=cfg, run_dir=run_dir,
+                       skip_done=set(), name=f"sweep-{exp.name}", echo=lambda s: print(s, file=sys.stderr))
+    for err in result.get("errors", []):
+        print(f"job error: {err.get('key')}: {err.get('message', '')}", file=sys.stderr)
+
+
 def main(argv: Sequence[str]) -> int:
     t0 = time.perf_counter()
     args = build_parser().parse_args(list(argv))
@@ -136,8 +153,12 @@ def main(argv: Sequence[str]) -> int:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc=f"sweep {exp.name}", unit="rec", disable=not args.progress, file=sys.stderr)
+    executor = args.executor or exp.config.cluster.executor
     workers = exp.config.executor.flops_workers if args.flops_workers is None else args.flops_workers
-    if workers > 1 and not isolate and not _cuda_present():
+    if executor == "submitit":
+        _submit(exp, specs, done, run_dir, args.executor)
+        specs = []
+    elif workers > 1 and not isolate and not _cuda_present():
         specs = _count_flops_in_pool(specs, done, run_dir, args.job_tag, workers, bar)
     for spec in specs:
         if all(spec["keys"][m] in done for m in spec["measurements"]):
