@@ -19,6 +19,7 @@ import numpy as np
 from evalkit.train.data import DIRECTIONS, PALETTE
 
 SAT_MIN, VAL_MIN = 0.4, 0.35     # assumed thresholds for "object" pixels (background is black)
+VERSION = 2                      # bump when a metric changes (2: centring with floor(x + 0.5))
 
 
 def _hue(rgb: np.ndarray) -> np.ndarray:
@@ -79,7 +80,9 @@ def _centred(mask: np.ndarray) -> np.ndarray:
     """``mask`` (H, W) rolled so that its centroid lands on the frame centre."""
     yy, xx = np.nonzero(mask)
     h, w = mask.shape
-    return np.roll(mask, (int(round(h / 2 - yy.mean())), int(round(w / 2 - xx.mean()))), axis=(0, 1))
+    # floor(x + 0.5), not round(): banker's rounding of .5 centroids would misalign a rigidly moving object by 1 px
+    dy, dx = (int(np.floor(v + 0.5)) for v in (h / 2 - yy.mean(), w / 2 - xx.mean()))
+    return np.roll(mask, (dy, dx), axis=(0, 1))
 
 
 def temporal_consistency(frames: np.ndarray, names: list[str] | None = None) -> float:

@@ -25,6 +25,7 @@ EPILOG = """examples:
   python -m evalkit report --publish runs/train_tiny/RUN_ID
 """
 
+ALIGNMENT_VERSION = 2   # = evalkit.train.alignment.VERSION (kept here so importing the CLI stays light)
 METRICS = ("color_accuracy", "direction_accuracy", "temporal_consistency")
 
 
@@ -38,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-root", default=str(REPO_ROOT / "runs"))
     p.add_argument("--eval", action=argparse.BooleanOptionalAction, default=True,
                    help="generate and score alignment after training")
+    p.add_argument("--rescore", action=argparse.BooleanOptionalAction, default=False,
+                   help="score the existing videos again (after a metric change; new records replace old keys)")
     p.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
                    help="also score ground-truth data-set videos (the calibration row 'dataset')")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=False)
@@ -47,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
 def _alignment_records(base, label, name, flavor, variant, checkpoint, scores, n):
     return [{**base, "key": f"alignment/{label}/{metric}", "kind": "alignment", "status": "ok", "message": "",
              "created": now_iso(), "model": name, "label": label, "flavor": flavor, "variant": variant,
-             "checkpoint": checkpoint, "metric": metric, "value": scores[metric], "n_videos": n}
+             "checkpoint": checkpoint, "metric": metric, "value": scores[metric], "n_videos": n,
+             "alignment_version": ALIGNMENT_VERSION}
             for metric in METRICS]
 
 
@@ -104,7 +108,7 @@ def run_one(exp, entry, run_dir: Path, base: dict, args) -> dict:
     if not args.eval:
         return {"checkpoint": str(ckpt_dir)}
     done = done_keys(run_dir)
-    if all(f"alignment/{entry.key}/{k}" in done for k in METRICS):
+    if not args.rescore and all(f"alignment/{entry.key}/{k}" in done for k in METRICS):
         log(f"[eval] {entry.key}: alignment already recorded")
         return {"checkpoint": str(ckpt_dir)}
     ev = exp.eval
