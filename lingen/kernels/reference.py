@@ -28,40 +28,50 @@ def _pad_len(t: Tensor, lp: int) -> Tensor:
     return F.pad(t, pad)
 
 
-def ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int) -> Tensor:
-    """Chunked SSD scan. x (b,l,h,p), dt (b,l,h) (already positive), A (h) (negative), B/C (b,l,h,n) -> (b,l,h,p)."""
+def ssd_chunked(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int,
+                max_block_elems: int = 1 << 24) -> Tensor:
+    """Chunked SSD scan. x (b,l,h,p), dt (b,l,h) (already positive), A (h) (negative), B/C (b,l,h,n) -> (b,l,h,p).
+
+    Chunks are processed in blocks of G chunks at once (G chosen so the (b, h, G, q, q) score tensor stays under
+    ``max_block_elems``): the intra-chunk products are batched over the block, and only the carried state runs
+    through a python loop of one multiply-add per chunk. Cost and memory are linear in l.
+    """
     b, l, h, p = x.shape
     n = B.shape[-1]
     q = max(1, min(chunk, l))
     nc = -(-l // q)
     lp = nc * q
-    # 1. pad to whole chunks (dt = 0 on padding: no decay, no input) and split: (b, nc, q, ...)
-    xs = _pad_len(x, lp).view(b, nc, q, h, p)
-    dts = _pad_len(dt, lp).view(b, nc, q, h)
-    Bs = _pad_len(B, lp).view(b, nc, q, h, n)
-    Cs = _pad_len(C, lp).view(b, nc, q, h, n)
-    cum = torch.cumsum(dts * A, dim=2)  # (b, nc, q, h) log-decay from chunk start
+    # 1. pad to whole chunks (dt = 0 on padding: no decay, no input), split, heads first: (b, h, nc, q, ...)
+    xs = _pad_len(x, lp).view(b, nc, q, h, p).permute(0, 3, 1, 2, 4)  # (b, h, nc, q, p)
+    dts = _pad_len(dt, lp).view(b, nc, q, h).permute(0, 3, 1, 2)  # (b, h, nc, q)
+    Bs = _pad_len(B, lp).view(b, nc, q, h, n).permute(0, 3, 1, 2, 4)  # (b, h, nc, q, n)
+    Cs = _pad_len(C, lp).view(b, nc, q, h, n).permute(0, 3, 1, 2, 4)  # (b, h, nc, q, n)
+    cum = torch.cumsum(dts * A[:, None, None], dim=-1)  # (b, h, nc, q) log-decay from each chunk's start
     causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril()
-    state = x.new_zeros(b, h, n, p)
+    group = max(1, min(nc, max_block_elems // max(1, b * h * q * q)))
+    state = x.new_zeros(b, h, n, p)  # state entering the current chunk
     ys = []
-    for c in range(nc):
-        xc = xs[:, c].permute(0, 2, 1, 3)  # (b, h, q, p)
-        Bc = Bs[:, c].permute(0, 2, 1, 3)  # (b, h, q, n)
-        Cc = Cs[:, c].permute(0, 2, 1, 3)  # (b, h, q, n)
-        cc = cum[:, c].transpose(1, 2)  # (b, h, q)
-        dtc = dts[:, c].transpose(1, 2)  # (b, h, q)
-        # 2. intra-chunk: y_diag = (C B^T * decay(t, s) * dt_s, s <= t) @ x
-        seg = (cc[..., :, None] - cc[..., None, :]).masked_fill(~causal, float("-inf"))  # (b, h, q, q)
-        scores = (Cc @ Bc.transpose(-1, -2)) * torch.exp(seg) * dtc[..., None, :]  # (b, h, q, q)
-        y = scores @ xc  # (b, h, q, p)
-        # 3. contribution of the carried state: y_off = (C * decay from chunk start) @ state
-        y = y + (Cc * torch.exp(cc)[..., None]) @ state  # (b, h, q, p)
-        ys.append(y)
-        # 4. carry the state to the end of the chunk
-        to_end = torch.exp(cc[..., -1:] - cc) * dtc  # (b, h, q)
-        state = torch.exp(cc[..., -1])[..., None, None] * state + (Bc * to_end[..., None]).transpose(-1, -2) @ xc
-    out = torch.stack(ys, dim=1)  # (b, nc, h, q, p)
-    return out.permute(0, 1, 3, 2, 4).reshape(b, lp, h, p)[:, :l]
+    for g0 in range(0, nc, group):
+        sl = slice(g0, min(nc, g0 + group))
+        xg, dtg, Bg, Cg, cg = xs[:, :, sl], dts[:, :, sl], Bs[:, :, sl], Cs[:, :, sl], cum[:, :, sl]
+        # 2. intra-chunk: y_diag = (C B^T * decay(t, s) * dt_s, s <= t) @ x, for every chunk of the block
+        seg = (cg[..., :, None] - cg[..., None, :]).masked_fill(~causal, float("-inf"))  # (b, h, G, q, q)
+        scores = (Cg @ Bg.transpose(-1, -2)) * torch.exp(seg) * dtg[..., None, :]  # (b, h, G, q, q)
+        y = scores @ xg  # (b, h, G, q, p)
+        # 3. each chunk's own end state (from a zero start): sum_s decay(end, s) dt_s B_s x_s^T
+        to_end = torch.exp(cg[..., -1:] - cg) * dtg  # (b, h, G, q)
+        local = (Bg * to_end[..., None]).transpose(-1, -2) @ xg  # (b, h, G, n, p)
+        # 4. carry the state across the block's chunks: state_c+1 = decay_c * state_c + local_c
+        decay = torch.exp(cg[..., -1])  # (b, h, G)
+        entering = []
+        for c in range(decay.shape[2]):
+            entering.append(state)
+            state = decay[:, :, c, None, None] * state + local[:, :, c]
+        prev = torch.stack(entering, dim=2)  # (b, h, G, n, p)
+        # 5. contribution of the entering state: y_off = (C * decay from chunk start) @ state
+        ys.append(y + (Cg * torch.exp(cg)[..., None]) @ prev)
+    out = torch.cat(ys, dim=2)  # (b, h, nc, q, p)
+    return out.permute(0, 2, 3, 1, 4).reshape(b, lp, h, p)[:, :l]
 
 
 def ssd_sequential(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor) -> Tensor:
