@@ -125,8 +125,16 @@ def _submit(exp, specs: list[dict], done: set[str], run_dir: Path, executor: str
     cfg = resolve_cluster(to_dict(exp.config.cluster), executor=executor)
     result = run_items(point_items(specs, done), "evalkit.sweep.runner:run_point", executor=cfg, run_dir=run_dir,
                        skip_done=set(), name=f"sweep-{exp.name}", echo=lambda s: print(s, file=sys.stderr))
+    written = done_keys(run_dir, ("ok", "oom", "skipped", "flagged", "error"))
+    items = {it["key"]: it for it in point_items(specs, done)}
     for err in result.get("errors", []):
         print(f"job error: {err.get('key')}: {err.get('message', '')}", file=sys.stderr)
+        item = items[err["key"]]
+        for m in item["measurements"]:
+            if item["keys"][m] not in written:
+                append_record(results_path(run_dir, "cluster"), {
+                    **base_record(item, m, run_dir), "status": "error", "created": now_iso(),
+                    "message": f"cluster job failed: {err.get('message', '')}"[:500]})
 
 
 def main(argv: Sequence[str]) -> int:
@@ -134,6 +142,14 @@ def main(argv: Sequence[str]) -> int:
     args = build_parser().parse_args(list(argv))
     exp = load_experiment(args.experiment, smoke=args.smoke, sets=args.sets)
     specs = plan_points(exp)                       # validates every model/flavor/point before any work
+    if args.dry_run and (args.executor or exp.config.cluster.executor) == "submitit":
+        from evalkit.cluster import resolve_cluster
+        from evalkit.executors import point_items, run_items
+        from evalkit.typed import to_dict
+
+        run_items(point_items(specs, set()), "evalkit.sweep.runner:run_point", dry_run=True, skip_done=set(),
+                  executor=resolve_cluster(to_dict(exp.config.cluster), executor=args.executor),
+                  run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
     if args.dry_run:
         for s in specs:
             for m in s["measurements"]:

@@ -6,9 +6,12 @@ steps, env.py for the dedicated environment and weights.py for the evaluator wei
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
 
 from evalkit.results import REPO_ROOT
+from evalkit.cluster import add_cluster_args
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 EXAMPLES = """examples:
@@ -70,7 +73,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="long mode: VBench-Long's clip-to-clip term (--dev_flag); not available offline")
     r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
                    help="RAFT static filter before temporal_flickering (not run by evalkit)")
+    r.add_argument("--jobs", type=int, default=1, help="split the (dimension, shard) units over this many "
+                                                       "executor jobs (job j runs units j::jobs); then merge")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="cluster.KEY=VALUE",
+                   help="cluster option, e.g. --set cluster.partition=gpu (README: SLURM)")
+    add_cluster_args(r)
     return p
+
+
+def _strip_cluster_flags(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--executor", "--jobs", "--set"):
+            skip = True
+        elif not a.startswith(("--executor=", "--jobs=", "--set=", "--dry-run", "--no-dry-run")):
+            out.append(a)
+    return out
 
 
 def _summary(records: list[dict]) -> None:
@@ -118,6 +138,27 @@ def main(argv: list[str]) -> int:
                     shard_size=args.shard_size, cache_dir=args.cache_dir or weights.default_cache_dir(),
                     env=args.env, allow_missing=args.allow_missing, slow_fast=args.slow_fast,
                     static_filter=args.static_filter, device=args.device)
+    from evalkit.cluster import resolve_cluster
+    from evalkit.distributed import barrier, dist_info, init_process_group
+
+    cluster, info = resolve_cluster(None, args.sets, executor=args.executor), dist_info()
+    if cluster.executor == "submitit" or args.jobs > 1:      # jobs run units, this process merges after
+        from evalkit.executors import cli_shard_items, run_items
+
+        out = run_items(cli_shard_items(["vbench", *_strip_cluster_flags(argv)], args.jobs),
+                        "evalkit.executors:cli_shard_item", executor=cluster, run_dir=cfg.out,
+                        dry_run=args.dry_run, name=f"evalkit-vbench-{cfg.name}")
+        if args.dry_run or out["errors"] or out["unknown"]:
+            print(json.dumps({k: out[k] for k in ("submitted", "done", "errors", "unknown", "job_ids")}))
+            return 1 if out["errors"] else 0
+    elif info.is_distributed:                                   # a torchrun rank or one cluster job
+        run(cfg, rank=info.rank, world_size=info.world_size, merge=False)
+        if "MASTER_ADDR" not in os.environ:                     # a cluster job: the submitter merges
+            return 0
+        init_process_group(info, "gloo", timeout_s=7 * 24 * 3600)
+        barrier()                                              # every rank's units are done
+        if not info.is_main:
+            return 0
     records = run(cfg)
     from evalkit.results import read_records
 

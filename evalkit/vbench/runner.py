@@ -263,8 +263,12 @@ def _merge(cfg: RunConfig, dim: str, shards: list[list[Unit]], files: list[Path]
             "raw_json_shards": [str(f) for f in files], "n_units": len(per_unit)}
 
 
-def run(cfg: RunConfig) -> list[dict]:
-    """Evaluate ``cfg.dimensions`` on ``cfg.videos``; returns the records (also appended to results.jsonl)."""
+def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = True) -> list[dict]:
+    """Evaluate ``cfg.dimensions`` on ``cfg.videos``; returns the records (also appended to results.jsonl).
+
+    ``rank``/``world_size``: run only the (dimension, shard) units ``[rank::world_size]`` of the run (torchrun
+    ranks or cluster jobs); ``merge=False``: run units only, write no record (the merge runs once every unit's
+    results file exists: a later ``run(cfg)`` finds them and only merges)."""
     validate(cfg)
     cmd = worker_command(cfg)
     expected, full_info = expected_videos(cfg)
@@ -277,7 +281,7 @@ def run(cfg: RunConfig) -> list[dict]:
                    config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
     results = cfg.out / "results.jsonl"
     done = done_keys(cfg.out, statuses=("ok",))  # a flagged (partial) dimension is re-merged: videos may have come
-    records = []
+    records, n_units = [], 0
     for i, dim in enumerate(cfg.dimensions, 1):
         key = f"vbench/{cfg.name}/{cfg.mode}/{dim}"
         head = f"[{i}/{len(cfg.dimensions)}] {dim}"
@@ -288,12 +292,17 @@ def run(cfg: RunConfig) -> list[dict]:
         shards = _shards(units, cfg.shard_size, by_prompt=cfg.mode == "standard")
         files = []
         for k, shard in enumerate(shards):
+            unit, n_units = n_units, n_units + 1
+            if unit % world_size != rank:  # another rank's or job's unit
+                continue
             t0 = time.perf_counter()
             was = (_shard_dir(cfg, dim, k, shard) / "eval_results.json").exists()
             files.append(_run_shard(cfg, dim, k, shard, full_info, cmd))
             what = "resumed (kept)" if was else f"{time.perf_counter() - t0:.1f} s"
             print(f"{head}: shard {k + 1}/{len(shards)} ({len(shard)} {'clips' if cfg.mode == 'long' else 'videos'})"
                   f" {what}", flush=True)
+        if not merge:
+            continue
         n_exp, _ = check.counts(dim)
         merged = _merge(cfg, dim, shards, files)
         versions = [json.loads(f.with_name("worker.json").read_text()).get("versions", {}).get("vbench")
