@@ -20,12 +20,13 @@ SMALL = ["train.steps=3", "train.batch=2", "train.log_every=1", "eval.max_prompt
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()                    # the experiment sets 1 thread; restore it afterwards
     run = tmp_path_factory.mktemp("run") / "r1"
     rc = evalkit_main(["train", str(EXPERIMENT), "--only", "lingen", "--run-dir", str(run), *sum(
         (["--set", s] for s in SMALL), [])])
     assert rc == 0
-    return run
+    yield run
+    torch.set_num_threads(threads)
 
 
 def test_train_writes_records_checkpoint_and_alignment(trained):
