@@ -123,9 +123,15 @@ def train(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
                              runs=run_ids(data, runs), sources=("Fig. 10a", "Fig. 11")))
     al = df[(df["kind"] == "alignment") & (df["status"] == "ok")]
     if not al.empty:
-        piv = al.pivot_table(index=["model", "flavor", "variant", "checkpoint"], columns="metric", values="value",
-                             aggfunc="first").reset_index()
+        al = al.assign(checkpoint=al["checkpoint"].fillna("-"), flavor=al["flavor"].fillna("-"),
+                       n_videos=al["n_videos"] if "n_videos" in al else None)
+        piv = al.pivot_table(index=["_run_id", "model", "flavor", "variant", "checkpoint"], columns="metric",
+                             values="value", aggfunc="first").reset_index()
         piv.columns.name = None
+        n = al.groupby(["_run_id", "model", "flavor", "variant", "checkpoint"])["n_videos"].max().reset_index()
+        piv = piv.merge(n, on=["_run_id", "model", "flavor", "variant", "checkpoint"], how="left").rename(
+            columns={"_run_id": "run"})
+        piv["n_videos"] = pd.to_numeric(piv["n_videos"], errors="coerce").round().astype("Int64")
         write_table(root, "train/alignment", piv, title="Alignment-suite scores from alignment records",
                     floatfmt=".3f")
         arts.append(Artifact(stem="train/alignment", exts=(".md", ".tex"), title="Alignment-suite scores",
