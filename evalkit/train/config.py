@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 import yaml
 
-from evalkit.decoders import DecoderSpec  # noqa: F401  (re-exported for callers building checkpoints)
 from evalkit.errors import FieldError
 from evalkit.text import TextEncoderSpec
 from evalkit.train.data import DataConfig
