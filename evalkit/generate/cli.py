@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from evalkit.cluster import add_cluster_args, resolve_cluster
 from evalkit.errors import FieldError
 
 EPILOG = """examples:
@@ -38,7 +39,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration-s", type=float, default=None, help="seconds; must be whole latent frames")
     p.add_argument("--fps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="auto: cuda:<LOCAL_RANK> when CUDA is present (one GPU per torchrun rank), else cpu")
+    p.add_argument("--shards", type=int, default=1,
+                   help="split the prompts into this many executor jobs (job r runs rank r of the items)")
+    add_cluster_args(p)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="cluster.KEY=VALUE",
+                   help="cluster option, e.g. --set cluster.partition=gpu (README: SLURM)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--pix-fmt", default="yuv420p", choices=("yuv420p", "yuv444p"))
     p.add_argument("--legacy-pt", action=argparse.BooleanOptionalAction, default=False,
@@ -61,10 +68,23 @@ def resolve_point(config: dict, height, width, duration_s, fps):
                       duration_s=float(vals["duration_s"]), fps=int(vals["fps"]))
 
 
+def _strip_cluster_flags(argv: list[str]) -> list[str]:
+    """argv without --executor/--shards/--set/--dry-run (the jobs run the plain command)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in ("--executor", "--shards", "--set"):
+            skip = True
+        elif not a.startswith(("--executor=", "--shards=", "--set=", "--dry-run", "--no-dry-run")):
+            out.append(a)
+    return out
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from evalkit import checkpoint as ck
-    from evalkit.distributed import dist_info
+    from evalkit.distributed import dist_info, select_device
     from evalkit.generate.core import check_geometry, generate, make_items
     from evalkit.generate.prompts import load_prompts
     from evalkit.sampling import SamplerConfig
@@ -78,6 +98,19 @@ def main(argv: list[str]) -> int:
         import torch
         torch.set_num_threads(args.threads)
     # 2. load, then check the requested duration/resolution against the model before sampling
+    cluster = resolve_cluster(None, args.sets, executor=args.executor)
+    if cluster.executor == "submitit" or args.shards > 1:   # fan out: job r runs this same command as rank r
+        from evalkit.executors import cli_shard_items, run_items
+
+        out = run_items(cli_shard_items(["generate", *_strip_cluster_flags(argv)], args.shards),
+                        "evalkit.executors:cli_shard_item", executor=cluster,
+                        run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
+        print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))
+        return 1 if out["errors"] else 0
+    if args.dry_run:
+        print(json.dumps({"prompts": len(prompts), "items": len(prompts) * args.samples, "out": args.out}))
+        return 0
+    args.device = select_device(dist_info(), args.device)
     ckpt = ck.load_checkpoint(args.checkpoint, device=args.device, allow_legacy_pt=args.legacy_pt)
     check_geometry(ckpt, point)
     items = make_items(prompts, args.samples, args.seed)
