@@ -146,6 +146,11 @@ def latent_shape(cfg: ModelConfig, point: VideoPoint) -> tuple[int, int, int, in
     ct, ch, cw = cfg.latent.compression
     pt, ph, pw = cfg.latent.patch
     n = point.num_frames
+    if abs(point.duration_s * point.fps - n) > 1e-6:
+        lo = max(1, n // (ct * pt)) * ct * pt
+        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {point.duration_s * point.fps:g} "
+                         f"frames, not a whole number of frames (closest valid: {lo / point.fps:g} s or "
+                         f"{(lo + ct * pt) / point.fps:g} s)")
     if n <= 0 or n % (ct * pt):
         raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not a positive "
                          f"multiple of temporal compression x patch = {ct * pt}")

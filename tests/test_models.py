@@ -112,6 +112,8 @@ def test_bad_inputs_name_field_and_choices():
         M.validate_point(cfg, M.VideoPoint(height=500, width=896, duration_s=17.0))
     with pytest.raises(FieldError, match="duration_s"):
         M.validate_point(cfg, M.VideoPoint(height=512, width=896, duration_s=1.1))
+    with pytest.raises(FieldError, match="duration_s.*not a whole number of frames"):  # 8.5 s x 16 = 136 ok, 8.51 s not
+        M.validate_point(cfg, M.VideoPoint(height=512, width=896, duration_s=8.51))
     with pytest.raises(FieldError, match=r"mate.window.*along t"):
         M.validate_point(cfg, M.VideoPoint(height=512, width=896, duration_s=2.0))  # 2 latent frames < 17
     with pytest.raises(FieldError, match="max_grid"):
