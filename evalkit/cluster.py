@@ -110,6 +110,21 @@ def add_cluster_args(parser: argparse.ArgumentParser, *, dry_run: bool = True) -
                             "and exit without running anything")
 
 
+def strip_cluster_flags(argv: Sequence[str], count_flag: str) -> list[str]:
+    """``argv`` without ``--executor``, ``count_flag`` (e.g. ``--shards``), ``--set`` and ``--dry-run``: the plain
+    command each job runs."""
+    valued = ("--executor", count_flag, "--set")
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in valued:
+            skip = True
+        elif not a.startswith(tuple(f"{f}=" for f in valued) + ("--dry-run", "--no-dry-run")):
+            out.append(a)
+    return out
+
+
 def sbatch_options(cfg: ClusterConfig, n_jobs: int = 1) -> dict[str, str]:
     """The sbatch options submitit will write for these settings (shown by ``--dry-run``)."""
     opts: dict[str, str] = {}

@@ -38,7 +38,7 @@ import submitit
 
 from evalkit.cluster import ClusterConfig, format_job_line, sbatch_options, sbatch_preview, submitit_parameters
 from evalkit.errors import FieldError
-from evalkit.results import append_record, iter_jsonl, new_run_id, now_iso
+from evalkit.results import append_record, new_run_id, now_iso, read_records
 
 SkipDone = set[str] | Callable[[Path], set[str]] | None
 
@@ -390,26 +390,16 @@ def read_records_with_provenance(run_dir: Path | str) -> list[dict[str, Any]]:
     last attempt of ``jobs/<tag>.json``; absent for records written outside a job)."""
     run_dir = Path(run_dir)
     jobs = read_jobs(run_dir)
-    out: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    for path in sorted(run_dir.glob("results*.jsonl")):
+
+    def provenance(path: Path) -> dict[str, Any]:
         tag = path.name[len("results."):-len(".jsonl")] if path.name != "results.jsonl" else None
-        prov: dict[str, Any] = {}
-        if tag and tag in jobs and jobs[tag].get("attempts"):
-            last = jobs[tag]["attempts"][-1]
-            prov = {"job_tag": tag, "job_id": last.get("job_id"), "job_array_index": last.get("array_index"),
-                    "job_hostname": last.get("hostname"), "job_attempts": len(jobs[tag]["attempts"])}
-        for rec in iter_jsonl(path):
-            rec = {**rec, **prov}
-            key = rec.get("key")
-            if key is None:
-                out.append(rec)
-            elif key in seen:
-                out[seen[key]] = rec
-            else:
-                seen[key] = len(out)
-                out.append(rec)
-    return out
+        if not (tag and tag in jobs and jobs[tag].get("attempts")):
+            return {}
+        last = jobs[tag]["attempts"][-1]
+        return {"job_tag": tag, "job_id": last.get("job_id"), "job_array_index": last.get("array_index"),
+                "job_hostname": last.get("hostname"), "job_attempts": len(jobs[tag]["attempts"])}
+
+    return read_records([run_dir], extra=provenance)
 
 
 def point_items(specs: Sequence[dict[str, Any]], done_record_keys: set[str]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,17 +115,21 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             raise ValueError(f"{path}:{i + 1}: not a JSON record: {exc}") from exc
 
 
-def read_records(run_dirs: Iterable[Path | str], pattern: str = "results*.jsonl") -> list[dict[str, Any]]:
+def read_records(run_dirs: Iterable[Path | str], pattern: str = "results*.jsonl",
+                 extra: Callable[[Path], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """All records of the given run folders (each merged over its job files), in a stable order.
 
     Records with a ``key`` field are de-duplicated on (run folder, key), the last one written wins.
+    ``extra(path)`` gives fields added to every record of that file (e.g. the provenance of the job that wrote it).
     """
     out: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
         seen: dict[str, int] = {}
         for path in sorted(run_dir.glob(pattern)):
+            fields = extra(path) if extra else {}
             for rec in iter_jsonl(path):
+                rec = {**rec, **fields} if fields else rec
                 key = rec.get("key")
                 if key is None:
                     out.append(rec)

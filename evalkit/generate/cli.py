@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from evalkit.cluster import add_cluster_args, resolve_cluster
+from evalkit.cluster import add_cluster_args, resolve_cluster, strip_cluster_flags
 from evalkit.errors import FieldError
 
 EPILOG = """examples:
@@ -68,19 +68,6 @@ def resolve_point(config: dict, height, width, duration_s, fps):
                       duration_s=float(vals["duration_s"]), fps=int(vals["fps"]))
 
 
-def _strip_cluster_flags(argv: list[str]) -> list[str]:
-    """argv without --executor/--shards/--set/--dry-run (the jobs run the plain command)."""
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--executor", "--shards", "--set"):
-            skip = True
-        elif not a.startswith(("--executor=", "--shards=", "--set=", "--dry-run", "--no-dry-run")):
-            out.append(a)
-    return out
-
-
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from evalkit import checkpoint as ck
@@ -102,7 +89,7 @@ def main(argv: list[str]) -> int:
     if cluster.executor == "submitit" or args.shards > 1:   # fan out: job r runs this same command as rank r
         from evalkit.executors import cli_shard_items, run_items
 
-        out = run_items(cli_shard_items(["generate", *_strip_cluster_flags(argv)], args.shards),
+        out = run_items(cli_shard_items(["generate", *strip_cluster_flags(argv, "--shards")], args.shards),
                         "evalkit.executors:cli_shard_item", executor=cluster,
                         run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
         print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from evalkit.results import REPO_ROOT
-from evalkit.cluster import add_cluster_args
+from evalkit.cluster import add_cluster_args, strip_cluster_flags
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 EXAMPLES = """examples:
@@ -81,18 +81,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _strip_cluster_flags(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in ("--executor", "--jobs", "--set"):
-            skip = True
-        elif not a.startswith(("--executor=", "--jobs=", "--set=", "--dry-run", "--no-dry-run")):
-            out.append(a)
-    return out
-
-
 def _summary(records: list[dict]) -> None:
     from evalkit.vbench.aggregate import aggregate
 
@@ -145,7 +133,7 @@ def main(argv: list[str]) -> int:
     if cluster.executor == "submitit" or args.jobs > 1:      # jobs run units, this process merges after
         from evalkit.executors import cli_shard_items, run_items
 
-        out = run_items(cli_shard_items(["vbench", *_strip_cluster_flags(argv)], args.jobs),
+        out = run_items(cli_shard_items(["vbench", *strip_cluster_flags(argv, "--jobs")], args.jobs),
                         "evalkit.executors:cli_shard_item", executor=cluster, run_dir=cfg.out,
                         dry_run=args.dry_run, name=f"evalkit-vbench-{cfg.name}")
         if args.dry_run or out["errors"] or out["unknown"]:
