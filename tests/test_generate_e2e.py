@@ -61,8 +61,13 @@ def test_generate_decode_seed_resume(trained, tmp_path, capsys):
         assert frames.shape == (8, 16, 16, 3) and fps == 8
     assert not np.array_equal(videos[0][0], videos[1][0])            # different seeds -> different videos
     assert _generate(ckpt, prompts, tmp_path / "b") == 0             # same seeds -> same videos
+    again = {r["file"]: r for r in read_videos(tmp_path / "b")}
     for r, (frames, _) in zip(recs, videos):
-        assert np.array_equal(read_video(tmp_path / "b" / r["file"])[0], frames)
+        # the sampled frames are bit-identical; the decoded mp4s may differ by encoder noise only (libx264 can
+        # emit different bitstreams for identical input at tiny sizes)
+        assert again[r["file"]]["frames_sha256"] == r["frames_sha256"] and len(r["frames_sha256"]) == 64
+        decoded = read_video(tmp_path / "b" / r["file"])[0].astype(int)
+        assert decoded.shape == frames.shape and np.abs(decoded - frames).mean() < 2.0
     capsys.readouterr()
     assert _generate(ckpt, prompts, tmp_path / "a") == 0             # resume: nothing regenerated
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["skipped"] == 2

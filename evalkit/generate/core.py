@@ -9,11 +9,14 @@ file exists is skipped, so an interrupted run resumes; files are written atomica
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import sys
 import time
 import zlib
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from evalkit.errors import FieldError
 from evalkit.results import append_record, iter_jsonl, now_iso
@@ -126,6 +129,9 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
             write_video(out_dir / it.name, frames, point.fps, pix_fmt=pix_fmt, crf=crf)
             append_record(manifest, {
                 "key": it.name, "file": it.name, "prompt": it.prompt, "index": it.index, "seed": it.seed,
+                # the sampled uint8 frames handed to the encoder: exact, whereas libx264 can encode identical
+                # frames into slightly different bitstreams from one call to the next (seen at 32x32 px)
+                "frames_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest(),
                 "checkpoint": str(ckpt.path), "checkpoint_sha256": ckpt.sha256,
                 "model": ckpt.config["model"]["name"], "flavor": ckpt.config["model"]["flavor"],
                 "sampler": "euler-flow-matching", "steps": sampler.steps, "schedule": sampler.schedule,
