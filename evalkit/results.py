@@ -119,7 +119,10 @@ def read_records(run_dirs: Iterable[Path | str], pattern: str = "results*.jsonl"
                  extra: Callable[[Path], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """All records of the given run folders (each merged over its job files), in a stable order.
 
-    Records with a ``key`` field are de-duplicated on (run folder, key), the last one written wins.
+    Records with a ``key`` field are de-duplicated on (run folder, key): the one written last wins, by its
+    ``created`` time (files are read in name order, so file order alone would let an old ``error`` row in
+    ``results.jsonl`` hide a newer ``ok`` row of ``results.<job>.jsonl``); within one second a finished record
+    beats an ``error`` one, then the later line wins.
     ``extra(path)`` gives fields added to every record of that file (e.g. the provenance of the job that wrote it).
     """
     out: list[dict[str, Any]] = []
@@ -134,11 +137,17 @@ def read_records(run_dirs: Iterable[Path | str], pattern: str = "results*.jsonl"
                 if key is None:
                     out.append(rec)
                 elif key in seen:
-                    out[seen[key]] = rec
+                    if _write_rank(rec) >= _write_rank(out[seen[key]]):
+                        out[seen[key]] = rec
                 else:
                     seen[key] = len(out)
                     out.append(rec)
     return out
+
+
+def _write_rank(rec: dict[str, Any]) -> tuple[str, bool]:
+    """Order of two records of one key: creation time (ISO, one-second resolution), then finished over error."""
+    return str(rec.get("created") or ""), rec.get("status") != "error"
 
 
 def done_keys(run_dir: Path, statuses: tuple[str, ...] = ("ok", "oom", "skipped")) -> set[str]:
