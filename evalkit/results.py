@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,15 +76,21 @@ def write_manifest(run_dir: Path, **fields: Any) -> Path:
     with different config: an existing manifest is kept and a ``manifest.<n>.json`` is added for the new job."""
     run_dir.mkdir(parents=True, exist_ok=True)
     data = {"created": now_iso(), "git_sha": git_sha(), "versions": versions(), "hardware": hardware(), **fields}
-    path = run_dir / "manifest.json"
-    n = 1
-    while path.exists():
-        path = run_dir / f"manifest.{n}.json"
-        n += 1
-    tmp = path.with_suffix(".tmp")
+    # written to a private temp file, then claimed with os.link (fails if the name exists): concurrent jobs
+    # (torchrun ranks, array tasks) each get their own manifest, none overwritten, no shared temp file
+    tmp = run_dir / f".manifest.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    try:
+        n = 0
+        while True:
+            path = run_dir / ("manifest.json" if n == 0 else f"manifest.{n}.json")
+            try:
+                os.link(tmp, path)
+                return path
+            except FileExistsError:
+                n += 1
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_manifests(run_dir: Path) -> list[dict[str, Any]]:

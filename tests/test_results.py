@@ -22,3 +22,20 @@ def test_later_line_wins_within_one_file_and_ok_beats_error_in_the_same_second(t
     by_key = {r["key"]: r for r in read_records([tmp_path])}
     assert by_key["a"]["v"] == 2
     assert by_key["b"]["status"] == "ok"
+
+
+def _write_one(run_dir: str) -> str:
+    from pathlib import Path
+
+    from evalkit.results import write_manifest
+    return write_manifest(Path(run_dir), job="x").name
+
+
+def test_concurrent_manifest_writers_each_get_their_own_file(tmp_path):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        names = list(pool.map(_write_one, [str(tmp_path)] * 8))
+    assert sorted(names) == sorted(["manifest.json"] + [f"manifest.{i}.json" for i in range(1, 8)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)   # no temp file left behind
