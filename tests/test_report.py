@@ -111,3 +111,19 @@ def test_two_runs_of_one_experiment_are_not_mixed(tmp_path):
     assert {a.runs for a in arts} == {(("scaling", "fixture-cpu2", "f" * 40),)}   # figure + ratio table
     rows = (out / "cost" / "fig_flops_scaling_scaling-4b.csv").read_text().splitlines()[1:]
     assert rows and all(r.split(",")[7] == "fixture-cpu2" for r in rows)
+
+
+def test_failed_render_leaves_the_committed_reports_untouched(tmp_path, monkeypatch):
+    reports = tmp_path / "reports"
+    assert main(["--reports-dir", str(reports), "--publish", str(RUNS[0])]) == 0
+    assert main(["--reports-dir", str(reports)]) == 0
+    before = {p: p.read_bytes() for p in reports.rglob("*") if p.is_file()}
+    import evalkit.report.cli as report_cli
+
+    def broken(out, run_dirs):
+        (Path(out) / "partial.md").write_text("half")
+        raise RuntimeError("render failed")
+    monkeypatch.setattr(report_cli, "build", broken)
+    with pytest.raises(RuntimeError, match="render failed"):
+        main(["--reports-dir", str(reports)])
+    assert {p: p.read_bytes() for p in reports.rglob("*") if p.is_file()} == before

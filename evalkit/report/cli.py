@@ -73,6 +73,21 @@ def _tree(root: Path) -> set[Path]:
     return {p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.relative_to(root).parts[0] != "data"}
 
 
+def _render_in_place(out: Path, run_dirs: list[Path]) -> list[Path]:
+    """Render into a temporary folder first, then replace the artifacts of ``out`` (``data/`` kept): a render
+    that fails leaves the committed reports untouched; artifacts that are no longer produced are removed."""
+    with tempfile.TemporaryDirectory(prefix="evalkit-report-") as tmp:
+        fresh = Path(tmp)
+        build(fresh, run_dirs)
+        new = _tree(fresh)
+        for p in sorted(_tree(out) - new):
+            (out / p).unlink()
+        for p in sorted(new):
+            (out / p).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(fresh / p, out / p)
+    return [out / p for p in sorted(new)]
+
+
 def check(reports_dir: Path, run_dirs: list[Path]) -> list[str]:
     """Problems between a fresh render and ``reports_dir`` (empty list = up to date)."""
     with tempfile.TemporaryDirectory(prefix="evalkit-report-") as tmp:
@@ -108,9 +123,9 @@ def main(argv: list[str]) -> int:
         print(f"reports/ is up to date ({len(run_dirs)} published run(s))")
         return 0
     out = (args.out or reports_dir).resolve()
-    if out == reports_dir:   # remove artifacts of earlier renders that no longer exist, keep data/
-        for p in sorted(_tree(out)):
-            (out / p).unlink()
-    files = build(out, run_dirs)
+    if out == reports_dir:
+        files = _render_in_place(out, run_dirs)
+    else:
+        files = build(out, run_dirs)
     print(f"wrote {len(files)} files to {out} from {len(run_dirs)} run(s); see {out / 'index.md'}")
     return 0
