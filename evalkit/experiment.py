@@ -210,6 +210,14 @@ def find_experiment(name_or_path: str | Path) -> Path:
     return candidate
 
 
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML file; a syntax error is a FieldError naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise FieldError(str(path), f"not valid YAML: {exc}") from exc
+
+
 def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
                      sets: Sequence[str] = ()) -> ExperimentConfig:
     """A raw YAML mapping (with an optional ``smoke:`` section) into a validated config."""
@@ -238,10 +246,7 @@ def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
 def load_experiment(name_or_path: str | Path = DEFAULT_EXPERIMENT, *, smoke: bool = False,
                     sets: Sequence[str] = ()) -> Experiment:
     path = find_experiment(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FieldError(str(path), f"not valid YAML: {exc}") from exc
+    raw = read_yaml(path)
     cfg = parse_experiment(raw or {}, where=path.stem, smoke=smoke, sets=sets)
     return Experiment(config=cfg, path=path, smoke=smoke, sets=tuple(sets))
 

@@ -5,9 +5,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from evalkit.errors import FieldError
+from evalkit.experiment import find_experiment, read_yaml
 from evalkit.text import TextEncoderSpec
 from evalkit.train.data import DataConfig
 from evalkit.typed import apply_overrides, from_dict
@@ -83,10 +82,12 @@ class TrainExperiment:
 
 
 def load_experiment(path: str | Path, sets: list[str] | None = None) -> tuple[TrainExperiment, dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        raise FieldError("experiment", f"{str(path)!r} is not a file")
-    raw = yaml.safe_load(path.read_text()) or {}
+    """``train_tiny`` or a YAML path -> (typed experiment, raw mapping); the same file lookup and YAML errors as
+    the sweep's experiments (``evalkit.experiment``)."""
+    path = find_experiment(path)
+    raw = read_yaml(path) or {}
+    if not isinstance(raw, dict):
+        raise FieldError(path.stem, f"expected a mapping at the top level, got {type(raw).__name__}")
     if sets:
         apply_overrides(raw, sets)
     return from_dict(TrainExperiment, raw, where=path.name), raw
