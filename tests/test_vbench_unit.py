@@ -234,8 +234,8 @@ def test_long_mode_averages_clips_per_video_then_over_videos(tmp_path):
     assert sorted(len(v) for v in by_video.values()) == [1, 3]
     want = sum(sum(v) / len(v) for v in by_video.values()) / 2
     assert rec["score"] == pytest.approx(want, abs=1e-15)
-    with pytest.raises(FieldError, match="slow_fast"):
-        run(RunConfig(**{**cfg.__dict__, "slow_fast": True}))
+    with pytest.raises(FieldError, match="slow_fast"):  # the clip-to-clip term is long mode only
+        run(RunConfig(**{**cfg.__dict__, "slow_fast": True, "mode": "custom"}))
 
 
 def test_default_worker_is_the_venv_python(tmp_path, monkeypatch):

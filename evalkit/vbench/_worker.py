@@ -9,6 +9,11 @@ Spec keys: ``action`` ("evaluate" | "selfcheck" | "flicker_reference"), ``dimens
 ("vbench_standard" | "custom_input"), ``videos_dir``, ``full_info`` (standard mode), ``prompts``
 ({file name: prompt}, custom mode), ``output_dir``, ``name``, ``cache_dir`` (VBENCH_CACHE_DIR), ``local``
 (VBench's load_ckpt_from_local), ``device`` ("auto" | "cpu" | "cuda"), ``imaging_quality_preprocessing_mode``.
+"clip2clip" scores the first-frames videos ``videos`` of a long-mode ``dimension`` with VBench-Long's own
+dev-flag functions (``vbench2_beta_long.subject_consistency.subject_consistency_dinov2`` on DINOv2 ViT-B/14,
+``vbench2_beta_long.background_consistency.background_consistency_dreamsim`` on DreamSim), the models loaded from
+``cache_dir`` (``dinov2_model/``: torch hub dir; ``dreamsim_model/``: DreamSim's cache_dir) instead of VBench's
+network/``~/.cache`` defaults; writes ``clip2clip.json``.
 "flicker_reference" calls ``vbench.temporal_flickering.cal_score`` on each of ``videos`` (for the tests).
 """
 import json
@@ -72,6 +77,37 @@ def _evaluate(spec):
     return {"device": device, "results": result}
 
 
+def _clip2clip(spec):
+    import torch
+
+    device = spec.get("device", "auto")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    cache = spec["cache_dir"]
+    videos = list(spec["videos"])
+    if spec["dimension"] == "subject_consistency":
+        from vbench2_beta_long.subject_consistency import subject_consistency_dinov2
+
+        hub = os.path.join(cache, "dinov2_model")
+        torch.hub.set_dir(hub)  # checkpoints/dinov2_vitb14_pretrain.pth is read from here (no download)
+        model = torch.hub.load(os.path.join(hub, "facebookresearch_dinov2_main"), "dinov2_vitb14",
+                               source="local").to(device)
+        overall, per_video = subject_consistency_dinov2(model, videos, device, False)
+    elif spec["dimension"] == "background_consistency":
+        from dreamsim import dreamsim
+        from vbench2_beta_long.background_consistency import background_consistency_dreamsim
+
+        model, preprocess = dreamsim(pretrained=True, device=device, cache_dir=os.path.join(cache, "dreamsim_model"))
+        overall, per_video = background_consistency_dreamsim(model, preprocess, videos, device, False)
+    else:
+        raise SystemExit(f"clip2clip: no slow-fast term for {spec['dimension']}")
+    out = os.path.join(spec["output_dir"], "clip2clip.json")
+    with open(out, "w", encoding="utf-8") as fh:
+        json.dump({"dimension": spec["dimension"], "all_results": overall,
+                   "video_results": {r["video_path"]: r["video_results"] for r in per_video}}, fh, indent=1)
+    return {"device": device, "results": out}
+
+
 def _flicker_reference(spec):
     from vbench.temporal_flickering import cal_score
 
@@ -88,7 +124,8 @@ def main(argv):
     if spec.get("cache_dir"):  # read by vbench.utils at import time (vbench.md §3.1)
         os.environ["VBENCH_CACHE_DIR"] = spec["cache_dir"]
     action = spec.get("action", "evaluate")
-    handlers = {"evaluate": _evaluate, "selfcheck": _selfcheck, "flicker_reference": _flicker_reference}
+    handlers = {"evaluate": _evaluate, "selfcheck": _selfcheck, "flicker_reference": _flicker_reference,
+                "clip2clip": _clip2clip}
     if action not in handlers:
         print(f"unknown action {action!r}; valid: {sorted(handlers)}", file=sys.stderr)
         return 2

@@ -22,6 +22,9 @@ EXAMPLES = """examples:
       --name lingen --dimensions temporal_flickering
   python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt \\
       --name lingen-17s --dimensions temporal_flickering
+  python -m evalkit vbench prefetch --dimensions subject_consistency background_consistency --slow-fast
+  python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt --name lingen-17s \\
+      --dimensions subject_consistency background_consistency --slow-fast --vbench-repo ~/src/VBench
 """
 
 
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--cache-dir", type=Path, default=None, help="default $VBENCH_CACHE_DIR or ~/.cache/vbench")
     f.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=True,
                    help="also fetch RAFT for the temporal_flickering static filter")
+    f.add_argument("--slow-fast", action=argparse.BooleanOptionalAction, default=False,
+                   help="also fetch the long-mode clip-to-clip extractors (DINOv2 ViT-B/14, DreamSim)")
     r = sub.add_parser("run", help="evaluate a folder of videos", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--videos", type=Path, required=True, help="folder of {prompt}-{index}.mp4 files")
@@ -70,7 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--allow-missing", action=argparse.BooleanOptionalAction, default=False,
                    help="score what is present; records are flagged partial")
     r.add_argument("--slow-fast", action=argparse.BooleanOptionalAction, default=False,
-                   help="long mode: VBench-Long's clip-to-clip term (--dev_flag); not available offline")
+                   help="long mode: VBench-Long's slow-fast term for subject_consistency and "
+                        "background_consistency (eval_long.py --dev_flag, as the leaderboard runs): the clips' "
+                        "first frames scored with DINOv2 / DreamSim, mapped by VBench's quantile tables and fused "
+                        "0.5/0.5 with the in-clip score; needs --vbench-repo or --slow-fast-config and the "
+                        "weights of `prefetch --slow-fast`")
+    r.add_argument("--vbench-repo", type=Path, default=None,
+                   help="--slow-fast: a VBench git checkout (reads vbench2_beta_long/configs/slow_fast_params.yaml "
+                        "and {subject,background}_mapping_table.yaml; not in the 0.1.5 wheel)")
+    r.add_argument("--slow-fast-config", type=Path, default=None,
+                   help="--slow-fast: a folder holding those three YAML files instead of --vbench-repo")
     r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
                    help="RAFT static filter before temporal_flickering (not run by evalkit)")
     r.add_argument("--jobs", type=int, default=1, help="split the (dimension, shard) units over this many "
@@ -114,7 +128,7 @@ def main(argv: list[str]) -> int:
             if d not in DIMENSIONS:
                 raise ChoiceError("dimensions", d, DIMENSIONS, what="VBench dimension")
         cache = args.cache_dir or weights.default_cache_dir()
-        got = weights.prefetch(dims, cache, static_filter=args.static_filter)
+        got = weights.prefetch(dims, cache, static_filter=args.static_filter, slow_fast=args.slow_fast)
         print(f"{len(got)} file(s) fetched; every weight of {', '.join(dims)} is in {cache}")
         return 0
     from evalkit.vbench import weights
@@ -125,6 +139,7 @@ def main(argv: list[str]) -> int:
                     prompt_file=args.prompt_file, samples_per_prompt=args.samples_per_prompt,
                     shard_size=args.shard_size, cache_dir=args.cache_dir or weights.default_cache_dir(),
                     env=args.env, allow_missing=args.allow_missing, slow_fast=args.slow_fast,
+                    vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
                     static_filter=args.static_filter, device=args.device)
     from evalkit.cluster import resolve_cluster
     from evalkit.distributed import barrier, dist_info, init_process_group
@@ -149,8 +164,11 @@ def main(argv: list[str]) -> int:
             return 0
     records = run(cfg)
     from evalkit.results import read_records
+    from evalkit.vbench.runner import slow_fast_dims
 
+    sf = slow_fast_dims(cfg)
     _summary([r for r in read_records([cfg.out]) if r.get("kind") == "vbench" and r.get("mode") == cfg.mode
-              and r.get("model") == cfg.name and r.get("dimension") in cfg.dimensions] or records)
+              and r.get("model") == cfg.name and r.get("dimension") in cfg.dimensions
+              and bool(r.get("slow_fast")) == (r.get("dimension") in sf)] or records)
     print(f"records: {cfg.out / 'results.jsonl'}")
     return 0

@@ -15,11 +15,20 @@ equal the source's decoded frames for that range and a clip score is the score o
 
 Clip lengths per dimension follow ``vbench2_beta_long/configs/clip_length_mix.yaml`` (git repo only, not in the
 wheel): 10 s for human_action, temporal_style and overall_consistency, 2 s for every other dimension.
+
+Slow-fast (``eval_long.py --dev_flag``, §5.3) for subject_consistency and background_consistency, after
+``vbench2_beta_long/utils.py`` (0.1.5 wheel): the "fast" video of a long video is the first frame of each of its
+clips, in clip order (``create_video_from_first_frames``; videos with a single clip get none), written here
+losslessly like the clips (:func:`first_frames_video`). Its clip-to-clip score (the same consistency formula with
+DINOv2 / DreamSim features, computed by the worker in the VBench env) is mapped to the in-clip scale by
+:func:`interpolate` over a quantile mapping table and fused with the per-video in-clip score (:func:`fuse`, after
+``fuse_inclip_clip2clip``). Tables and weights are read from the user's VBench checkout (:func:`load_slow_fast`).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
+from bisect import bisect_left
 from fractions import Fraction
 from pathlib import Path
 
@@ -168,3 +177,143 @@ def expected_clip_count(duration_s: float, fps: float, seconds: float) -> int:
     """Number of clips for a video of ``duration_s`` at ``fps`` (ceil of frames / frames-per-clip, at least 1)."""
     n = int(round(duration_s * fps))
     return max(1, math.ceil(n / (int(fps) * seconds)))
+
+
+def first_frames_video(clips: list[Path], dest: Path | str) -> Path:
+    """The "fast" video of one long video: frame k is the first decoded frame of ``clips[k]``; written losslessly
+    (libx264 qp=0 on the decoded YUV) at the first clip's integer fps, as VBench-Long's
+    ``create_video_from_first_frames`` does with ``save_segment`` (there lossy). Idempotent: an existing ``dest``
+    is kept (written atomically, so it is complete)."""
+    import av
+
+    dest = Path(dest)
+    if dest.exists():
+        return dest
+    if len(clips) < 2:
+        raise ValueError(f"{dest.name}: a first-frames video needs at least 2 clips, got {len(clips)}")
+    firsts, fps, size = [], 0, (0, 0)
+    for clip in clips:
+        with av.open(str(clip)) as container:
+            stream = container.streams.video[0]
+            if not fps:
+                rate = stream.average_rate or stream.base_rate
+                fps = int(float(rate))  # VBench: int(decord get_avg_fps()) of the first clip
+                size = (stream.codec_context.width, stream.codec_context.height)
+            frame = next(container.decode(stream), None)
+        if frame is None:
+            raise VideoError(f"{clip}: no decodable frame")
+        firsts.append(frame.to_ndarray(format="yuv420p"))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.stem + ".partial.mp4")
+    rate = Fraction(max(fps, 1), 1)
+    with av.open(str(tmp), mode="w") as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"qp": "0", "preset": "ultrafast"}
+        for j, planes in enumerate(firsts):
+            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            f.pts = j
+            f.time_base = Fraction(1, 1) / rate
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    tmp.replace(dest)
+    return dest
+
+
+# --- slow-fast fusion (eval_long.py --dev_flag) -----------------------------------------------------------------
+
+SLOW_FAST_DIMENSIONS = ("subject_consistency", "background_consistency")
+# eval_long.py --dev_flag: sb_clip2clip_feat_extractor dinov2, bg_clip2clip_feat_extractor dreamsim (defaults)
+CLIP2CLIP_EXTRACTOR = {"subject_consistency": "dinov2", "background_consistency": "dreamsim"}
+_POSTFIX = {"subject_consistency": "sb", "background_consistency": "bg"}  # keys of slow_fast_params.yaml
+# files of the VBench git repo (Vchitect/VBench@45e79ec), not shipped in the 0.1.5 wheel
+CONFIG_SUBDIR = "vbench2_beta_long/configs"
+PARAMS_FILE = "slow_fast_params.yaml"
+TABLE_FILES = {"subject_consistency": "subject_mapping_table.yaml",
+               "background_consistency": "background_mapping_table.yaml"}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SlowFast:
+    """Weights and mapping table of one dimension (read from the VBench checkout)."""
+    dimension: str
+    w_inclip: float
+    w_clip2clip: float
+    table: tuple[tuple[float, float], ...]   # (clip-to-clip score, mapped in-clip-scale score), sorted
+    params_file: str
+    table_file: str
+
+
+def load_slow_fast(dimension: str, vbench_repo: Path | None = None, config_dir: Path | None = None) -> SlowFast:
+    """Read ``slow_fast_params.yaml`` and the dimension's mapping table from ``config_dir`` or
+    ``vbench_repo/vbench2_beta_long/configs``; a missing or malformed file is an error naming it."""
+    import yaml
+
+    from evalkit.errors import FieldError
+
+    if dimension not in _POSTFIX:
+        raise ValueError(f"slow-fast applies to {SLOW_FAST_DIMENSIONS}, not {dimension}")
+    if config_dir is None and vbench_repo is None:
+        raise FieldError("slow_fast", f"--slow-fast needs VBench-Long's {PARAMS_FILE} and {TABLE_FILES[dimension]}"
+                                      f", which are in the VBench git repo (github.com/Vchitect/VBench, folder "
+                                      f"{CONFIG_SUBDIR}/), not in the vbench {'0.1.5'} wheel: pass --vbench-repo "
+                                      "PATH (a git clone) or --slow-fast-config DIR (a folder holding them)")
+    folder = Path(config_dir) if config_dir is not None else Path(vbench_repo) / CONFIG_SUBDIR
+    flag = "slow_fast_config" if config_dir is not None else "vbench_repo"
+    files = {}
+    for name in (PARAMS_FILE, TABLE_FILES[dimension]):
+        path = folder / name
+        if not path.is_file():
+            raise FieldError(flag, f"{path} not found: --slow-fast for {dimension} needs {name} (VBench git repo, "
+                                   f"{CONFIG_SUBDIR}/{name}; not in the 0.1.5 wheel)")
+        try:
+            files[name] = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise FieldError(flag, f"{path}: not valid YAML ({exc})") from exc
+    params, raw = files[PARAMS_FILE], files[TABLE_FILES[dimension]]
+    post = _POSTFIX[dimension]
+    keys = (f"w_inclip_{post}", f"w_clip2clip_{post}")
+    if not isinstance(params, dict) or any(not isinstance(params.get(k), (int, float)) for k in keys):
+        raise FieldError(flag, f"{folder / PARAMS_FILE}: needs numeric {keys[0]} and {keys[1]}")
+    if not isinstance(raw, dict) or not raw or not all(isinstance(k, (int, float)) and isinstance(v, (int, float))
+                                                       for k, v in raw.items()):
+        raise FieldError(flag, f"{folder / TABLE_FILES[dimension]}: needs a non-empty map of number: number")
+    return SlowFast(dimension=dimension, w_inclip=float(params[keys[0]]), w_clip2clip=float(params[keys[1]]),
+                    table=tuple(sorted((float(k), float(v)) for k, v in raw.items())),
+                    params_file=str(folder / PARAMS_FILE), table_file=str(folder / TABLE_FILES[dimension]))
+
+
+def interpolate(table: tuple[tuple[float, float], ...], x: float) -> float:
+    """Piecewise-linear map of ``x`` over the sorted ``(key, value)`` table, clamped to the end values; exactly
+    ``fuse_inclip_clip2clip``'s lookup (bisect_left: a key equal to ``x`` at index 0 returns its value; an interior
+    exact hit interpolates from the key before, which gives the same value)."""
+    keys = [k for k, _ in table]
+    idx = bisect_left(keys, x)
+    if idx == 0:
+        return table[0][1]
+    if idx == len(keys):
+        return table[-1][1]
+    (k0, v0), (k1, v1) = table[idx - 1], table[idx]
+    return v0 + (v1 - v0) * (x - k0) / (k1 - k0)
+
+
+def fuse(inclip: dict[str, float], clip2clip: dict[str, float], sf: SlowFast) -> tuple[float, list[dict]]:
+    """Fused score per long video and their mean (``fuse_inclip_clip2clip`` with --dev_flag).
+
+    ``inclip``: per-video mean of the clip scores; ``clip2clip``: per-video score of the first-frames video (absent
+    for a single-clip video, which VBench looks up as 0). fused = w_inclip*inclip + w_clip2clip*mapped, except
+    mapped == 0 (VBench's tables map 0 to 0: a single-clip video) where fused = inclip."""
+    rows = []
+    for video, s_in in inclip.items():
+        raw = clip2clip.get(video)
+        mapped = interpolate(sf.table, 0.0 if raw is None else raw)
+        fused = s_in * sf.w_inclip + mapped * sf.w_clip2clip if mapped != 0.0 else s_in
+        rows.append({"video_path": video, "inclip_score": s_in, "clip2clip_score": raw,
+                     "mapped_clip2clip_score": mapped, "w_inclip": sf.w_inclip, "w_clip2clip": sf.w_clip2clip,
+                     "video_results": fused})
+    if not rows:
+        raise ValueError("no video to fuse")
+    return sum(r["video_results"] for r in rows) / len(rows), rows

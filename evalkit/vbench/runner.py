@@ -9,10 +9,12 @@ a dimension whose record exists is skipped, so an interrupted run resumes where 
 
 Long mode (VBench-Long, §5): each video is split into clips (long.py), clips are scored with the standard
 dimension, clip scores are averaged per long video and then over videos (imaging_quality / 100), as
-``vbench2_beta_long/utils.py:reorganize_clips_results`` does. This is ``eval_long.py`` without ``--dev_flag``
-(in-clip score only; w_inclip 1, w_clip2clip 0). The leaderboard batch script passes ``--dev_flag`` (slow-fast
-fusion with DINOv2/DreamSim and git-only mapping tables) and ``--static_filter_flag`` for flicker; neither is
-available offline here, and asking for them is an error (see README).
+``vbench2_beta_long/utils.py:reorganize_clips_results`` does: ``eval_long.py`` without ``--dev_flag``. With
+``slow_fast`` (``--dev_flag``, what the leaderboard batch script passes) subject_consistency and
+background_consistency also get VBench-Long's clip-to-clip term: one more worker unit per dimension scores the
+first-frames videos (long.first_frames_video) with DINOv2 / DreamSim, and evalkit maps and fuses it with the
+in-clip per-video means (long.fuse; tables from the user's VBench checkout). The in-clip shards are shared with a
+run without slow-fast. The static filter (``--static_filter_flag``) is not run by evalkit: asking for it is an error.
 """
 from __future__ import annotations
 
@@ -59,7 +61,9 @@ class RunConfig:
     env: Path | None = None
     full_info: Path | None = None            # default: the venv's installed vbench/VBench_full_info.json
     allow_missing: bool = False
-    slow_fast: bool = False
+    slow_fast: bool = False                  # long mode: VBench-Long --dev_flag clip-to-clip term
+    vbench_repo: Path | None = None          # slow-fast: a VBench git checkout (vbench2_beta_long/configs/)
+    slow_fast_config: Path | None = None     # slow-fast: a folder with slow_fast_params.yaml and the mapping tables
     static_filter: bool = False
     device: str = "auto"
     worker_cmd: tuple[str, ...] | None = None
@@ -85,15 +89,22 @@ def validate(cfg: RunConfig) -> None:
         if bad:
             raise FieldError("shard_size", f"{bad} aggregate frame-weighted in VBench, so shards cannot be merged "
                                            "exactly; use --shard-size 0 (one process per dimension) for them")
-    if cfg.slow_fast:
-        raise FieldError("slow_fast", "VBench-Long's slow-fast (clip-to-clip) term needs DINOv2/DreamSim and the "
-                                      "mapping tables of vbench2_beta_long/configs (git repo only, not in the "
-                                      "0.1.5 wheel); not available in this build: run without --slow-fast "
-                                      "(= eval_long.py without --dev_flag)")
+    if cfg.slow_fast and cfg.mode != "long":
+        raise FieldError("slow_fast", f"--slow-fast is VBench-Long's clip-to-clip term: --mode long only, got "
+                                      f"--mode {cfg.mode}")
+    for d in slow_fast_dims(cfg):
+        longmod.load_slow_fast(d, cfg.vbench_repo, cfg.slow_fast_config)  # missing/malformed files: error now
     if cfg.static_filter:
         raise FieldError("static_filter", "the RAFT static filter is not run by evalkit; filter the videos with "
                                           "`vbench static_filter` first, or score flicker without it (custom mode "
                                           "semantics)")
+
+
+def slow_fast_dims(cfg: RunConfig) -> tuple[str, ...]:
+    """The requested dimensions that get the slow-fast term (subject/background consistency, long mode)."""
+    if not cfg.slow_fast or cfg.mode != "long":
+        return ()
+    return tuple(d for d in cfg.dimensions if d in longmod.SLOW_FAST_DIMENSIONS)
 
 
 def worker_command(cfg: RunConfig) -> list[str]:
@@ -218,6 +229,67 @@ def _run_shard(cfg: RunConfig, dim: str, k: int, shard: list[Unit], full_info: l
     return final
 
 
+def _fast_videos(cfg: RunConfig, units: list[Unit]) -> dict[str, Path]:
+    """First-frames video of every long video with 2 or more clips (VBench skips single-clip ones), keyed by the
+    long video's file name; written under ``firstframes/{clip length}/`` (idempotent)."""
+    clips: dict[str, list[Path]] = defaultdict(list)
+    for u in units:
+        clips[u.video].append(u.path)
+    return {video: longmod.first_frames_video(paths, cfg.out / "firstframes" / paths[0].parent.parent.name / video)
+            for video, paths in clips.items() if len(paths) > 1}
+
+
+def _clip2clip_dir(cfg: RunConfig, dim: str, fast: dict[str, Path]) -> Path:
+    digest = hashlib.sha1("\n".join(sorted(str(p) for p in fast.values())).encode()).hexdigest()[:8]
+    return cfg.out / "raw" / dim / f"clip2clip-{digest}"
+
+
+def _run_clip2clip(cfg: RunConfig, dim: str, fast: dict[str, Path], cmd: list[str]) -> Path:
+    """Score the first-frames videos with VBench-Long's dev-flag extractor in the VBench env, unless done."""
+    out = _clip2clip_dir(cfg, dim, fast)
+    final = out / "clip2clip.json"
+    if final.exists() or not fast:
+        return final
+    work = out / "work"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    spec = {"action": "clip2clip", "dimension": dim, "extractor": longmod.CLIP2CLIP_EXTRACTOR[dim],
+            "videos": [str(p.resolve()) for p in fast.values()], "output_dir": str(work),
+            "cache_dir": str(cfg.cache_dir), "device": cfg.device}
+    (work / "spec.json").write_text(json.dumps(spec, indent=1))
+    proc = subprocess.run(cmd + [str(work / "spec.json")], capture_output=True, text=True)
+    (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    produced = work / "clip2clip.json"
+    if proc.returncode != 0 or not produced.is_file():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise EvalkitError(f"VBench worker failed for the {dim} clip-to-clip (slow-fast) unit (exit "
+                           f"{proc.returncode}); log {work / 'worker.log'}; stderr tail:\n{tail}")
+    for f in ("spec.json", "worker.json"):
+        if (work / f).exists():
+            shutil.copy(work / f, out / f)
+    os.replace(produced, final)
+    return final
+
+
+def _slow_fast(cfg: RunConfig, dim: str, merged: dict, fast: dict[str, Path], c2c_file: Path) -> dict:
+    """Fuse the in-clip per-video means with the mapped clip-to-clip scores; writes the slow-fast raw JSON."""
+    sf = longmod.load_slow_fast(dim, cfg.vbench_repo, cfg.slow_fast_config)
+    by_path = json.loads(c2c_file.read_text())["video_results"] if fast else {}
+    c2c = {Path(p).name: float(v) for p, v in by_path.items()}
+    if set(c2c) != set(fast):
+        raise EvalkitError(f"{c2c_file}: clip-to-clip scores for {sorted(c2c)}, expected {sorted(fast)}")
+    final, rows = longmod.fuse(merged["video_means"], c2c, sf)
+    path = cfg.out / "raw" / dim / f"{cfg.name}_eval_results_slowfast.json"
+    inclip_raw = json.loads(Path(merged["raw_json"]).read_text())[dim]
+    path.write_text(json.dumps({dim: [final, inclip_raw[1], rows]}, indent=2))
+    return {"score": final, "inclip_score": merged["score"], "raw_json": str(path),
+            "raw_json_inclip": merged["raw_json"], "clip2clip_json": str(c2c_file) if fast else None,
+            "clip2clip_extractor": longmod.CLIP2CLIP_EXTRACTOR[dim], "n_clip2clip_videos": len(fast),
+            "w_inclip": sf.w_inclip, "w_clip2clip": sf.w_clip2clip, "mapping_table": sf.table_file,
+            "slow_fast_params": sf.params_file}
+
+
 def _merge(cfg: RunConfig, dim: str, shards: list[list[Unit]], files: list[Path]) -> dict:
     """Score of one dimension from its shard files, with per-video results keyed by the evaluated video."""
     by_name = {u.name: u for s in shards for u in s}
@@ -241,6 +313,7 @@ def _merge(cfg: RunConfig, dim: str, shards: list[list[Unit]], files: list[Path]
         for u, v in per_unit:
             per_video[u.video].append(v)
         video_means = {k: sum(v) / len(v) for k, v in per_video.items()}
+        extra = {"video_means": video_means}
         score = sum(video_means.values()) / len(video_means) / scale if video_means else None
         merged = [score, [{"video_path": str(u.path), "video_results": v} for u, v in per_unit],
                   [{"video_path": k, "video_results": m} for k, m in video_means.items()]]
@@ -254,13 +327,15 @@ def _merge(cfg: RunConfig, dim: str, shards: list[list[Unit]], files: list[Path]
         score = sum(vals) / len(vals) / scale if vals else None
         merged = [score, [item for r in raws for item in r[1]]]
         evaluated = {u.video for u, _ in per_unit}
+    if cfg.mode != "long":
+        extra = {}
     path = cfg.out / "raw" / dim / f"{cfg.name}_eval_results.json"
     if len(files) == 1 and cfg.mode != "long":
         shutil.copy(files[0], path)
     else:
         path.write_text(json.dumps({dim: merged}, indent=2))
     return {"score": score, "n_evaluated": len(evaluated), "raw_json": str(path),
-            "raw_json_shards": [str(f) for f in files], "n_units": len(per_unit)}
+            "raw_json_shards": [str(f) for f in files], "n_units": len(per_unit), **extra}
 
 
 def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = True) -> list[dict]:
@@ -274,7 +349,7 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     expected, full_info = expected_videos(cfg)
     print(f"checking {len(expected)} expected videos in {cfg.videos} (decoding each with PyAV)", flush=True)
     check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
-    weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter)
+    weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter, slow_fast=slow_fast_dims(cfg))
     cfg.out.mkdir(parents=True, exist_ok=True)
     run_id = cfg.out.name
     write_manifest(cfg.out, experiment="vbench", run_id=run_id, command=" ".join(sys.argv),
@@ -283,7 +358,8 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     done = done_keys(cfg.out, statuses=("ok",))  # a flagged (partial) dimension is re-merged: videos may have come
     records, n_units = [], 0
     for i, dim in enumerate(cfg.dimensions, 1):
-        key = f"vbench/{cfg.name}/{cfg.mode}/{dim}"
+        sf = dim in slow_fast_dims(cfg)
+        key = f"vbench/{cfg.name}/{cfg.mode}{'+slowfast' if sf else ''}/{dim}"
         head = f"[{i}/{len(cfg.dimensions)}] {dim}"
         if key in done:
             print(f"{head}: done in an earlier run, skipped", flush=True)
@@ -301,10 +377,22 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
             what = "resumed (kept)" if was else f"{time.perf_counter() - t0:.1f} s"
             print(f"{head}: shard {k + 1}/{len(shards)} ({len(shard)} {'clips' if cfg.mode == 'long' else 'videos'})"
                   f" {what}", flush=True)
+        fast, c2c_file = {}, None
+        if sf:  # the clip-to-clip unit: first-frames videos scored in the VBench env
+            unit, n_units = n_units, n_units + 1
+            fast = _fast_videos(cfg, units)
+            if unit % world_size == rank or merge:
+                t0 = time.perf_counter()
+                was = (_clip2clip_dir(cfg, dim, fast) / "clip2clip.json").exists() or not fast
+                c2c_file = _run_clip2clip(cfg, dim, fast, cmd)
+                what = "resumed (kept)" if was else f"{time.perf_counter() - t0:.1f} s"
+                print(f"{head}: slow-fast clip-to-clip unit ({len(fast)} first-frames videos) {what}", flush=True)
         if not merge:
             continue
         n_exp, _ = check.counts(dim)
         merged = _merge(cfg, dim, shards, files)
+        if sf:
+            merged.update(_slow_fast(cfg, dim, merged, fast, c2c_file))
         versions = [json.loads(f.with_name("worker.json").read_text()).get("versions", {}).get("vbench")
                     for f in files if f.with_name("worker.json").exists()]
         partial = merged["n_evaluated"] < n_exp
@@ -318,10 +406,16 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
                "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode,
                "raw_json": merged["raw_json"], "raw_json_shards": merged["raw_json_shards"],
                "suite": "custom" if full_info is None else "standard", "n_shards": len(files),
-               "protocol": ("vbench-long in-clip (eval_long.py without --dev_flag); no static filter"
-                            if cfg.mode == "long" else "vbench single process per shard")}
+               "protocol": ("vbench-long slow-fast (eval_long.py --dev_flag): in-clip fused with mapped "
+                            "clip-to-clip" if sf else "vbench-long in-clip (eval_long.py without --dev_flag); "
+                            "no static filter" if cfg.mode == "long" else "vbench single process per shard")}
         if cfg.mode == "long":
             rec["n_clips"] = merged["n_units"]
+            rec["slow_fast"] = sf
+            if sf:
+                rec.update({k: merged[k] for k in ("inclip_score", "raw_json_inclip", "clip2clip_json",
+                                                   "clip2clip_extractor", "n_clip2clip_videos", "w_inclip",
+                                                   "w_clip2clip", "mapping_table", "slow_fast_params")})
         append_record(results, rec)
         records.append(rec)
         shown = "none" if merged["score"] is None else f"{merged['score']:.6f}"

@@ -30,6 +30,8 @@ class Weight:
     rel: str                 # path under VBENCH_CACHE_DIR
     url: str                 # where to download it (a zip for RAFT, a git repo for the DINO code)
     kind: str = "file"       # "file" | "zip" (extract ``rel`` from the downloaded zip) | "git" (clone into rel)
+    unzip_to: str = ""       # zip: folder under the cache the archive is extracted into
+    holds: str = ""          # zip: what the archive holds (for the error message)
 
 
 _HF_VB = "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/"
@@ -37,7 +39,7 @@ _CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", url="https://openaipublic.azure
                    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
 _CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", url="https://openaipublic.azureedge.net/clip/models/"
                    "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt")
-_RAFT = Weight(rel="raft_model/models/raft-things.pth", kind="zip",
+_RAFT = Weight(rel="raft_model/models/raft-things.pth", kind="zip", unzip_to="raft_model", holds="models/raft-things.pth",
                url="https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip")
 _GRIT = Weight(rel="grit_model/grit_b_densecap_objectdet.pth", url=_HF_VB + "grit_b_densecap_objectdet.pth")  # HEAD e2cacab
 _VICLIP = (Weight(rel="ViCLIP/ViClip-InternVid-10M-FLT.pth", url=_HF_VB + "ViClip-InternVid-10M-FLT.pth"),
@@ -75,6 +77,27 @@ NOTES: dict[str, str] = {
        for d in ("object_class", "multiple_objects", "color", "spatial_relationship")},
     "scene": "also needs bert-base-uncased (tokenizer and weights) in the Hugging Face cache",
 }
+# Long mode --slow-fast (eval_long.py --dev_flag) clip-to-clip extractors, loaded by _worker.py from the cache:
+# DINOv2 ViT-B/14 through torch.hub with the hub dir set to dinov2_model/ (VBench: torch.hub.load(
+# 'facebookresearch/dinov2', 'dinov2_vitb14'), i.e. ~/.cache/torch/hub); DreamSim (dreamsim 0.2.1, default
+# "ensemble" type) with cache_dir dreamsim_model/ (VBench: ~/.cache); dreamsim's download_weights checks the 3
+# backbone files and ensemble_lora/ after unzipping its checkpoint, and its DINO backbone is a torch.hub github load
+# with the hub dir set to that cache_dir (dreamsim/feature_extraction/extractor.py).
+_DS = "https://github.com/ssundaram21/dreamsim/releases/download/v0.2.0-checkpoints/dreamsim_ensemble_checkpoint.zip"
+SLOW_FAST_WEIGHTS: dict[str, tuple[Weight, ...]] = {
+    "subject_consistency": (
+        Weight(rel="dinov2_model/facebookresearch_dinov2_main", kind="git", url="https://github.com/facebookresearch/dinov2"),
+        Weight(rel="dinov2_model/checkpoints/dinov2_vitb14_pretrain.pth",
+               url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth")),
+    "background_consistency": tuple(
+        [Weight(rel=f"dreamsim_model/{f}", kind="zip", unzip_to="dreamsim_model", url=_DS,
+                holds="ensemble_lora/, dino_vitb16_pretrain.pth, clip_vitb16_pretrain.pth.tar, "
+                      "open_clip_vitb16_pretrain.pth.tar")
+         for f in ("ensemble_lora", "dino_vitb16_pretrain.pth", "clip_vitb16_pretrain.pth.tar",
+                   "open_clip_vitb16_pretrain.pth.tar")]
+        + [Weight(rel="dreamsim_model/facebookresearch_dino_main", kind="git",
+                  url="https://github.com/facebookresearch/dino")]),
+}
 STATIC_FILTER_WEIGHTS = (_RAFT,)  # static filter before temporal_flickering (standard suite / VBench-Long)
 
 
@@ -83,12 +106,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
 
 
-def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False) -> dict[str, list[Weight]]:
-    """Per dimension, the weights that are not in ``cache_dir`` (dimensions with nothing missing are left out)."""
+def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
+            slow_fast: bool | Iterable[str] = False) -> dict[str, list[Weight]]:
+    """Per dimension, the weights that are not in ``cache_dir`` (dimensions with nothing missing are left out).
+    ``slow_fast``: True, or the dimensions that also need their long-mode clip-to-clip extractor."""
     out: dict[str, list[Weight]] = {}
+    dimensions = list(dimensions)
+    sf_dims = set(dimensions) if slow_fast is True else set(slow_fast or ())
     for dim in dimensions:
         needs = list(WEIGHTS[dim]) + (list(STATIC_FILTER_WEIGHTS) if static_filter and dim == "temporal_flickering"
                                       else [])
+        needs += list(SLOW_FAST_WEIGHTS.get(dim, ())) if dim in sf_dims else []
         gone = [w for w in needs if not (Path(cache_dir) / w.rel).exists()]
         if gone:
             out[dim] = gone
@@ -103,20 +131,24 @@ class MissingWeightsError(EvalkitError):
             lines.append(f"  {dim}:")
             for w in ws:
                 what = "git clone " + w.url if w.kind == "git" else (
-                    f"unzip {w.url} (it holds models/raft-things.pth) into {Path(cache_dir) / 'raft_model'}"
+                    f"unzip {w.url} (it holds {w.holds}) into {Path(cache_dir) / w.unzip_to}"
                     if w.kind == "zip" else w.url)
                 lines.append(f"    {Path(cache_dir) / w.rel}    <- {what}")
-                if failures and w.rel in failures:
-                    lines.append(f"      download failed: {failures[w.rel]}")
+                why = (failures or {}).get(w.rel) or (failures or {}).get(w.url)
+                if why:
+                    lines.append(f"      download failed: {why}")
             if dim in NOTES:
                 lines.append(f"    note: {NOTES[dim]}")
+        sf = any(w in SLOW_FAST_WEIGHTS.get(d, ()) for d, ws in gaps.items() for w in ws)
         lines.append("Fetch them on a machine with internet: python -m evalkit vbench prefetch --dimensions "
-                     + " ".join(gaps) + f" --cache-dir {cache_dir}; then copy the folder here.")
+                     + " ".join(gaps) + (" --slow-fast" if sf else "") + f" --cache-dir {cache_dir}; then copy "
+                     "the folder here.")
         super().__init__("\n".join(lines))
 
 
-def require(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False) -> None:
-    gaps = missing(dimensions, cache_dir, static_filter)
+def require(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
+            slow_fast: bool | Iterable[str] = False) -> None:
+    gaps = missing(dimensions, cache_dir, static_filter, slow_fast)
     if gaps:
         raise MissingWeightsError(gaps, cache_dir)
 
@@ -134,7 +166,7 @@ def _git_clone(url: str, dest: Path) -> None:
         raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"git exit {proc.returncode}")
 
 
-def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
+def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False, slow_fast: bool = False,
              download: Callable[[str, Path], None] = _download,
              clone: Callable[[str, Path], None] = _git_clone) -> list[Path]:
     """Download every missing weight of ``dimensions`` into ``cache_dir``; returns the paths fetched.
@@ -143,15 +175,15 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
     raises :class:`MissingWeightsError` naming what is still missing and why.
     """
     cache_dir = Path(cache_dir)
-    gaps = missing(dimensions, cache_dir, static_filter)
+    gaps = missing(dimensions, cache_dir, static_filter, slow_fast)
     fetched: list[Path] = []
     failures: dict[str, str] = {}
     done: set[str] = set()
     for ws in gaps.values():
         for w in ws:
-            if w.rel in done:
+            if w.rel in done or (w.kind == "zip" and w.url in done):  # one archive holds several files
                 continue
-            done.add(w.rel)
+            done.update((w.rel, w.url) if w.kind == "zip" else (w.rel,))
             dest = cache_dir / w.rel
             print(f"  fetching {w.url} -> {dest}", flush=True)
             try:
@@ -159,7 +191,7 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     clone(w.url, dest)
                 elif w.kind == "zip":
-                    zpath = cache_dir / "raft_model" / "models.zip"
+                    zpath = cache_dir / w.unzip_to / "download.zip"
                     zpath.parent.mkdir(parents=True, exist_ok=True)
                     download(w.url, zpath)
                     with zipfile.ZipFile(zpath) as zf:
@@ -170,8 +202,8 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
                     download(w.url, dest)
                 fetched.append(dest)
             except OSError as exc:  # URLError, timeouts, refused connections, git failures
-                failures[w.rel] = f"{type(exc).__name__}: {exc}"
-    still = missing(dimensions, cache_dir, static_filter)
+                failures[w.rel] = failures[w.url] = f"{type(exc).__name__}: {exc}"
+    still = missing(dimensions, cache_dir, static_filter, slow_fast)
     if still:
         raise MissingWeightsError(still, cache_dir, failures)
     return fetched
