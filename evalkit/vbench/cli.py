@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--env", type=Path, default=None, help="venv folder (default $EVALKIT_VBENCH_ENV or "
                                                           ".cache/vbench-env)")
     s.add_argument("--profile", default="minimal", help="minimal (temporal_flickering, offline) | full (all "
-                                                        "declared vbench dependencies)")
+                                                        "declared vbench dependencies) | long (full + dreamsim, scenedetect, "
+                                                        "moviepy<2 for run --mode long --slow-fast)")
     s.add_argument("--force", action=argparse.BooleanOptionalAction, default=False, help="rebuild from scratch")
     f = sub.add_parser("prefetch", help="download evaluator weights into the cache (needs internet)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)

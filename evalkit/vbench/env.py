@@ -12,6 +12,8 @@ Profiles:
 - ``full``: vbench 0.1.5 with every declared dependency (transformers 4.33.2, pyiqa, openai-clip, timm, ...), for
   the learned dimensions on a machine with their weights (see weights.py). detectron2 (the four GRiT dimensions)
   is not on PyPI: install it by hand from git into the env (vbench.md §6.1).
+- ``long``: ``full`` plus dreamsim, scenedetect and moviepy<2, which ``vbench2_beta_long`` imports: needed by
+  ``run --mode long --slow-fast`` (the clip-to-clip extractors run VBench-Long's own functions).
 """
 from __future__ import annotations
 
@@ -35,6 +37,10 @@ PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "minimal": (TORCH_PINS + ("numpy<2", "decord==0.6.0", "opencv-python-headless==4.10.0.84", "tqdm"),
                 (f"vbench=={VBENCH_VERSION}",)),
     "full": (TORCH_PINS + (f"vbench=={VBENCH_VERSION}",), ()),
+    # full + the undeclared imports of vbench2_beta_long (vbench.md §5.1) that the long-mode --slow-fast worker
+    # action loads: dreamsim (background clip-to-clip), scenedetect and moviepy<2 (imported by its utils.py).
+    # Not install-tested here (no CUDA/weights on the build box): the resolver must keep transformers 4.33.2.
+    "long": (TORCH_PINS + (f"vbench=={VBENCH_VERSION}", "dreamsim==0.2.1", "scenedetect", "moviepy<2"), ()),
 }
 STAMP = "evalkit-vbench-env.json"
 WORKER = Path(__file__).with_name("_worker.py")
