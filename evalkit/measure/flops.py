@@ -110,7 +110,7 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
     }
     assert getattr(est, "convention", CONVENTION) == CONVENTION, est.convention
     for part in ("mixer", "cross_attention", "ffn", "other"):
-        rec[f"flops_breakdown_{part}"] = float(est.breakdown.get(part, 0.0)) * batch
+        rec[f"flops_breakdown_{part}"] = float(est.breakdown[part]) * batch  # every model reports all four
     for op, n in by_op.items():
         rec[f"flops_op_{op}"] = n
     if not fs["fvcore"]:
