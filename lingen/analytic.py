@@ -15,9 +15,11 @@ Triple = tuple[int, int, int]
 
 
 def ssd_scan_flops(b: int, l: int, h: int, p: int, n: int, chunk: int) -> int:
-    """Chunked SSD scan: C B^T, masked scores @ x, chunk states, C @ state; dense chunk of Q = min(chunk, l)."""
+    """Chunked SSD scan: C B^T, masked scores @ x, chunk states, C @ state; dense chunks of Q = min(chunk, l)
+    over the length padded to whole chunks (what the reference and mamba-ssm's kernel compute)."""
     q = max(1, min(chunk, l))
-    return 2 * b * l * h * (q * n + q * p + 2 * n * p)
+    lp = -(-l // q) * q
+    return 2 * b * lp * h * (q * n + q * p + 2 * n * p)
 
 
 def selective_scan_flops(b: int, l: int, d: int, n: int) -> int:

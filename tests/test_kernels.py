@@ -75,7 +75,7 @@ def test_custom_ops_counted_on_meta():
     assert fc.get_total_flops() == analytic.selective_scan_flops(b, l, h * p, n) > 0
 
 
-@pytest.mark.parametrize("length", [1024, 8192, 65536])
+@pytest.mark.parametrize("length", [1000, 1024, 8192, 8200, 65536])
 def test_ssd_reference_is_linear_in_length(length):
     """The reference itself (not the op's formula) executes exactly the linear-cost matmuls: the per-token count
     is the same at every length (a segsum over all chunks, as in ssd_minimal, would grow with L / chunk)."""
