@@ -127,3 +127,17 @@ def test_failed_render_leaves_the_committed_reports_untouched(tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="render failed"):
         main(["--reports-dir", str(reports)])
     assert {p: p.read_bytes() for p in reports.rglob("*") if p.is_file()} == before
+
+
+def test_per_video_cost_needs_steps_and_cfg_factor():
+    """A record without steps/cfg_factor gets no per-video FLOPs (NaN, rendered empty), never a guessed factor 1."""
+    import math
+
+    import pandas as pd
+
+    from evalkit.report.cost import measurement
+
+    base = {"kind": "cost", "measurement": "flops", "status": "ok", "flops": 10.0}
+    df = pd.DataFrame([{**base, "steps": 50, "cfg_factor": 2}, {**base, "steps": None, "cfg_factor": 2}])
+    out = measurement(df, "flops")["video_flops"].tolist()
+    assert out[0] == 1000.0 and math.isnan(out[1])

@@ -32,12 +32,15 @@ def measurement(df: pd.DataFrame, name: str) -> pd.DataFrame:
         return pd.DataFrame()
     sel = df[(df.get("kind") == "cost") & (df["measurement"] == name) & df["status"].isin(GOOD)].copy()
     if name == "flops" and not sel.empty:
-        sel["video_flops"] = sel["flops"] * sel["steps"].fillna(1) * sel["cfg_factor"].fillna(1)
+        # a record without steps or cfg_factor has no per-video cost (NaN, rendered empty), never a guessed 1
+        sel["video_flops"] = sel["flops"] * sel.get("steps", float("nan")) * sel.get("cfg_factor", float("nan"))
     if name == "latency" and not sel.empty:
         sel = sel[sel["latency_ms_p50"].notna()]
         sel["cohort"] = [f"{s}, {d}, {h}" for s, d, h in zip(sel["scope"], sel["dtype"], sel["_hardware"])]
-        per_video = [(st or 1) * (cf or 1) if sc == "denoiser_forward" else 1
-                     for sc, st, cf in zip(sel["scope"], sel["steps"].fillna(1), sel["cfg_factor"].fillna(1))]
+        nan = float("nan")
+        steps = sel["steps"] if "steps" in sel else pd.Series(nan, index=sel.index)
+        cfgf = sel["cfg_factor"] if "cfg_factor" in sel else pd.Series(nan, index=sel.index)
+        per_video = [st * cf if sc == "denoiser_forward" else 1.0 for sc, st, cf in zip(sel["scope"], steps, cfgf)]
         sel["video_latency_s"] = sel["latency_ms_p50"] / 1000.0 * pd.Series(per_video, index=sel.index)
     return sel
 
