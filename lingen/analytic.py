@@ -5,7 +5,7 @@ exp/cumsum are not counted), exactly what ``torch.utils.flop_counter.FlopCounter
 with the custom-op formulas below. Every term mirrors one module; tests check equality with the built model.
 FLOP formulas: LinGen reference note Sec. 6 (per-layer terms), Mamba2 SSD per-token cost 2*H*(Q*N + Q*P + 2*N*P)
 (``mamba_ssm/ops/triton/ssd_combined.py`` dense chunk cost, per-head B/C), Mamba-1 selective scan 9*B*L*D*N
-(the estimate in ``mamba_ssm/ops/selective_scan_interface.py``).
+(the estimate from state-spaces/mamba issue #110, as used by VMamba's flop counters; elementwise work, not matmuls).
 """
 from __future__ import annotations
 
