@@ -128,3 +128,20 @@ def test_isolated_crash_costs_one_point_and_is_a_row(tmp_path: Path, capsys, mon
     assert len(recs) == 2 and {r["status"] for r in recs} == {status}
     assert all("isolated point" in r["message"] for r in recs)
     assert rc == (1 if status == "error" else 0)
+
+
+def test_isolated_retry_records_the_new_failure(tmp_path: Path, capsys, monkeypatch) -> None:
+    """An errored point is retried on resume; if the retry dies too, its own reason is recorded (not the old row)."""
+    fake = tmp_path / "fake_python"
+    monkeypatch.setattr(cli.sys, "executable", str(fake))
+    data = {**EXP, "models": ["dit"], "durations_s": [17]}
+    args = (str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    fake.write_text("#!/bin/sh\necho first-failure >&2\nexit 3\n")
+    fake.chmod(0o755)
+    _, summ = sweep(capsys, *args)
+    fake.write_text("#!/bin/sh\necho second-failure >&2\nexit 4\n")
+    _, summ2 = sweep(capsys, *args)
+    assert summ2["run_dir"] == summ["run_dir"]
+    recs = read_records([summ["run_dir"]])
+    assert len(recs) == 2 and all(r["status"] == "error" for r in recs)
+    assert all("second-failure" in r["message"] and "status 4" in r["message"] for r in recs)

@@ -62,6 +62,7 @@ def _run_isolated(spec: dict, run_dir: Path, job_tag: str | None, skip: set[str]
     """One point in ``python -m evalkit.sweep.point``; rows for the keys the child did not write."""
     todo = {m: k for m, k in spec["keys"].items() if k not in skip}
     spec = {**spec, "measurements": [m for m in spec["measurements"] if m in todo]}
+    before = _latest(run_dir, set(todo.values()))  # e.g. an error row of an earlier attempt, to be retried
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
         json.dump(spec, fh)
     cmd = [sys.executable, "-m", "evalkit.sweep.point", "--spec", fh.name, "--run-dir", str(run_dir)]
@@ -78,14 +79,19 @@ def _run_isolated(spec: dict, run_dir: Path, job_tag: str | None, skip: set[str]
         Path(fh.name).unlink(missing_ok=True)
     # a child killed by SIGKILL without a timeout is most likely the kernel's out-of-memory killer
     oom = not timed_out and (rc == -9 or "out of memory" in err.lower())
-    written = done_keys(run_dir, ("ok", "oom", "skipped", "flagged", "error"))
+    after = _latest(run_dir, set(todo.values()))
     for m, key in todo.items():
-        if key not in written:
+        if key not in after or after[key] == before.get(key):  # the child wrote nothing new for this key
             append_record(results_path(run_dir, job_tag), {
                 **base_record(spec, m, run_dir), "status": "oom" if oom else "error",
                 "message": f"isolated point {'timed out' if timed_out else f'exited with status {rc}'}: "
                            f"{err.strip()[-400:]}", "created": now_iso()})
     return len(todo)
+
+
+def _latest(run_dir: Path, keys: set[str]) -> dict[str, dict]:
+    """The current (merged) record of each of ``keys`` in the run."""
+    return {r["key"]: r for r in read_records([run_dir]) if r.get("key") in keys} if run_dir.exists() else {}
 
 
 def _cuda_present() -> bool:
@@ -123,15 +129,18 @@ def _submit(exp, specs: list[dict], done: set[str], run_dir: Path, executor: str
     from evalkit.cluster import resolve_cluster
 
     cfg = resolve_cluster(to_dict(exp.config.cluster), executor=executor)
+    items = {it["key"]: it for it in point_items(specs, done)}
+    pending = {k for it in items.values() for m, k in it["keys"].items() if m in it["measurements"]}
+    before = _latest(run_dir, pending)  # error rows of earlier attempts, to tell them from this attempt's
     result = run_items(point_items(specs, done), "evalkit.sweep.runner:run_point", executor=cfg, run_dir=run_dir,
                        skip_done=set(), name=f"sweep-{exp.name}", echo=lambda s: print(s, file=sys.stderr))
-    written = done_keys(run_dir, ("ok", "oom", "skipped", "flagged", "error"))
-    items = {it["key"]: it for it in point_items(specs, done)}
+    after = _latest(run_dir, pending)
     for err in result.get("errors", []):
         print(f"job error: {err.get('key')}: {err.get('message', '')}", file=sys.stderr)
         item = items[err["key"]]
         for m in item["measurements"]:
-            if item["keys"][m] not in written:
+            key = item["keys"][m]
+            if key not in after or after[key] == before.get(key):  # the job wrote nothing new for this key
                 append_record(results_path(run_dir, "cluster"), {
                     **base_record(item, m, run_dir), "status": "error", "created": now_iso(),
                     "message": f"cluster job failed: {err.get('message', '')}"[:500]})
