@@ -153,22 +153,9 @@ def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[P
         frames = list(container.decode(container.streams.video[0]))
     rate = Fraction(int(info.fps), 1) if float(int(info.fps)) == info.fps else Fraction(info.fps).limit_denominator(1001)
     for clip, (start, stop) in zip(clips, ranges):
-        tmp = clip.with_name(clip.stem + ".partial.mp4")
-        with av.open(str(tmp), mode="w") as out:
-            stream = out.add_stream("libx264", rate=rate)
-            stream.width, stream.height = info.width, info.height
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"qp": "0", "preset": "ultrafast"}  # lossless in YUV
-            for j, frame in enumerate(frames[start:stop]):
-                # a fresh frame holding the decoded YUV planes (a frame may go into two clips: padded last clip)
-                f = av.VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
-                f.pts = j
-                f.time_base = Fraction(1, 1) / rate
-                for packet in stream.encode(f):
-                    out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
-        tmp.replace(clip)
+        # fresh YUV planes per frame (a frame may go into two clips: the padded last clip)
+        _write_yuv_lossless(clip, [fr.to_ndarray(format="yuv420p") for fr in frames[start:stop]], rate,
+                            (info.width, info.height))
     marker.write_text(f"{len(clips)} clips of {seconds} s from {info.frames} frames at {info.fps} fps\n")
     return clips
 
@@ -204,15 +191,22 @@ def first_frames_video(clips: list[Path], dest: Path | str) -> Path:
             raise VideoError(f"{clip}: no decodable frame")
         firsts.append(frame.to_ndarray(format="yuv420p"))
     dest.parent.mkdir(parents=True, exist_ok=True)
+    return _write_yuv_lossless(dest, firsts, Fraction(max(fps, 1), 1), size)
+
+
+def _write_yuv_lossless(dest: Path, planes: list, rate: Fraction, size: tuple[int, int]) -> Path:
+    """Write yuv420p frames (as ``VideoFrame.to_ndarray(format="yuv420p")`` gives them) losslessly (libx264
+    qp=0) at ``rate``; atomic: a ``.partial.mp4`` renamed when complete."""
+    import av
+
     tmp = dest.with_name(dest.stem + ".partial.mp4")
-    rate = Fraction(max(fps, 1), 1)
     with av.open(str(tmp), mode="w") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        stream.options = {"qp": "0", "preset": "ultrafast"}
-        for j, planes in enumerate(firsts):
-            f = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+        stream.options = {"qp": "0", "preset": "ultrafast"}  # lossless in YUV
+        for j, plane in enumerate(planes):
+            f = av.VideoFrame.from_ndarray(plane, format="yuv420p")
             f.pts = j
             f.time_base = Fraction(1, 1) / rate
             for packet in stream.encode(f):

@@ -61,16 +61,19 @@ def _ssd_setup(ctx, inputs, output):
     ctx.chunk = chunk
 
 
-def _ssd_backward(ctx, gy):
-    # recompute the reference under autograd (memory-light; the fused path has its own backward)
-    inputs = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
-    with torch.enable_grad():
-        y = _f32(ref.ssd_chunked, *inputs, chunk=ctx.chunk)
-        grads = torch.autograd.grad(y, inputs, gy)
-    return (*grads, None)
+def _recompute_backward(fn):
+    """Backward of a reference scan op: recompute ``fn`` under autograd (memory-light; the fused path has its own
+    backward) and differentiate it."""
+    def backward(ctx, gy):
+        inputs = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
+        with torch.enable_grad():
+            y = _f32(fn, *inputs, chunk=ctx.chunk)
+            grads = torch.autograd.grad(y, inputs, gy)
+        return (*grads, None)
+    return backward
 
 
-_ssd_scan_op.register_autograd(_ssd_backward, setup_context=_ssd_setup)
+_ssd_scan_op.register_autograd(_recompute_backward(ref.ssd_chunked), setup_context=_ssd_setup)
 
 
 @register_flop_formula(torch.ops.lingen.ssd_scan)
@@ -98,15 +101,7 @@ def _(x, dt, A, B, C, chunk):
     return torch.empty_like(x)
 
 
-def _sel_backward(ctx, gy):
-    inputs = [t.detach().requires_grad_(True) for t in ctx.saved_tensors]
-    with torch.enable_grad():
-        y = _f32(ref.selective_chunked, *inputs, chunk=ctx.chunk)
-        grads = torch.autograd.grad(y, inputs, gy)
-    return (*grads, None)
-
-
-_selective_op.register_autograd(_sel_backward, setup_context=_ssd_setup)
+_selective_op.register_autograd(_recompute_backward(ref.selective_chunked), setup_context=_ssd_setup)
 
 
 @register_flop_formula(torch.ops.lingen.selective_scan)
