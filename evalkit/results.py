@@ -71,6 +71,22 @@ def new_run_id(prefix: str = "") -> str:
     return f"{prefix}{stamp}-{os.getpid()}"
 
 
+def new_run_dir(root: Path | str, prefix: str = "") -> Path:
+    """Create and return a fresh ``root/<run_id>`` folder. Run ids have one-second resolution, so a second run
+    started by the same process within that second gets a ``-2``, ``-3`` suffix; the folder is claimed with an
+    exclusive mkdir, so no two runs ever share it."""
+    base = Path(root) / new_run_id(prefix)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    run_dir, n = base, 1
+    while True:
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+
+
 def write_manifest(run_dir: Path, **fields: Any) -> Path:
     """Write ``manifest.json`` (git sha, versions, hardware, plus ``fields``); never overwrites an existing one
     with different config: an existing manifest is kept and a ``manifest.<n>.json`` is added for the new job."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from evalkit.errors import FieldError
 from evalkit.experiment import Experiment
-from evalkit.results import REPO_ROOT, new_run_id, read_manifests, write_manifest
+from evalkit.results import REPO_ROOT, new_run_dir, read_manifests, write_manifest
 
 DEFAULT_RUNS_ROOT = REPO_ROOT / "runs"
 
@@ -51,12 +51,7 @@ def open_run(exp: Experiment, *, runs_root: Path = DEFAULT_RUNS_ROOT, run_dir: P
         if found:
             return found[-1], True
     if run_dir is None:
-        # new_run_id() has one-second resolution: two runs started within a second by one process get a suffix
-        base = Path(runs_root) / exp.name / new_run_id()
-        run_dir, n = base, 1
-        while run_dir.exists():
-            n += 1
-            run_dir = base.with_name(f"{base.name}-{n}")
+        run_dir = new_run_dir(Path(runs_root) / exp.name)
     write_manifest(run_dir, experiment=exp.name, run_id=run_dir.name, config=exp.resolved(),
                    config_hash=exp.config_hash(), experiment_file=str(exp.path), smoke=exp.smoke,
                    sets=list(exp.sets), command=" ".join(["python -m evalkit sweep", *(argv or sys.argv[2:])]))

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from evalkit.results import REPO_ROOT, append_record, done_keys, new_run_id, now_iso, write_manifest
+from evalkit.results import REPO_ROOT, append_record, done_keys, new_run_dir, now_iso, write_manifest
 
 EPILOG = """examples:
   python -m evalkit train experiments/train_tiny.yaml
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     for m in entries:  # 1. every model resolves and can represent the video before any training
         models.validate_point(models.resolve(m.name, m.flavor, exp.model_overrides(m) or None), point)
 
-    run_dir = Path(args.run_dir) if args.run_dir else Path(args.runs_root) / exp.experiment / new_run_id()
+    run_dir = Path(args.run_dir) if args.run_dir else new_run_dir(Path(args.runs_root) / exp.experiment)
     run_id = run_dir.name
     write_manifest(run_dir, experiment=exp.experiment, run_id=run_id, config=raw,
                    command="python -m evalkit train " + " ".join(shlex.quote(a) for a in argv))
