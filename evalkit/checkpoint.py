@@ -1,4 +1,4 @@
-"""Checkpoint folders (issue 6): ``config.json`` + ``model.safetensors`` (+ ``text_encoder.safetensors``).
+"""Checkpoint folders: ``config.json`` + ``model.safetensors`` (+ ``text_encoder.safetensors``).
 
 ``config.json`` holds everything needed to rebuild the model without the training code: the registry name,
 flavor and overrides (rebuilt with ``evalkit.models.resolve``), the resolved model config and latent geometry (for
@@ -39,6 +39,8 @@ class Checkpoint:
     text_spec: TextEncoderSpec
     decoder_spec: DecoderSpec
     sha256: str                # of model.safetensors (or model.pt)
+    config_sha256: str         # of config.json
+    text_sha256: str | None    # of text_encoder.safetensors (builtin encoder), None for a T5 from a folder
 
     @property
     def model_cfg(self):
@@ -86,7 +88,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
     cfile = path / CONFIG
     if not cfile.exists():
         raise CheckpointError(f"checkpoint: {path} has no {CONFIG}")
-    config = json.loads(cfile.read_text())
+    try:
+        config = json.loads(cfile.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"checkpoint: {cfile} is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint: {cfile} must hold a JSON object, got {type(config).__name__}")
     if config.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint: {cfile} is not an {FORMAT} config (format={config.get('format')!r})")
     return config
@@ -106,9 +113,34 @@ def weights_file(path: str | Path, allow_legacy_pt: bool = False) -> Path:
                           f"{' or ' + LEGACY if allow_legacy_pt else ''}")
 
 
+def check_safetensors(file: Path) -> dict[str, Any]:
+    """The header of a safetensors file, after checking the file is whole: an 8-byte little-endian header
+    length, a JSON header, and every tensor's ``data_offsets`` inside the data that follows (safetensors format,
+    huggingface/safetensors README). Cheap (reads the header only): a truncated or corrupt file is an error here,
+    before any long work."""
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if n <= 0 or 8 + n > size:
+            raise CheckpointError(f"checkpoint: {file} is not a whole safetensors file ({size} bytes; header "
+                                  f"length {n}): truncated or corrupt")
+        try:
+            header = json.loads(fh.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"checkpoint: {file} has a corrupt safetensors header ({exc})") from None
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise CheckpointError(f"checkpoint: {file} is {size} bytes but its header describes {8 + n + end}: "
+                              "truncated or corrupt (copy it again)")
+    return header
+
+
 def _read_tensors(file: Path):
     if file.suffix == ".safetensors":
         from safetensors.torch import load_file
+
+        check_safetensors(file)
         return load_file(str(file))
     import torch
     state = torch.load(str(file), map_location="cpu", weights_only=True)
@@ -139,12 +171,11 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu", allow_legacy_pt: b
     from evalkit.text import T5TextEncoder, build_builtin
 
     path = Path(path)
-    config = read_config(path)
+    config = validate_folder(path, allow_legacy_pt)
     wfile = weights_file(path, allow_legacy_pt)
-    m = config["model"]
-    cfg = models.resolve(m["name"], m["flavor"], m.get("overrides") or None)
+    cfg = model_config(config)
     text_spec = from_dict(TextEncoderSpec, config["text_encoder"], "checkpoint.text_encoder")
-    decoder_spec = from_dict(DecoderSpec, config["decoder"], "checkpoint.decoder")
+    decoder_spec = decoder_spec_of(config)
     model = models.build(cfg, device="cpu")
     state = _read_tensors(wfile)
     check_tensors({k: tuple(v.shape) for k, v in model.state_dict().items()},
@@ -166,17 +197,38 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu", allow_legacy_pt: b
     for p in model.parameters():
         p.requires_grad_(False)
     return Checkpoint(path=path, config=config, model=model, text_encoder=text, text_spec=text_spec,
-                      decoder_spec=decoder_spec, sha256=file_sha256(wfile))
+                      decoder_spec=decoder_spec, sha256=file_sha256(wfile),
+                      config_sha256=file_sha256(path / CONFIG),
+                      text_sha256=file_sha256(path / TEXT_WEIGHTS) if text_spec.kind == "builtin" else None)
+
+
+def model_config(config: dict[str, Any]):
+    """The model config a checkpoint's ``config.json`` names (rebuilt through the registry)."""
+    from evalkit import models
+
+    m = config["model"]
+    return models.resolve(m["name"], m["flavor"], m.get("overrides") or None)
+
+
+def decoder_spec_of(config: dict[str, Any]) -> DecoderSpec:
+    return from_dict(DecoderSpec, config["decoder"], "checkpoint.decoder")
 
 
 def validate_folder(path: str | Path, allow_legacy_pt: bool = False) -> dict[str, Any]:
     """Cheap checks before long work: config readable, weights present, registry name/flavor valid."""
-    from evalkit import models
 
     config = read_config(path)
-    weights_file(path, allow_legacy_pt)
+    wfile = weights_file(path, allow_legacy_pt)
+    if wfile.suffix == ".safetensors":
+        check_safetensors(wfile)
+    if (Path(path) / TEXT_WEIGHTS).exists():
+        check_safetensors(Path(path) / TEXT_WEIGHTS)
     m = config.get("model") or {}
-    if "name" not in m or "flavor" not in m:
+    if not isinstance(m, dict) or "name" not in m or "flavor" not in m:
         raise FieldError("checkpoint.model", "config.json must name the registry model and flavor")
-    models.resolve(m["name"], m["flavor"], m.get("overrides") or None)
+    for section in ("text_encoder", "decoder"):
+        if not isinstance(config.get(section), dict):
+            raise FieldError(f"checkpoint.{section}", f"config.json has no {section} section (a mapping)")
+    model_config(config)
+    decoder_spec_of(config)
     return config

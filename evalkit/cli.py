@@ -10,12 +10,13 @@ from evalkit.errors import ChoiceError, EvalkitError
 # verb -> (module:function taking argv and returning an exit code, one-line summary)
 VERBS: dict[str, tuple[str, str]] = {
     "ls": ("evalkit.ls:main", "list registered models, flavors, variants, measurements and experiments"),
-    "validate": ("evalkit.experiment:validate_main", "load and validate an experiment file without running it"),
+    "validate": ("evalkit.validate:main", "load and validate an experiment file (sweep or train) without running it"),
     "sweep": ("evalkit.sweep.cli:main", "FLOPs, latency and memory over resolution x duration (Fig. 1b/6/20, Table 2)"),
     "report": ("evalkit.report.cli:main", "render tables and figures into reports/ from records (--check for CI)"),
     "vbench": ("evalkit.vbench.cli:main", "VBench / VBench-Long / custom-prompt evaluation of a folder of videos"),
     "generate": ("evalkit.generate.cli:main", "sample mp4 videos from a checkpoint for a prompt suite"),
     "train": ("evalkit.train.cli:main", "train the tiny models on the synthetic captioned-video set"),
+    "records": ("evalkit.records:records_main", "check or repair records files (a torn line after a crash)"),
 }
 
 USAGE = "usage: python -m evalkit <verb> [options]   (python -m evalkit <verb> --help)\n\nverbs:\n" + "\n".join(

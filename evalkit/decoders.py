@@ -1,4 +1,4 @@
-"""Latent <-> pixel decoders (issue 6): ``pixel`` for the project's small models, ``diffusers`` for real latents.
+"""Latent <-> pixel decoders: ``pixel`` for the project's small models, ``diffusers`` for real latents.
 
 ``pixel``: the "latent" is the RGB video itself in [-1, 1], optionally space-to-depth packed (pixel-unshuffle) by
 ``compression`` = (1, h, w): latent (C = 3*h*w, T, H/h, W/w). Encoding is exact and decoding is its inverse, so a

@@ -1,7 +1,9 @@
-"""Experiment files (``experiments/<name>.yaml``) into typed, frozen configs; the ``validate`` verb.
+"""Experiment files (``experiments/<name>.yaml``) into typed, frozen configs.
 
-An experiment file describes one cost sweep of the paper: models x flavors x resolutions x durations x
-measurements (Fig. 1b / Fig. 6 scaling, Fig. 20 size ladder, Table 2 ablation latencies). Loading goes:
+Every file says what it is for in its first key, ``kind:``: ``sweep`` (read here and by ``python -m evalkit
+sweep``) or ``train`` (``evalkit.train.config``, ``python -m evalkit train``); each verb lists and accepts only the
+files of its kind. A sweep file describes one cost sweep of the paper: models x flavors x resolutions x durations
+x measurements (Fig. 1b / Fig. 6 scaling, Fig. 20 size ladder, Table 2 ablation latencies). Loading goes:
 
 1. YAML -> dict; the ``smoke:`` section is popped (and, with ``--smoke``, deep-merged over the rest);
 2. dict -> :class:`ExperimentConfig` with :func:`evalkit.typed.from_dict` (unknown keys are errors that list the
@@ -9,6 +11,10 @@ measurements (Fig. 1b / Fig. 6 scaling, Fig. 20 size ladder, Table 2 ablation la
 3. ``--set key=value`` overrides are applied to the *complete* config (defaults included), then validated again;
 4. every model/flavor/point is checked with ``models.resolve`` / ``models.validate_point`` by
    :func:`evalkit.sweep.plan.plan_points` before any work (``python -m evalkit validate`` does exactly 1-4).
+
+Checks beyond the types: the name is a plain file name (it becomes ``runs/<name>/``), numbers are finite and in
+range, no model, flavor, duration, resolution or measurement is listed twice, and CPU latency budgets stay at
+sizes a CPU finishes in minutes.
 
 This module never imports torch.
 """
@@ -18,6 +24,7 @@ import argparse
 import copy
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +32,17 @@ from typing import Any, Literal
 
 import yaml
 
-from evalkit.cluster import ClusterConfig
 from evalkit.errors import ChoiceError, FieldError
-from evalkit.typed import apply_overrides, from_dict, to_dict
+from evalkit.launch.config import LaunchConfig
+from evalkit.typed import apply_overrides, from_dict, plain_name, to_dict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 DEFAULT_EXPERIMENT = "scaling"
+KINDS = ("sweep", "train")
+# CPU latency points above this many GFLOP per timed call would take many minutes each on a CPU (a 2-core box
+# does roughly 0.05-0.2 TFLOP/s in float32); time larger points on a GPU
+CPU_BUDGET_GFLOP_MAX = 2000.0
 
 MeasurementName = Literal["flops", "latency", "memory", "max_frames"]
 DType = Literal["float32", "bfloat16", "float16"]
@@ -41,12 +52,14 @@ DType = Literal["float32", "bfloat16", "float16"]
 class SamplingSettings:
     """How one video is sampled: per-video cost = forward x steps x cfg_factor (computed by reports)."""
     steps: int = 50          # assumed: common flow-matching default; Fig. 20 states 100 steps
-    cfg_factor: int = 2      # assumed: classifier-free guidance as 2 forwards per step (unbatched)
+    # assumed: classifier-free guidance doubles the work of a step (the sampler runs the conditional and the
+    # unconditional branch as one forward of twice the batch, evalkit.sampling.sample); 1 = no guidance
+    cfg_factor: int = 2
 
 
 @dataclass(frozen=True, kw_only=True)
 class FlopsSettings:
-    rel_tol: float = 0.01            # counted vs analytic: > 1% -> status "flagged" (issue 3)
+    rel_tol: float = 0.01            # counted vs analytic: > 1% -> status "flagged"
     fvcore: bool = True              # also record fvcore's multiply-add count (on meta tensors)
     fvcore_max_tokens: int = 0       # 0 = every point; else only points with num_tokens <= this
     # when fvcore's trace fails on meta, points this small are traced again on real CPU tensors
@@ -82,16 +95,8 @@ class MaxFramesSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ExecutorSettings:
-    isolate: bool = False               # one fresh subprocess per point (an OOM/crash costs one point)
-    point_timeout_s: float = 3600.0     # isolate only: a point running longer is killed and recorded as error
-    # processes counting FLOPs in parallel on a CPU box (meta device; timing measurements always run serially
-    # in the main process, and with CUDA present everything runs serially)
-    flops_workers: int = 1
-
-
-@dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
+    kind: Literal["sweep"]
     name: str
     description: str = ""
     models: tuple[str, ...]
@@ -107,8 +112,7 @@ class ExperimentConfig:
     latency: LatencySettings = field(default_factory=LatencySettings)
     memory: MemorySettings = field(default_factory=MemorySettings)
     max_frames: MaxFramesSettings = field(default_factory=MaxFramesSettings)
-    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)   # submitit/SLURM fan-out (evalkit.cluster)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)   # where the points run (evalkit.launch)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,10 +131,9 @@ class Experiment:
         return to_dict(self.config)
 
     def config_hash(self) -> str:
-        """Hash of everything that changes results (the executor and cluster sections do not)."""
+        """Hash of everything that changes results (the launch section does not)."""
         data = self.resolved()
-        data.pop("executor", None)
-        data.pop("cluster", None)
+        data.pop("launch", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -170,8 +173,17 @@ def _normalise_resolutions(data: dict[str, Any], where: str) -> None:
     data["resolutions"] = out
 
 
+def _no_duplicates(values: Sequence[Any], field_name: str) -> None:
+    seen = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            raise FieldError(f"{field_name}[{i}]", f"{v!r} is listed twice (it would be planned and run twice)")
+        seen.add(v)
+
+
 def _check(cfg: ExperimentConfig, where: str) -> None:
     """Range checks that the type system does not express."""
+    plain_name(f"{where}.name", cfg.name)
     if not cfg.models:
         raise FieldError(f"{where}.models", "needs at least one model name")
     if not cfg.flavors:
@@ -179,13 +191,31 @@ def _check(cfg: ExperimentConfig, where: str) -> None:
     if not cfg.durations_s:
         raise FieldError(f"{where}.durations_s", "needs at least one duration (max_frames starts from the shortest)")
     for i, d in enumerate(cfg.durations_s):
-        if d <= 0:
+        if not d > 0:
             raise FieldError(f"{where}.durations_s[{i}]", f"must be > 0 seconds, got {d}")
+    for name, values in (("models", cfg.models), ("flavors", cfg.flavors), ("durations_s", cfg.durations_s),
+                         ("measurements", cfg.measurements), ("max_frames.resolutions", cfg.max_frames.resolutions),
+                         ("resolutions", [tuple(v) for v in cfg.resolutions.values()])):
+        _no_duplicates(list(values), f"{where}.{name}")
     for name, value in (("fps", cfg.fps), ("batch", cfg.batch), ("sampling.steps", cfg.sampling.steps),
-                        ("sampling.cfg_factor", cfg.sampling.cfg_factor),
-                        ("latency.min_iterations", cfg.latency.min_iterations)):
+                        ("latency.min_iterations", cfg.latency.min_iterations),
+                        ("latency.max_iterations", cfg.latency.max_iterations)):
         if value < 1:
             raise FieldError(f"{where}.{name}", f"must be >= 1, got {value}")
+    if cfg.sampling.cfg_factor not in (1, 2):
+        raise ChoiceError(f"{where}.sampling.cfg_factor", cfg.sampling.cfg_factor, (1, 2))
+    for name, value in (("latency.warmup", cfg.latency.warmup), ("latency.min_seconds", cfg.latency.min_seconds),
+                        ("latency.cpu_budget_gflop", cfg.latency.cpu_budget_gflop),
+                        ("flops.rel_tol", cfg.flops.rel_tol)):
+        if value < 0:
+            raise FieldError(f"{where}.{name}", f"must be >= 0, got {value}")
+    if not cfg.max_frames.max_duration_s > 0:
+        raise FieldError(f"{where}.max_frames.max_duration_s", f"must be > 0, got {cfg.max_frames.max_duration_s}")
+    if cfg.latency.cpu_budget_gflop > CPU_BUDGET_GFLOP_MAX:
+        raise FieldError(f"{where}.latency.cpu_budget_gflop",
+                         f"{cfg.latency.cpu_budget_gflop:g} GFLOP per timed call is hours of CPU time for a large "
+                         f"point (a 2-core CPU does ~0.05-0.2 TFLOP/s); the most allowed is {CPU_BUDGET_GFLOP_MAX:g}: "
+                         "time larger points on a GPU")
     if not cfg.measurements:
         raise FieldError(f"{where}.measurements", "needs at least one measurement")
     for i, r in enumerate(cfg.max_frames.resolutions):
@@ -193,21 +223,43 @@ def _check(cfg: ExperimentConfig, where: str) -> None:
             raise ChoiceError(f"{where}.max_frames.resolutions[{i}]", r, cfg.resolutions, what="resolution")
 
 
-def experiment_names() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+def file_kind(path: Path) -> str | None:
+    """The ``kind:`` of an experiment file (None when it has none or is not a mapping)."""
+    raw = read_yaml(path)
+    return raw.get("kind") if isinstance(raw, Mapping) else None
 
 
-def find_experiment(name_or_path: str | Path) -> Path:
-    """``scaling`` -> experiments/scaling.yaml; a path is used as is."""
+def experiment_names(kind: str | None = None) -> list[str]:
+    """Names of the files under experiments/ (of one ``kind`` when given)."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml") if kind is None or file_kind(p) == kind)
+
+
+VERB_OF = {"sweep": "python -m evalkit sweep", "train": "python -m evalkit train"}
+
+
+def find_experiment(name_or_path: str | Path, kind: str | None = None) -> Path:
+    """``scaling`` -> experiments/scaling.yaml; a path is used as is. With ``kind``, a file of another kind is an
+    error naming the verb that runs it, and the choices listed are the files of this kind."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml"):
         if not path.exists():
             raise FieldError("experiment", f"file not found: {path}")
-        return path
-    candidate = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
-    if not candidate.exists():
-        raise ChoiceError("experiment", str(name_or_path), experiment_names(), what="experiment")
-    return candidate
+    else:
+        path = EXPERIMENTS_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ChoiceError("experiment", str(name_or_path), experiment_names(kind), what=f"{kind or ''} "
+                              "experiment".lstrip())
+    if kind is not None:
+        raw = read_yaml(path)
+        if not isinstance(raw, Mapping):
+            raise FieldError(path.stem, f"expected a mapping at the top level, got {type(raw).__name__}")
+        got = raw.get("kind")
+        if got != kind:
+            if got in VERB_OF:
+                raise FieldError("experiment", f"{path} is a {got} experiment (kind: {got}); run it with "
+                                               f"`{VERB_OF[got]} {path.stem}`")
+            raise ChoiceError(f"{path.stem}.kind", got, KINDS, what="kind")
+    return path
 
 
 def read_yaml(path: Path) -> Any:
@@ -224,6 +276,12 @@ def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
     if not isinstance(raw, Mapping):
         raise FieldError(where, f"expected a mapping at the top level, got {type(raw).__name__}")
     data = dict(raw)
+    legacy = [k for k in ("executor", "cluster") if k in data]
+    legacy += [s.split("=", 1)[0] for s in sets if s.split(".", 1)[0].strip() in ("executor", "cluster")]
+    if legacy:
+        raise FieldError(f"{where if legacy[0] in data else '--set'} {legacy[0]}",
+                         "the executor: and cluster: sections are now one launch: section (launcher: inline | "
+                         "process | submitit; isolation = launcher: process; README: Running on a SLURM cluster)")
     smoke_over = data.pop("smoke", None) or {}
     if not isinstance(smoke_over, Mapping):
         raise FieldError(f"{where}.smoke", "expected a mapping of overrides")
@@ -245,7 +303,7 @@ def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
 
 def load_experiment(name_or_path: str | Path = DEFAULT_EXPERIMENT, *, smoke: bool = False,
                     sets: Sequence[str] = ()) -> Experiment:
-    path = find_experiment(name_or_path)
+    path = find_experiment(name_or_path, kind="sweep")
     raw = read_yaml(path)
     cfg = parse_experiment(raw or {}, where=path.stem, smoke=smoke, sets=sets)
     return Experiment(config=cfg, path=path, smoke=smoke, sets=tuple(sets))
@@ -260,32 +318,7 @@ def add_experiment_args(parser: argparse.ArgumentParser) -> None:
                         help="override a config key, e.g. --set sampling.steps=100 (repeatable)")
 
 
-def validate_main(argv: Sequence[str]) -> int:
-    """``python -m evalkit validate [experiment] [--smoke] [--set k=v]``: load and check, run nothing."""
-    parser = argparse.ArgumentParser(
-        prog="python -m evalkit validate",
-        description="Load an experiment file, apply --smoke/--set, and check every model, flavor and point "
-                    "(models.resolve / models.validate_point) without running anything.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  python -m evalkit validate\n  python -m evalkit validate size_ladder --smoke\n"
-               "  python -m evalkit validate ablations --set durations_s=[17]\n")
-    add_experiment_args(parser)
-    args = parser.parse_args(list(argv))
-    exp = load_experiment(args.experiment, smoke=args.smoke, sets=args.sets)
-    from evalkit.sweep.plan import plan_points
-
-    points = plan_points(exp)
-    n_meas = sum(len(p["measurements"]) for p in points)
-    print(f"{exp.path}: ok ({'smoke, ' if exp.smoke else ''}config {exp.config_hash()})")
-    print(f"  models {', '.join(exp.config.models)} x flavors {', '.join(exp.config.flavors)}; "
-          f"resolutions {', '.join(f'{k}={h}x{w}' for k, (h, w) in exp.config.resolutions.items())}; "
-          f"durations {', '.join(f'{d:g}' for d in exp.config.durations_s)} s")
-    print(f"  {len(points)} points, {n_meas} point x measurement records planned "
-          f"({', '.join(exp.config.measurements)})")
-    return 0
-
-
 __all__ = [
-    "ExperimentConfig", "Experiment", "load_experiment", "parse_experiment", "validate_main", "find_experiment",
+    "ExperimentConfig", "Experiment", "load_experiment", "parse_experiment", "find_experiment",
     "experiment_names", "add_experiment_args", "DEFAULT_EXPERIMENT",
 ]

@@ -1,6 +1,6 @@
 """Flow-matching training target and Euler sampler with Movie Gen's linear-quadratic schedule and CFG.
 
-Convention (Movie Gen, lingen-paper.md sections 7 and 9): t = 0 is pure noise X0 ~ N(0, I), t = 1 is data X1;
+Convention (Movie Gen, arXiv 2410.13720): t = 0 is pure noise X0 ~ N(0, I), t = 1 is data X1;
 X_t = t X1 + (1 - (1 - sigma_min) t) X0, velocity target V = X1 - (1 - sigma_min) X0, training times
 t ~ logit-normal(0, 1). The denoiser gets this same t (B,) in [0, 1] at training and sampling time.
 
@@ -17,8 +17,9 @@ import dataclasses
 from typing import Literal
 
 from evalkit.errors import FieldError
+from evalkit.typed import finite
 
-SIGMA_MIN = 1e-5          # Movie Gen (lingen-paper.md section 9)
+SIGMA_MIN = 1e-5          # Movie Gen (arXiv 2410.13720)
 EMULATED_FACTOR = 5       # Movie Gen: 50 steps emulate a 250-step linear schedule (section 5)
 
 
@@ -30,10 +31,12 @@ class SamplerConfig:
     sigma_min: float = SIGMA_MIN
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise FieldError("sampler.steps", f"must be >= 1, got {self.steps}")
-        if self.cfg_scale < 0:
-            raise FieldError("sampler.cfg_scale", f"must be >= 0, got {self.cfg_scale}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise FieldError("sampler.steps", f"must be an integer >= 1, got {self.steps!r}")
+        finite("sampler.cfg_scale", self.cfg_scale, minimum=0.0)   # NaN would give all-black videos
+        finite("sampler.sigma_min", self.sigma_min, minimum=0.0)
+        if self.sigma_min >= 1:
+            raise FieldError("sampler.sigma_min", f"must be < 1, got {self.sigma_min}")
 
 
 def time_grid(steps: int, schedule: str = "linear-quadratic") -> list[float]:

@@ -1,9 +1,9 @@
 """Pluggable text encoders: prompt strings -> (context (B, L, D), mask (B, L)) for the denoiser's cross-attention.
 
-Built in (issue 6): ``builtin``, a word tokenizer (lower-cased words hashed into a fixed vocabulary with CRC32, so
+Built in: ``builtin``, a word tokenizer (lower-cased words hashed into a fixed vocabulary with CRC32, so
 no vocabulary file is needed) + a learned token and position embedding, trained jointly with the project's small
 models and saved inside the checkpoint; ``t5``, a T5 encoder through ``transformers`` from a LOCAL folder only
-(LinGen/Movie Gen use T5-class encoders, lingen-paper.md section 7). Every sequence starts with a BOS token, so the
+(LinGen/Movie Gen use T5-class encoders; Movie Gen, arXiv 2410.13720). Every sequence starts with a BOS token, so the
 empty prompt "" (the unconditional branch of classifier-free guidance) is a one-token context, never an all-masked one.
 """
 from __future__ import annotations

@@ -3,11 +3,14 @@
 ``from_dict(cls, data, where)`` checks every key against the dataclass fields (unknown keys are errors with
 a did-you-mean), converts nested dataclasses, tuples, lists, ``Literal`` choices and ``X | None``.
 ``apply_overrides(data, ["a.b=3"])`` edits a nested dict in place from ``--set key=value`` strings (values are
-parsed as YAML scalars/flow collections), refusing keys that are not already present.
+parsed as YAML scalars/flow collections), refusing keys that are not already present. Numbers must be finite
+(``.nan`` / ``.inf`` are refused, naming the field), and :func:`plain_name` checks a user-given name that becomes a
+file or folder name.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -65,8 +68,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         vt = args[1] if len(args) == 2 else Any
         return {k: _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
     if tp is float:
+        if isinstance(value, str):   # YAML 1.1 reads 1e9 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise FieldError(where, f"expected a number, got {value!r}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FieldError(where, f"expected a number, got {value!r}")
+        if not math.isfinite(value):   # YAML's .nan / .inf parse as floats; no setting means them
+            raise FieldError(where, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -136,3 +146,26 @@ def apply_overrides(data: dict[str, Any], sets: Sequence[str], where: str = "--s
             else:
                 node = node.setdefault(part, {})
     return data
+
+
+def plain_name(field: str, value: object) -> str:
+    """``value`` if it is a plain file name (it becomes a folder or file: runs/<name>/, <out>/<name>.json ...):
+    non-empty, no path separator, not ``.``/``..``, no leading dot or dash, no control characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise FieldError(field, f"expected a non-empty name, got {value!r}")
+    bad = [c for c in ("/", "\\", "\x00") if c in value]
+    if bad or value in (".", "..") or value.startswith((".", "-")) or any(ord(c) < 32 for c in value):
+        raise FieldError(field, f"{value!r} is not a plain file name (it names a folder inside the output "
+                                "folder): no '/', '\\', leading '.' or '-', control characters, '.' or '..'")
+    return value
+
+
+def finite(field: str, value: float, *, positive: bool = False, minimum: float | None = None) -> float:
+    """``value`` if finite (and > 0 with ``positive``, >= ``minimum`` when given), else a FieldError naming it."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise FieldError(field, f"expected a finite number, got {value!r}")
+    if positive and not value > 0:
+        raise FieldError(field, f"must be > 0, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise FieldError(field, f"must be >= {minimum:g}, got {value!r}")
+    return value

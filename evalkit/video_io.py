@@ -1,4 +1,4 @@
-"""Video files: write and read mp4 with PyAV (the container VBench reads, issue 6).
+"""Video files: write and read mp4 with PyAV (the container VBench reads).
 
 Frames are ``uint8`` arrays of shape (T, H, W, 3), RGB. H.264 in ``yuv420p`` is the default pixel format because
 every reader VBench uses (decord, cv2, torchvision) decodes it; ``yuv444p`` keeps full colour resolution for

@@ -19,34 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("evalkit.generate.core")
-from evalkit.generate.core import read_videos  # noqa: E402
-
-OVERRIDES = {"latent.channels": 48, "latent.compression": [1, 4, 4], "latent.patch": [1, 2, 2]}
-POINT = {"height": 32, "width": 32, "duration_s": 1.0, "fps": 8}
+from evalkit.generate.core import read_videos
 PROMPTS = ["a red square moving left", "a blue circle moving up", "a green triangle moving down"]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    import dataclasses
+    from conftest import make_checkpoint
 
-    import torch
-
-    from evalkit import models
-    from evalkit.checkpoint import save_checkpoint
-    from evalkit.decoders import DecoderSpec
-    from evalkit.text import TextEncoderSpec, build_builtin
-
-    cfg = models.resolve("lingen", "tiny", OVERRIDES)
-    torch.manual_seed(0)
-    model = models.build(cfg, device="cpu")
-    _, _, ctx = models.dummy_inputs(cfg, models.VideoPoint(**POINT), batch=1)
-    text_spec = dataclasses.replace(TextEncoderSpec(), dim=int(ctx.shape[-1]), max_len=8, vocab_size=256)
-    out = tmp_path_factory.mktemp("ckpt") / "lingen"
-    return save_checkpoint(out, model.eval(), name="lingen", flavor="tiny", overrides=OVERRIDES,
-                           text_spec=text_spec, decoder_spec=DecoderSpec(kind="pixel", compression=(1, 4, 4)),
-                           text_encoder=build_builtin(text_spec).eval(), extra={"point": POINT})
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "lingen")
 
 
 WRAPPER = """
@@ -116,8 +97,8 @@ def test_torchrun_two_ranks_generate_same_videos_as_one_process(tmp_path, checkp
 @pytest.mark.slow
 def test_generate_shards_as_submitit_jobs_equal_one_process(tmp_path, checkpoint):
     """The same verb fanned out as two submitit jobs (LocalExecutor: real subprocesses), one rank each."""
-    from evalkit.cluster import ClusterConfig
-    from evalkit.executors import cli_shard_items, run_items
+    from evalkit.launch import cli_shard_items, run_items
+    from evalkit.launch.config import LaunchConfig
 
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS) + "\n")
@@ -125,8 +106,8 @@ def test_generate_shards_as_submitit_jobs_equal_one_process(tmp_path, checkpoint
     argv = ["generate", "--checkpoint", str(checkpoint), "--prompts", str(prompts), "--samples", "2",
             "--steps", "3", "--cfg-scale", "2.0", "--batch-size", "1", "--out", str(tmp_path / "jobs"),
             "--no-progress"]
-    cfg = ClusterConfig(executor="submitit", submitit_cluster="local")
-    out = run_items(cli_shard_items(argv, 2), "evalkit.executors:cli_shard_item", executor=cfg,
+    cfg = LaunchConfig(launcher="submitit", submitit_cluster="local")
+    out = run_items(cli_shard_items(argv, 2), "evalkit.launch:cli_shard_item", launch=cfg,
                     run_dir=tmp_path / "jobs.run")
     assert out["done"] == 2 and not out["errors"]
     one = {v["file"]: v for v in read_videos(tmp_path / "one")}
@@ -136,26 +117,19 @@ def test_generate_shards_as_submitit_jobs_equal_one_process(tmp_path, checkpoint
         assert one[name]["seed"] == two[name]["seed"]
         assert _decoded(tmp_path / "jobs" / name).shape == (8, 32, 32, 3)
     # re-submission: both shards are done, nothing runs
-    again = run_items(cli_shard_items(argv, 2), "evalkit.executors:cli_shard_item", executor=cfg,
+    again = run_items(cli_shard_items(argv, 2), "evalkit.launch:cli_shard_item", launch=cfg,
                       run_dir=tmp_path / "jobs.run")
     assert again["submitted"] == 0
 
 
-def _generate_has_shards() -> bool:
-    from evalkit.generate.cli import parser
-
-    return any("--shards" in a.option_strings for a in parser()._actions)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _generate_has_shards(), reason="generate CLI has no --shards yet (integration pending)")
-def test_generate_cli_executor_shards(tmp_path, checkpoint):
+def test_generate_cli_launcher_shards(tmp_path, checkpoint):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS) + "\n")
     cmd = [sys.executable, "-m", "evalkit", "generate", "--checkpoint", str(checkpoint), "--prompts", str(prompts),
            "--samples", "2", "--steps", "3", "--cfg-scale", "2.0", "--batch-size", "1", "--out",
-           str(tmp_path / "out"), "--no-progress", "--executor", "submitit", "--shards", "2",
-           "--set", "cluster.submitit_cluster=local"]
+           str(tmp_path / "out"), "--no-progress", "--launcher", "submitit", "--shards", "2",
+           "--set", "launch.submitit_cluster=local"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.splitlines()[-1])["done"] == 2

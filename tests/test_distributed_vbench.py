@@ -1,11 +1,10 @@
-"""VBench (dimension, shard) units spread over torchrun ranks and executor jobs give the records of one process.
+"""VBench (dimension, shard) units spread over torchrun ranks and launcher jobs give the records of one process.
 
 The VBench worker is the fake of tests/fixtures/vbench (deterministic per-video scores, a call log), so this runs
 without the VBench environment; the real package is exercised by the ``vbench``-marked tests.
 """
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -14,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.results import read_records
+from evalkit.records import read_records
 from evalkit.vbench.runner import RunConfig, run
-
-pytestmark = pytest.mark.skipif("world_size" not in inspect.signature(run).parameters,
-                                reason="evalkit.vbench.runner.run has no rank/world_size yet (integration pending)")
 FIX = Path(__file__).parent / "fixtures" / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import static_frames, write_mp4  # noqa: E402
@@ -77,14 +73,14 @@ def test_torchrun_ranks_split_units_and_rank0_merges(suite, monkeypatch):
     assert len(calls) == len(set(calls)) == 6
 
 
-def test_executor_jobs_split_units_then_merge(suite, monkeypatch):
+def test_launcher_jobs_split_units_then_merge(suite, monkeypatch):
     one = _single(suite)
     log = suite / "calls.jsonl"
     monkeypatch.setenv("FAKE_WORKER_LOG", str(log))
     from evalkit.cli import main
 
-    argv = _argv(suite, "jobs") + ["--executor", "submitit", "--jobs", "2", "--set",
-                                   "cluster.submitit_cluster=local"]
+    argv = _argv(suite, "jobs") + ["--launcher", "submitit", "--jobs", "2", "--set",
+                                   "launch.submitit_cluster=local"]
     assert main(argv) == 0
     assert _records(suite / "jobs") == one
     assert len(_calls(log)) == len(set(_calls(log))) == 6

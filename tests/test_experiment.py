@@ -15,7 +15,7 @@ from evalkit.sweep.plan import plan_points
 
 SHIPPED = ["scaling", "size_ladder", "ablations"]
 
-BASE = {"name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
+BASE = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
         "durations_s": [17], "measurements": ["flops"], "flops": {"fvcore": False}}
 
 
@@ -87,10 +87,10 @@ def test_resolution_as_mapping_and_set_overrides(tmp_path: Path) -> None:
         load_experiment(path, sets=["latency.warmpu=7"])
 
 
-def test_config_hash_tracks_results_not_executor(tmp_path: Path) -> None:
+def test_config_hash_tracks_results_not_launch(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     h = load_experiment(path).config_hash()
-    assert load_experiment(path, sets=["executor.isolate=true"]).config_hash() == h
+    assert load_experiment(path, sets=["launch.launcher=process"]).config_hash() == h
     assert load_experiment(path, sets=["sampling.steps=100"]).config_hash() != h
 
 
@@ -107,12 +107,32 @@ def test_bad_experiment_fails_before_any_work(tmp_path: Path, change: dict, matc
     assert not runs.exists(), "no run folder may be created for an invalid experiment"
 
 
-def test_validate_verb(capsys) -> None:
-    from evalkit.experiment import validate_main
+def test_validate_verb_handles_both_kinds(capsys) -> None:
+    from evalkit.validate import main as validate_main
 
     assert validate_main(["scaling"]) == 0
     out = capsys.readouterr().out
-    assert "ok" in out and "points" in out
+    assert "ok (sweep" in out and "points" in out
+    assert validate_main(["train_tiny", "--set", "train.steps=5"]) == 0
+    assert "ok (train, 4 models" in capsys.readouterr().out
+
+
+def test_each_verb_names_only_files_of_its_kind(tmp_path: Path) -> None:
+    """``sweep train_tiny`` names the verb that runs it; a typo lists sweep files only (no train file)."""
+    assert "train_tiny" not in experiment_names("sweep") and "scaling" in experiment_names("sweep")
+    assert experiment_names("train") == ["train_tiny"]
+    with pytest.raises(FieldError, match=r"train experiment.*python -m evalkit train train_tiny"):
+        load_experiment("train_tiny")
+    with pytest.raises(ChoiceError) as err:
+        load_experiment("scalng")
+    assert "Did you mean 'scaling'" in str(err.value) and "train_tiny" not in str(err.value)
+    from evalkit.train.config import load_experiment as load_train
+
+    with pytest.raises(FieldError, match=r"sweep experiment.*python -m evalkit sweep scaling"):
+        load_train("scaling")
+    no_kind = write(tmp_path, {k: v for k, v in BASE.items() if k != "kind"}, "nokind")
+    with pytest.raises(ChoiceError, match=r"nokind\.kind.*sweep, train"):
+        load_experiment(no_kind)
 
 
 def test_parse_rejects_non_mapping() -> None:

@@ -10,7 +10,7 @@ import torch
 
 from evalkit.cli import main as evalkit_main
 from evalkit.generate.core import read_videos
-from evalkit.results import read_records
+from evalkit.records import read_records
 from evalkit.video_io import read_video
 
 EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "train_tiny.yaml"

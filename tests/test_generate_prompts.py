@@ -6,9 +6,10 @@ import json
 import pytest
 
 from evalkit.errors import EvalkitError, FieldError
-from evalkit.generate.core import make_items, read_videos, shard_items, video_name
+from evalkit.generate.core import make_items, read_videos, video_name
+from evalkit.launch.torchrun import shard
 from evalkit.generate.prompts import load_prompts, read_vbench_prompts
-from evalkit.results import append_record
+from evalkit.records import append
 
 
 def test_prompt_file_errors(tmp_path):
@@ -46,11 +47,11 @@ def test_items_seeds_and_shards(tmp_path):
     assert [it.name for it in items[:2]] == ["p-0.mp4", "p-1.mp4"] and video_name("q", 4) == "q-4.mp4"
     assert len({it.seed for it in items}) == 15
     assert make_items(["r"], 5, 3) == [it for it in items if it.prompt == "r"]       # seed independent of list
-    shards = [shard_items(items, r, 4) for r in range(4)]
+    shards = [shard(items, r, 4) for r in range(4)]
     assert sorted(sum(shards, []), key=items.index) == items
     for r in range(2):
-        for it in shard_items(items, r, 2):
-            append_record(tmp_path / f"videos.{r}.jsonl", {"key": it.name, "file": it.name})
+        for it in shard(items, r, 2):
+            append(tmp_path / f"videos.{r}.jsonl", {"key": it.name, "kind": "video", "status": "ok", "file": it.name})
     assert sorted(r["file"] for r in read_videos(tmp_path)) == sorted(it.name for it in items)
     with pytest.raises(FieldError):
         make_items(["p"], 0)

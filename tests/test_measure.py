@@ -13,7 +13,7 @@ from evalkit import measure, models
 from evalkit.experiment import load_experiment
 from evalkit.measure.common import Context, sdpa_backend_from_names, ssd_backend_from_names
 from evalkit.measure.latency import percentile
-from evalkit.results import read_records
+from evalkit.records import read_records
 from evalkit.sweep import cli
 from evalkit.sweep.plan import plan_points
 from evalkit.sweep.runner import run_point
@@ -32,7 +32,7 @@ def sweep_records(tmp_path: Path, capsys, data: dict, *extra: str) -> list[dict]
 def full_size(tmp_path_factory) -> dict:
     """Counted FLOPs of lingen-4b / dit-4b at 512p for 17, 34, 68 s (meta device, via the sweep CLI)."""
     tmp = tmp_path_factory.mktemp("full")
-    data = {"name": "fs", "models": ["lingen", "dit"], "flavors": ["4b"], "resolutions": {"512p": [512, 896]},
+    data = {"kind": "sweep", "name": "fs", "models": ["lingen", "dit"], "flavors": ["4b"], "resolutions": {"512p": [512, 896]},
             "durations_s": [17, 34, 68], "measurements": ["flops"], "flops": {"fvcore": False}}
     path = tmp / "fs.yaml"
     path.write_text("# test\n" + yaml.safe_dump(data))
@@ -70,7 +70,7 @@ def test_dit_attention_term_quadratic(full_size: dict) -> None:
 
 def _all_models_tiny(tmp_path: Path, capsys, fvcore: bool) -> list[dict]:
     smoke = load_experiment("ablations", smoke=True).config
-    data = {"name": "all", "models": list(models.names()), "flavors": ["tiny"],
+    data = {"kind": "sweep", "name": "all", "models": list(models.names()), "flavors": ["tiny"],
             "resolutions": {k: list(v) for k, v in smoke.resolutions.items()},
             "durations_s": list(smoke.durations_s), "measurements": ["flops"], "flops": {"fvcore": fvcore}}
     return sweep_records(tmp_path, capsys, data)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.results import read_records
+from evalkit.records import read_records
 from evalkit.sweep import cli
 
-EXP = {"name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
+EXP = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
        "durations_s": [8.5, 17], "measurements": ["flops", "memory"], "flops": {"fvcore": False}}
 
 
@@ -100,9 +100,9 @@ def test_error_is_a_row_and_sets_the_exit_code(tmp_path: Path, capsys, monkeypat
     assert rc == 0 and summ["status"].get("error", 0) == 0 and summ["status"]["ok"] == 4
 
 
-def test_isolate_runs_points_in_subprocesses(tmp_path: Path, capsys) -> None:
+def test_process_launcher_runs_points_in_subprocesses(tmp_path: Path, capsys) -> None:
     data = {**EXP, "models": ["dit"], "durations_s": [17]}
-    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--launcher", "process")
     assert rc == 0 and summ["records"] == 2
     recs = read_records([summ["run_dir"]])
     assert {r["measurement"]: r["status"] for r in recs}["flops"] == "ok"
@@ -123,10 +123,10 @@ def test_isolated_crash_costs_one_point_and_is_a_row(tmp_path: Path, capsys, mon
     fake.chmod(0o755)
     monkeypatch.setattr(cli.sys, "executable", str(fake))
     data = {**EXP, "models": ["dit"], "durations_s": [17]}
-    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--launcher", "process")
     recs = read_records([summ["run_dir"]])
     assert len(recs) == 2 and {r["status"] for r in recs} == {status}
-    assert all("isolated point" in r["message"] for r in recs)
+    assert all("point job failed: subprocess" in r["message"] for r in recs)
     assert rc == (1 if status == "error" else 0)
 
 
@@ -135,7 +135,7 @@ def test_isolated_retry_records_the_new_failure(tmp_path: Path, capsys, monkeypa
     fake = tmp_path / "fake_python"
     monkeypatch.setattr(cli.sys, "executable", str(fake))
     data = {**EXP, "models": ["dit"], "durations_s": [17]}
-    args = (str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--isolate")
+    args = (str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--launcher", "process")
     fake.write_text("#!/bin/sh\necho first-failure >&2\nexit 3\n")
     fake.chmod(0o755)
     _, summ = sweep(capsys, *args)
@@ -144,4 +144,4 @@ def test_isolated_retry_records_the_new_failure(tmp_path: Path, capsys, monkeypa
     assert summ2["run_dir"] == summ["run_dir"]
     recs = read_records([summ["run_dir"]])
     assert len(recs) == 2 and all(r["status"] == "error" for r in recs)
-    assert all("second-failure" in r["message"] and "status 4" in r["message"] for r in recs)
+    assert all("second-failure" in r["message"] and "exit status 4" in r["message"] for r in recs)

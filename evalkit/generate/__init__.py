@@ -1,1 +1,1 @@
-"""``python -m evalkit generate``: sample videos from a checkpoint for a prompt suite (issue 6)."""
+"""``python -m evalkit generate``: sample videos from a checkpoint for a prompt suite."""

@@ -1,8 +1,10 @@
 """``python -m evalkit generate``: checkpoint + prompts -> ``{prompt}-{index}.mp4`` and ``videos.jsonl``.
 
-Sampling follows lingen-paper.md section 5/9 (Euler, flow matching, linear-quadratic schedule, 50 steps, CFG).
-Everything that can be wrong (prompt file, checkpoint folder, weights, duration the model cannot represent) is
-checked before the first sampling step.
+Sampling follows Movie Gen (arXiv 2410.13720; Euler, flow matching, linear-quadratic schedule, CFG) with
+the 50 steps LinGen states (arXiv 2412.09856).
+Everything that can be wrong (prompt file, checkpoint folder and weights, sampler settings, a duration the model
+cannot represent, videos in ``--out`` made with other settings) is checked before the first sampling step. One
+command writes into an ``--out`` folder at a time (one per rank under torchrun); a second one refuses.
 """
 from __future__ import annotations
 
@@ -10,15 +12,16 @@ import argparse
 import json
 from pathlib import Path
 
-from evalkit.cluster import add_cluster_args, resolve_cluster, strip_cluster_flags
 from evalkit.errors import FieldError
+from evalkit.launch.config import add_launch_args, resolve_launch, strip_launch_flags
 
-EPILOG = """examples:
-  python -m evalkit generate --checkpoint runs/train_tiny/RUN/checkpoints/lingen --prompts prompts.txt \\
-      --samples 5 --out videos/lingen
-  python -m evalkit generate --checkpoint CKPT --prompts vbench --vbench-info .cache/vbench-env/.../VBench_full_info.json \\
+EPILOG = """examples (<run_id>: a folder under runs/train_tiny/ made by `python -m evalkit train train_tiny`):
+  python -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen \\
+      --prompts experiments/prompts/smoke.txt --samples 2 --steps 10 --out videos/lingen
+  python -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen --prompts vbench \\
       --samples 5 --steps 50 --cfg-scale 7.5 --out videos/lingen-vbench
-  RANK=1 WORLD_SIZE=4 python -m evalkit generate ...   # shard 1 of 4 writes videos.1.jsonl
+  python -m evalkit generate ... --steps 20 --overwrite     # re-make videos made with other settings
+  torchrun --standalone --nproc-per-node 4 -m evalkit generate ...   # rank r writes videos.<r>.jsonl
 """
 
 
@@ -38,14 +41,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=None)
     p.add_argument("--duration-s", type=float, default=None, help="seconds; must be whole latent frames")
     p.add_argument("--fps", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="videos sampled at once (>= 1)")
+    p.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=False,
+                   help="make again the videos of --out that were made with other settings (default: refuse)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                    help="auto: cuda:<LOCAL_RANK> when CUDA is present (one GPU per torchrun rank), else cpu")
     p.add_argument("--shards", type=int, default=1,
                    help="split the prompts into this many executor jobs (job r runs rank r of the items)")
-    add_cluster_args(p)
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="cluster.KEY=VALUE",
-                   help="cluster option, e.g. --set cluster.partition=gpu (README: SLURM)")
+    add_launch_args(p)
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="launch.KEY=VALUE",
+                   help="launch option, e.g. --set launch.partition=gpu (README: SLURM)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--pix-fmt", default="yuv420p", choices=("yuv420p", "yuv444p"))
     p.add_argument("--legacy-pt", action=argparse.BooleanOptionalAction, default=False,
@@ -71,40 +76,45 @@ def resolve_point(config: dict, height, width, duration_s, fps):
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from evalkit import checkpoint as ck
-    from evalkit.distributed import dist_info, select_device
     from evalkit.generate.core import check_geometry, generate, make_items
     from evalkit.generate.prompts import load_prompts
+    from evalkit.launch.torchrun import dist_info, select_device
+    from evalkit.runs import WriterLock
     from evalkit.sampling import SamplerConfig
 
-    # 1. cheap checks first: prompts, checkpoint folder and weights, sampler settings
+    # 1. cheap checks first: prompts, checkpoint folder and weights, sampler settings, sizes
     prompts = load_prompts(args.prompts, args.vbench_info)
     config = ck.validate_folder(args.checkpoint, args.legacy_pt)
     sampler = SamplerConfig(steps=args.steps, schedule=args.schedule, cfg_scale=args.cfg_scale)
     point = resolve_point(config, args.height, args.width, args.duration_s, args.fps)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    # 2. load, then check the requested duration/resolution against the model before sampling
-    cluster = resolve_cluster(None, args.sets, executor=args.executor)
-    if cluster.executor == "submitit" or args.shards > 1:   # fan out: job r runs this same command as rank r
-        from evalkit.executors import cli_shard_items, run_items
+    for flag, value in (("--batch-size", args.batch_size), ("--samples", args.samples), ("--shards", args.shards)):
+        if value < 1:
+            raise FieldError(flag, f"must be >= 1, got {value}")
+    items = make_items(prompts, args.samples, args.seed)
+    check_geometry(ck.model_config(config), ck.decoder_spec_of(config), point)
+    launch = resolve_launch(None, args.sets, launcher=args.launcher)
+    if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
+        from evalkit.launch import cli_shard_items, run_items
 
-        out = run_items(cli_shard_items(["generate", *strip_cluster_flags(argv, "--shards")], args.shards),
-                        "evalkit.executors:cli_shard_item", executor=cluster,
+        out = run_items(cli_shard_items(["generate", *strip_launch_flags(argv, "--shards")], args.shards),
+                        "evalkit.launch:cli_shard_item", launch=launch,
                         run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
         print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))
         return 1 if out["errors"] else 0
     if args.dry_run:
-        print(json.dumps({"prompts": len(prompts), "items": len(prompts) * args.samples, "out": args.out}))
+        print(json.dumps({"prompts": len(prompts), "items": len(items), "out": args.out}))
         return 0
-    args.device = select_device(dist_info(), args.device)
-    ckpt = ck.load_checkpoint(args.checkpoint, device=args.device, allow_legacy_pt=args.legacy_pt)
-    check_geometry(ckpt, point)
-    items = make_items(prompts, args.samples, args.seed)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     info = dist_info()
-    counts = generate(ckpt, items, Path(args.out), sampler=sampler, point=point, batch_size=args.batch_size,
-                      rank=info.rank, world_size=info.world_size, device=args.device, pix_fmt=args.pix_fmt,
-                      progress=args.progress)
+    # 2. one writer per output folder (per rank): a second command refuses instead of making every video twice
+    with WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
+        device = select_device(info, args.device)
+        ckpt = ck.load_checkpoint(args.checkpoint, device=device, allow_legacy_pt=args.legacy_pt)
+        counts = generate(ckpt, items, Path(args.out), sampler=sampler, point=point, batch_size=args.batch_size,
+                          rank=info.rank, world_size=info.world_size, device=device, pix_fmt=args.pix_fmt,
+                          overwrite=args.overwrite, progress=args.progress)
     print(json.dumps({"out": args.out, "prompts": len(prompts), "items": len(items), **counts,
                       "rank": info.rank, "world_size": info.world_size}))
     return 0

@@ -1,15 +1,22 @@
-"""Generation: (prompt, index, seed) items -> ``{prompt}-{index}.mp4`` + ``videos.jsonl`` (issue 6).
+"""Generation: (prompt, index, seed) items -> ``{prompt}-{index}.mp4`` + a ``videos.jsonl`` manifest.
 
 Items are a pure function of (prompts, samples, base seed): the seed of a video depends only on its prompt, its
-index and the base seed, so it does not move when the prompt list changes or the work is split. A launcher with
-N processes gives rank r the items ``items[r::N]`` (``shard_items``); each shard appends to its own
-``videos.<rank>.jsonl`` (a single process writes ``videos.jsonl``) and ``read_videos`` merges them. A video whose
-file exists is skipped, so an interrupted run resumes; files are written atomically (video_io).
+index and the base seed, so it does not move when the prompt list changes or the work is split. Under
+``torchrun`` rank r takes ``launch.torchrun.shard(items, r, N)`` and appends to its own ``videos.<r>.jsonl``
+(one process writes ``videos.jsonl``); :func:`read_videos` merges them.
+
+Resume by content: a video is done only if the latest manifest record of its file has the same
+``inputs_sha256`` (checkpoint weights and config, text encoder, sampler settings, seed, geometry, encoder
+settings: :func:`video_inputs`) and the file on disk still has the recorded size and sha256 (so it is the whole
+file this tool wrote, decodable as written). A missing, truncated, zero-byte or replaced file is made again; a
+file made with other inputs is refused before any sampling (``overwrite=True`` makes it again), never silently
+kept. Files are written atomically (video_io), then recorded.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import sys
 import time
 import zlib
@@ -18,8 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.checkpoint import file_sha256
 from evalkit.errors import FieldError
-from evalkit.results import append_record, iter_jsonl, now_iso
+from evalkit.launch.torchrun import shard
+from evalkit.records import VIDEOS_GLOB, append, iter_file, videos_file
+from evalkit.runs import now_iso
 from evalkit.sampling import SamplerConfig, initial_noise, sample
 
 
@@ -35,7 +45,7 @@ class Item:
 
 
 def video_name(prompt: str, index: int) -> str:
-    """VBench's naming rule: the exact prompt, a dash, the sample index (vbench.md section 4.3)."""
+    """VBench's naming rule: the exact prompt, a dash, the sample index (VBench README, 'prompt-index.mp4')."""
     return f"{prompt}-{index}.mp4"
 
 
@@ -49,37 +59,81 @@ def make_items(prompts: list[str], samples: int, base_seed: int = 0) -> list[Ite
     return [Item(prompt=p, index=i, seed=seed_for(p, i, base_seed)) for p in prompts for i in range(samples)]
 
 
-def shard_items(items: list[Item], rank: int = 0, world_size: int = 1) -> list[Item]:
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise FieldError("rank", f"rank {rank} is outside 0..{world_size - 1}")
-    return items[rank::world_size]
-
-
-def manifest_path(out_dir: Path, rank: int = 0, world_size: int = 1) -> Path:
-    return out_dir / ("videos.jsonl" if world_size == 1 else f"videos.{rank}.jsonl")
-
-
 def read_videos(out_dir: str | Path) -> list[dict[str, Any]]:
-    """Every video record of ``out_dir``, merged over its shard manifests (last record per file wins)."""
+    """The latest video record of every file of ``out_dir``, merged over its shard manifests (by creation time,
+    then file order)."""
     recs: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(out_dir).glob("videos*.jsonl")):
-        for rec in iter_jsonl(path):
-            recs[rec["file"]] = rec
+    for path in sorted(Path(out_dir).glob(VIDEOS_GLOB)):
+        for rec in iter_file(path):
+            old = recs.get(rec["file"])
+            if old is None or str(rec.get("created", "")) >= str(old.get("created", "")):
+                recs[rec["file"]] = rec
     return list(recs.values())
 
 
-def check_geometry(ckpt, point) -> tuple[int, ...]:
-    """Validate the requested video against the model (before any sampling) and return the latent shape."""
+def video_inputs(ckpt, sampler: SamplerConfig, point, *, pix_fmt: str, crf: int) -> dict[str, Any]:
+    """Everything except (prompt, index, seed) that changes a video's frames or its file."""
+    return {"checkpoint_sha256": ckpt.sha256, "checkpoint_config_sha256": ckpt.config_sha256,
+            "text_encoder_sha256": ckpt.text_sha256, "sampler": "euler-flow-matching", "steps": sampler.steps,
+            "schedule": sampler.schedule, "cfg_scale": sampler.cfg_scale, "sigma_min": sampler.sigma_min,
+            "height": point.height, "width": point.width, "duration_s": point.duration_s, "fps": point.fps,
+            "pix_fmt": pix_fmt, "crf": crf}
+
+
+def inputs_sha256(inputs: dict[str, Any], item: Item) -> str:
+    data = {**inputs, "prompt": item.prompt, "index": item.index, "seed": item.seed}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], item: Item) -> str:
+    fields = [k for k in (*new, "seed") if old.get(k) != (item.seed if k == "seed" else new[k])]
+    return ", ".join(f"{k}: {old.get(k)!r} -> {(item.seed if k == 'seed' else new[k])!r}" for k in fields[:4]) \
+        or "recorded without the inputs this version checks"
+
+
+def plan(items: list[Item], out_dir: Path, inputs: dict[str, Any], *, overwrite: bool) -> tuple[list[Item], int]:
+    """(items to make, items already done). Refuses (FieldError) items whose file was made with other inputs,
+    unless ``overwrite``; see the module docstring."""
+    recorded = {r["file"]: r for r in read_videos(out_dir)} if out_dir.exists() else {}
+    todo, conflicts = [], []
+    for it in items:
+        rec, path = recorded.get(it.name), out_dir / it.name
+        if rec is None:
+            todo.append(it)                          # never recorded (an unrecorded file is a killed write)
+        elif rec.get("inputs_sha256") != inputs_sha256(inputs, it):
+            if not overwrite:
+                conflicts.append(f"{it.name} ({_changed(rec, inputs, it)})")
+            todo.append(it)
+        elif not (path.is_file() and path.stat().st_size == rec.get("mp4_bytes")
+                  and file_sha256(path) == rec.get("mp4_sha256")):
+            todo.append(it)                          # missing, truncated or replaced since it was recorded
+    if conflicts:
+        more = f" (+{len(conflicts) - 3} more)" if len(conflicts) > 3 else ""
+        raise FieldError("--out", f"{out_dir} holds videos made with other settings: {'; '.join(conflicts[:3])}"
+                                  f"{more}. Pass --overwrite to make them again, or choose another --out")
+    return todo, len(items) - len(todo)
+
+
+def record_video(manifest: Path, item: Item, path: Path, inputs: dict[str, Any], **fields: Any) -> None:
+    """Append the manifest record of a video file just written (its inputs, size and sha256)."""
+    append(manifest, {"key": item.name, "kind": "video", "status": "ok", "message": "", "file": item.name,
+                      "prompt": item.prompt, "index": item.index, "seed": item.seed,
+                      "inputs_sha256": inputs_sha256(inputs, item), **inputs, "mp4_sha256": file_sha256(path),
+                      "mp4_bytes": path.stat().st_size, "created": now_iso(), **fields})
+
+
+def check_geometry(cfg, decoder_spec, point) -> tuple[int, ...]:
+    """Validate the requested video against the model config and decoder (before any weights are loaded) and
+    return the latent shape."""
     from evalkit import models
 
-    cfg = ckpt.model.cfg
     frames = point.duration_s * point.fps
     if frames <= 0 or abs(frames - round(frames)) > 1e-6:
         raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {frames:g} frames, not a whole "
                                        "positive number of frames")
     models.validate_point(cfg, point)
     shape = tuple(models.latent_shape(cfg, point))
-    dec = ckpt.decoder_spec
+    dec = decoder_spec
     if dec.kind == "pixel":
         comp = tuple(cfg.latent.compression)
         if tuple(dec.compression) != comp:
@@ -93,19 +147,24 @@ def check_geometry(ckpt, point) -> tuple[int, ...]:
 
 def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerConfig, point, batch_size: int = 4,
              rank: int = 0, world_size: int = 1, device: str = "cpu", pix_fmt: str = "yuv420p", crf: int = 10,
-             progress: bool = True, extra: dict | None = None) -> dict[str, int]:
-    """Sample every item of this shard that has no file yet; returns counts {written, skipped}."""
+             overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict[str, int]:
+    """Sample every item of this shard that is not done (see the module docstring); returns counts
+    {written, skipped}."""
     import torch
 
     from evalkit.decoders import build_decoder
+    from evalkit.video_io import write_video
 
+    if batch_size < 1:
+        raise FieldError("--batch-size", f"must be >= 1, got {batch_size}")
     out_dir = Path(out_dir)
-    shape = check_geometry(ckpt, point)
+    shape = check_geometry(ckpt.model.cfg, ckpt.decoder_spec, point)
+    inputs = video_inputs(ckpt, sampler, point, pix_fmt=pix_fmt, crf=crf)
+    mine = shard(items, rank, world_size)
+    todo, skipped = plan(mine, out_dir, inputs, overwrite=overwrite)
     decoder = build_decoder(ckpt.decoder_spec, device)
-    mine = shard_items(items, rank, world_size)
-    todo = [it for it in mine if not (out_dir / it.name).exists()]
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = manifest_path(out_dir, rank, world_size)
+    manifest = videos_file(out_dir, rank, world_size)
     num_frames = round(point.duration_s * point.fps)
     bar = None
     if progress:
@@ -120,27 +179,25 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
             nctx, nmask = ckpt.text_encoder([""] * len(batch))
             noise = initial_noise(shape, [it.seed for it in batch], device, dtype)
             x = sample(ckpt.model, noise, ctx.to(dtype), mask, nctx.to(dtype), nmask, sampler)
+        if not torch.isfinite(x).all():   # e.g. a diverged checkpoint: never write black videos as results
+            raise FloatingPointError(f"sampling produced non-finite values for {batch[0].name!r} (checkpoint "
+                                     f"{ckpt.path}): the weights or sampler settings are broken")
         videos = decoder.to_uint8(x)
         seconds = (time.perf_counter() - t0) / len(batch)
-        from evalkit.video_io import write_video
         for it, frames in zip(batch, videos):
             if frames.shape[0] != num_frames:
                 raise FieldError("duration_s", f"decoded {frames.shape[0]} frames, expected {num_frames}")
-            write_video(out_dir / it.name, frames, point.fps, pix_fmt=pix_fmt, crf=crf)
-            append_record(manifest, {
-                "key": it.name, "file": it.name, "prompt": it.prompt, "index": it.index, "seed": it.seed,
+            path = write_video(out_dir / it.name, frames, point.fps, pix_fmt=pix_fmt, crf=crf)
+            record_video(
+                manifest, it, path, inputs,
                 # the sampled uint8 frames handed to the encoder: exact, whereas libx264 can encode identical
                 # frames into slightly different bitstreams from one call to the next (seen at 32x32 px)
-                "frames_sha256": hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest(),
-                "checkpoint": str(ckpt.path), "checkpoint_sha256": ckpt.sha256,
-                "model": ckpt.config["model"]["name"], "flavor": ckpt.config["model"]["flavor"],
-                "sampler": "euler-flow-matching", "steps": sampler.steps, "schedule": sampler.schedule,
-                "cfg_scale": sampler.cfg_scale, "sigma_min": sampler.sigma_min,
-                "height": point.height, "width": point.width, "duration_s": point.duration_s, "fps": point.fps,
-                "num_frames": num_frames, "pix_fmt": pix_fmt, "seconds_per_video": seconds, "device": device,
-                "rank": rank, "world_size": world_size, "created": now_iso(), **(extra or {})})
+                frames_sha256=hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest(),
+                checkpoint=str(ckpt.path), model=ckpt.config["model"]["name"],
+                flavor=ckpt.config["model"]["flavor"], num_frames=num_frames, seconds_per_video=seconds,
+                device=device, rank=rank, world_size=world_size, **(extra or {}))
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:
         bar.close()
-    return {"written": len(todo), "skipped": len(mine) - len(todo)}
+    return {"written": len(todo), "skipped": skipped}

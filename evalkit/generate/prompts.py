@@ -1,7 +1,7 @@
 """Prompt suites for ``generate``: a text file (one prompt per line) or VBench's standard list.
 
-VBench matches videos to prompts by file name ``{prompt}-{index}.mp4`` with the exact ``prompt_en`` (vbench.md
-section 4.3), so prompts are never rewritten or sanitized; a prompt that cannot be a file name (contains ``/`` or
+VBench matches videos to prompts by file name ``{prompt}-{index}.mp4`` with the exact ``prompt_en`` (VBench
+README, "prompt-index.mp4"), so prompts are never rewritten or sanitized; a prompt that cannot be a file name (contains ``/`` or
 a NUL, or is longer than 240 bytes) is an error. ``vbench`` reads ``VBench_full_info.json`` (the file the vbench
 wheel ships) from ``--vbench-info PATH``, else ``$VBENCH_FULL_INFO``, else the project's VBench venv
 (``$EVALKIT_VBENCH_ENV`` or ``.cache/vbench-env``); its 946 entries hold 944 distinct prompts, and the repeats
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from evalkit.errors import EvalkitError, FieldError
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 
 MAX_NAME_BYTES = 240   # 255-byte file-name limit minus "-{index}.mp4" headroom; VBench's longest prompt is 210 B
 

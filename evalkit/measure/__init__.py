@@ -19,7 +19,7 @@ MEASUREMENTS.add(
              "flops_analytic": ("FLOP (2 per MAC)", "lower"), "flops_rel_diff": ("fraction", "lower"),
              "fvcore_macs": ("MAC, excludes attention/custom ops", "lower")})
 MEASUREMENTS.add(
-    "latency", "evalkit.measure.latency:run", version=1, requires_gpu=False,
+    "latency", "evalkit.measure.latency:run", version=2, requires_gpu=False,
     summary="wall time of one denoiser forward (or the sampling loop): CUDA events on GPU, perf_counter on CPU "
             "for points under latency.cpu_budget_gflop",
     metrics={"latency_ms_p50": ("ms", "lower"), "latency_ms_p10": ("ms", "lower"),

@@ -9,7 +9,7 @@
 
 The two must agree within ``flops.rel_tol`` (1%) or the record's status is ``"flagged"`` (the numbers are still
 recorded). fvcore's count is recorded next to them as ``fvcore_macs`` in *its* convention (one per multiply-add,
-SDPA and custom ops uncounted; see flops-and-latency.md §2), traced with ``torch.jit`` on the same meta tensors,
+SDPA and custom ops uncounted; fvcore/nn/jit_handles.py), traced with ``torch.jit`` on the same meta tensors,
 or null with ``fvcore_message`` saying why. torch's meta conv shape check fails under jit tracing (LinGen's
 depthwise conv), so small points (``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors
 (``fvcore_device: "cpu"``); large LinGen points record null. Steps and CFG factor are recorded, not multiplied in: per-video
@@ -32,7 +32,7 @@ FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
 
 @contextlib.contextmanager
 def _no_opt_einsum():
-    """Left-to-right einsum contraction regardless of whether opt_einsum is installed (flops-and-latency §1.2)."""
+    """Left-to-right einsum contraction regardless of whether opt_einsum is installed (torch/utils/flop_counter.py counts the einsum's mm/bmm decomposition)."""
     import torch
 
     backend = getattr(torch.backends, "opt_einsum", None)

@@ -1,6 +1,6 @@
 """Latency of one denoiser forward or of the whole sampling loop (paper Fig. 6 latency, Fig. 20, Table 2).
 
-Protocol (flops-and-latency.md §7.2): random weights and inputs, ``eval()`` + ``inference_mode``, warm-up calls,
+Protocol: random weights and inputs, ``eval()`` + ``inference_mode``, warm-up calls,
 then timed iterations until at least ``min_iterations`` *and* ``min_seconds`` are reached (capped by
 ``max_iterations``); every per-iteration time is kept (``latency_ms_raw``) with p10/p50/p90.
 On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing. On CPU: ``perf_counter`` (after the forward returns,
@@ -8,9 +8,10 @@ CPU ops are synchronous), only for points whose analytic forward cost is under `
 larger points get a ``skipped`` row with the reason. The SDPA and SSD backends that actually ran are read from
 a profiled extra call (op and kernel names), not assumed. An OOM is an ``oom`` row.
 
-Scopes: ``denoiser_forward`` = one call at batch ``batch``; ``sampling_loop`` = ``steps`` Euler steps each with
-``cfg_factor`` unbatched forwards (text encoder and VAE excluded). Reports convert a forward to a video as
-forward x steps x cfg_factor when the scope is ``denoiser_forward``.
+Scopes: ``denoiser_forward`` = one call at batch ``batch``; ``sampling_loop`` = the sampler ``generate`` runs
+(``evalkit.sampling.sample``: ``steps`` Euler steps, CFG as one forward of twice the batch when ``cfg_factor`` is
+2; text encoder and decoder excluded). Reports convert a forward to a video as forward x steps x cfg_factor when
+the scope is ``denoiser_forward``.
 """
 from __future__ import annotations
 
@@ -33,20 +34,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _make_call(model: Any, inputs: tuple, scope: str, steps: int, cfg_factor: int) -> Any:
+    """The timed call: one denoiser forward, or the sampling loop users run (``evalkit.sampling.sample``:
+    ``steps`` Euler steps; with ``cfg_factor`` 2 each step is one forward of the conditional and unconditional
+    branch batched together, as ``generate`` does)."""
+    import torch
+
+    from evalkit.sampling import SamplerConfig, sample
+
     x, t, context = inputs
     if scope == "denoiser_forward":
         return lambda: model(x, t, context)
-
-    def loop() -> Any:  # Euler flow-matching loop; CFG as cfg_factor unbatched forwards per step
-        z = x
-        for i in range(steps):
-            tt = t.new_full(t.shape, 1.0 - i / steps)
-            v = model(z, tt, context)
-            for _ in range(cfg_factor - 1):
-                v = v + (model(z, tt, context) - v)
-            z = z - v / steps
-        return z
-    return loop
+    mask = torch.ones(context.shape[:2], dtype=torch.bool, device=context.device)
+    cfg = SamplerConfig(steps=steps, cfg_scale=7.5 if cfg_factor == 2 else 1.0)   # any scale != 1 guides
+    null = torch.zeros_like(context)
+    return lambda: sample(model, x, context, mask, null, mask, cfg)
 
 
 def time_call(fn: Any, *, cuda: bool, warmup: int, min_iterations: int, min_seconds: float,

@@ -1,7 +1,7 @@
 """Peak CUDA memory of one denoiser forward (the memory side of paper Table 1 / Fig. 6).
 
 ``torch.cuda.reset_peak_memory_stats()`` before, ``max_memory_allocated()`` / ``max_memory_reserved()`` after one
-``inference_mode`` forward in ``memory.dtype_cuda`` (flops-and-latency.md §7.2 step 6). Weights are included
+``inference_mode`` forward in ``memory.dtype_cuda``. Weights are included
 (they are resident during sampling). No CUDA -> a ``skipped`` row; an OOM -> an ``oom`` row.
 """
 from __future__ import annotations

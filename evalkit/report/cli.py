@@ -15,13 +15,13 @@ from pathlib import Path
 from evalkit.errors import EvalkitError, FieldError
 from evalkit.report.build import build, published_runs
 from evalkit.report.runs import load_run
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 
 EPILOG = """examples:
   python -m evalkit report                         # render from every run under reports/data/ + experiments/paper/
   python -m evalkit report --check                 # CI: fail listing stale/missing/extra files
-  python -m evalkit report --publish runs/scaling/20261124-030000-123
-  python -m evalkit report runs/scaling/<run_id> --out /tmp/preview   # preview an unpublished run
+  python -m evalkit report runs/scaling/<run_id> --out /tmp/preview   # preview a run (<run_id>: see runs/)
+  python -m evalkit report --publish runs/scaling/<run_id>
 """
 
 
@@ -43,9 +43,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path:
-    """Copy manifest*.json and results*.jsonl; refuse to overwrite a different existing copy, and refuse a
-    ``--smoke`` run (a fast partial config) unless ``allow_smoke``."""
+    """Copy manifest*.json and results*.jsonl; refuse a run whose records do not all parse (a torn line after a
+    crash: resume the run first), refuse to overwrite a different existing copy, and refuse a ``--smoke`` run (a
+    fast partial config) unless ``allow_smoke``."""
+    from evalkit.records import read_records
+
     run = load_run(run_dir)
+    read_records([run_dir], strict=True)
     if run.manifest.get("smoke") and not allow_smoke:
         raise FieldError("publish", f"{run_dir} is a --smoke run (manifest smoke: true); publish a full run, or "
                                     "pass --allow-smoke")

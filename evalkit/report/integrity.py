@@ -24,7 +24,7 @@ import pandas as pd
 from evalkit.vbench.aggregate import aggregate
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS, WEIGHTS
 
-TOL = 0.02  # points (percent units); issue 4: "does not reproduce within 0.02 points"
+TOL = 0.02  # points (percent units): a published total that differs by more "does not reproduce"
 SCORES = ("quality_score", "semantic_score", "total_score")
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from evalkit.errors import FieldError
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 from evalkit.vbench.dimensions import QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 PAPER_DIR = REPO_ROOT / "experiments" / "paper"

@@ -10,7 +10,8 @@ from typing import Any
 import pandas as pd
 
 from evalkit.errors import FieldError
-from evalkit.results import read_records
+from evalkit.records import read_records
+from evalkit.typed import plain_name
 
 RESOLUTION_NOTE = "resolution label = '<shorter side in pixels>p' (e.g. 512p), from the records' height/width"
 
@@ -40,9 +41,13 @@ def load_run(path: Path) -> Run:
         raise FieldError("run_dir", f"{path} has no manifest.json (a run folder holds manifest.json + results*.jsonl)")
     if not list(path.glob("results*.jsonl")):
         raise FieldError("run_dir", f"{path} has no results*.jsonl")
-    m = json.loads(mpath.read_text(encoding="utf-8"))
-    return Run(path=path, experiment=str(m.get("experiment", path.parent.name)),
-               run_id=str(m.get("run_id", path.name)), git_sha=str(m.get("git_sha", "unknown")),
+    try:
+        m = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FieldError("run_dir", f"{mpath} is not valid JSON ({exc})") from None
+    experiment = plain_name(f"{mpath}: experiment", str(m.get("experiment", path.parent.name)))
+    run_id = plain_name(f"{mpath}: run_id", str(m.get("run_id", path.name)))
+    return Run(path=path, experiment=experiment, run_id=run_id, git_sha=str(m.get("git_sha", "unknown")),
                hardware=hardware_label(m.get("hardware")), manifest=m)
 
 
@@ -51,7 +56,7 @@ def records_frame(runs: list[Run]) -> pd.DataFrame:
     ``resolution`` where height/width exist."""
     frames = []
     for run in runs:
-        recs = read_records([run.path])
+        recs = read_records([run.path], strict=True)   # a torn or corrupt line fails the report, naming it
         if not recs:
             continue
         df = pd.DataFrame(recs)

@@ -6,7 +6,7 @@ settings sections those measurements read. ``models.resolve`` / ``models.validat
 (model, flavor) and every point here; nothing imports torch.
 
 Points are ordered model, flavor, resolution, duration ascending, so the largest (most likely to OOM or time
-out) come last within each model (flops-and-latency.md §7.2 step 8). ``max_frames`` runs once per (model,
+out) come last within each model (so a sweep that runs out of memory or time has the rest done). ``max_frames`` runs once per (model,
 flavor, resolution) as its own spec with ``duration_s: null``.
 """
 from __future__ import annotations
@@ -16,22 +16,10 @@ from typing import Any
 from evalkit import measure, models
 from evalkit.errors import EvalkitError, FieldError
 from evalkit.experiment import Experiment
+from evalkit.records import cost_key, variant_of
 from evalkit.typed import to_dict
 
 SETTINGS_SECTIONS = ("sampling", "flops", "latency", "memory", "max_frames")
-
-
-def variant_of(model: str) -> str:
-    """Registry name minus ``lingen-`` for ablation variants, ``default`` otherwise (RECORDS.md)."""
-    return model[len("lingen-"):] if model.startswith("lingen-") else "default"
-
-
-def record_key(spec: dict[str, Any], measurement: str) -> str:
-    dur = "max" if spec["duration_s"] is None else f"{spec['duration_s']:g}s"
-    over = ",".join(f"{k}={v}" for k, v in sorted((spec.get("model_overrides") or {}).items()))
-    return (f"{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}/{spec['resolution']}="
-            f"{spec['height']}x{spec['width']}/{dur}@{spec['fps']}fps/b{spec['batch']}/"
-            f"{measurement}.v{measure.version(measurement)}")
 
 
 def _geometry(cfg: Any, point: Any) -> dict[str, Any]:
@@ -79,5 +67,18 @@ def plan_points(exp: Experiment) -> list[dict[str, Any]]:
                                   "ref_duration_s": min(c.durations_s), "num_frames": None,
                                   "latent_frames": None, "num_tokens": None, "measurements": ["max_frames"]})
     for spec in specs:
-        spec["keys"] = {m: record_key(spec, m) for m in spec["measurements"]}
+        spec["keys"] = {m: cost_key(spec, m, measure.version(m)) for m in spec["measurements"]}
     return specs
+
+
+def point_items(specs: list[dict[str, Any]], done_record_keys: set[str]) -> list[dict[str, Any]]:
+    """Point specs as launcher items for ``fn="evalkit.sweep.runner:run_point"``: each keeps only its measurements
+    whose record key is not done, and gets ``key`` = the point's record-key prefix. Fully done points are left
+    out, so a re-run runs exactly the missing (point, measurement) records."""
+    out = []
+    for spec in specs:
+        todo = [m for m in spec["measurements"] if spec["keys"][m] not in done_record_keys]
+        if todo:
+            first = spec["keys"][spec["measurements"][0]]
+            out.append({**spec, "measurements": todo, "key": first.rsplit("/", 1)[0]})
+    return out

@@ -1,8 +1,11 @@
-"""The run's own quick-look plots (paper Fig. 1b / Fig. 6 shape): FLOPs and measured latency vs duration.
+"""The run's own quick-look plots: FLOPs and measured latency along the axis the experiment varies.
 
-One panel per resolution, log y, one line per (model, flavor), written into ``<run_dir>/plots/``. Only records
-with numbers are drawn (skipped latency rows are absent, never zero). The polished figures, with their CSVs,
-come from ``python -m evalkit report``; these are for looking at a run right after it finishes.
+Which plot fits depends on the experiment: several durations per model (``scaling``: paper Fig. 1b / 6 shape) ->
+value vs duration, one panel per resolution, one line per (model, flavor); one duration but several sizes
+(``size_ladder``: Fig. 20 shape) -> value vs parameters, one line per model; one point per model
+(``ablations``: Table 2 shape) -> one bar per model. Log y throughout, written into ``<run_dir>/plots/``. Only
+records with numbers are drawn (skipped latency rows are absent, never zero). The polished figures, with their
+CSVs, come from ``python -m evalkit report``; these are for looking at a run right after it finishes.
 """
 from __future__ import annotations
 
@@ -11,37 +14,66 @@ from pathlib import Path
 from typing import Any
 
 
-def _panels(records: list[dict[str, Any]], measurement: str, value_key: str, statuses: tuple[str, ...]):
-    data: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        if r.get("measurement") == measurement and r.get("status") in statuses and r.get(value_key) is not None \
-                and r.get("duration_s") is not None:
-            res = f"{r.get('resolution')} ({r['height']}x{r['width']})"
-            data[res][f"{r['model']}-{r['flavor']}"].append((r["duration_s"], float(r[value_key])))
-    return data
+def _points(records: list[dict[str, Any]], measurement: str, value_key: str, statuses: tuple[str, ...]):
+    return [r for r in records if r.get("measurement") == measurement and r.get("status") in statuses
+            and r.get(value_key) is not None and r.get("duration_s") is not None]
 
 
-def _plot(data, ylabel: str, title: str, path: Path) -> Path | None:
-    if not data:
+def axis_of(points: list[dict[str, Any]]) -> str:
+    """``duration`` | ``params`` | ``model``: the axis the records vary along (see the module docstring)."""
+    per_line: dict[tuple, set] = defaultdict(set)
+    for r in points:
+        per_line[(r["model"], r["flavor"], r["height"], r["width"])].add(r["duration_s"])
+    if any(len(d) > 1 for d in per_line.values()):
+        return "duration"
+    sizes: dict[str, set] = defaultdict(set)
+    for r in points:
+        sizes[r["model"]].add(r["flavor"])
+    return "params" if any(len(f) > 1 for f in sizes.values()) else "model"
+
+
+def _figure(points: list[dict[str, Any]], value_key: str, ylabel: str, title: str, path: Path) -> Path | None:
+    if not points:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(data), figsize=(5.2 * len(data), 4.2), squeeze=False)
-    for ax, (res, lines) in zip(axes[0], sorted(data.items())):
-        for label, pts in sorted(lines.items()):
-            pts.sort()
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+    axis = axis_of(points)
+    panels: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in points:
+        panel = f"{r.get('resolution')} ({r['height']}x{r['width']})"
+        if axis != "duration":
+            panel += f", {r['duration_s']:g} s"
+        panels[panel].append(r)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for ax, (panel, recs) in zip(axes[0], sorted(panels.items())):
+        if axis == "model":
+            recs = sorted(recs, key=lambda r: (r["model"], r["flavor"]))
+            ax.bar(range(len(recs)), [float(r[value_key]) for r in recs])
+            ax.set_xticks(range(len(recs)), [f"{r['model']}\n{r['flavor']}" for r in recs], fontsize=7,
+                          rotation=30, ha="right")
+        else:
+            lines: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for r in recs:
+                label = r["model"] if axis == "params" else f"{r['model']}-{r['flavor']}"
+                x = r["duration_s"] if axis == "duration" else float(r.get("params") or 0)
+                lines[label].append((x, float(r[value_key])))
+            for label, pts in sorted(lines.items()):
+                pts.sort()
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            ax.set_xlabel("video duration (s)" if axis == "duration" else "parameters")
+            if axis == "params":
+                ax.set_xscale("log")
+            ax.legend(fontsize=8)
         ax.set_yscale("log")
-        ax.set_xlabel("video duration (s)")
         ax.set_ylabel(ylabel)
-        ax.set_title(res)
+        ax.set_title(panel)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    path = path.with_name(f"{path.stem}_vs_{axis}.png" if axis != "model" else f"{path.stem}_by_model.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -51,15 +83,15 @@ def _plot(data, ylabel: str, title: str, path: Path) -> Path | None:
 def write_plots(records: list[dict[str, Any]], run_dir: Path) -> list[str]:
     """Write the run's plots; returns their paths (none when nothing numeric was recorded)."""
     out = []
-    flops = _panels(records, "flops", "flops", ("ok", "flagged"))
-    p = _plot(flops, "FLOPs per denoiser forward (2 per MAC)", "Counted FLOPs (FlopCounterMode on meta)",
-              Path(run_dir) / "plots" / "flops_vs_duration.png")
+    p = _figure(_points(records, "flops", "flops", ("ok", "flagged")), "flops",
+                "FLOPs per denoiser forward (2 per MAC)", "Counted FLOPs (on the meta device)",
+                Path(run_dir) / "plots" / "flops.png")
     if p:
         out.append(str(p))
-    lat = _panels(records, "latency", "latency_ms_p50", ("ok",))
-    devices = sorted({r.get("device") for r in records if r.get("measurement") == "latency" and r["status"] == "ok"})
-    p = _plot(lat, "latency p50 (ms)", f"Measured latency ({', '.join(map(str, devices))})",
-              Path(run_dir) / "plots" / "latency_vs_duration.png")
+    lat = _points(records, "latency", "latency_ms_p50", ("ok",))
+    devices = sorted({str(r.get("gpu") or r.get("device")) for r in lat})
+    p = _figure(lat, "latency_ms_p50", "latency p50 (ms)", f"Measured latency ({', '.join(devices)})",
+                Path(run_dir) / "plots" / "latency.png")
     if p:
         out.append(str(p))
     return out

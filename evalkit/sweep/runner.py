@@ -1,11 +1,10 @@
 """Running one point: ``run_point(point_spec, run_dir, job_tag) -> list[record]``.
 
-A plain function of plain data so that the same call works in-process, in a fresh subprocess
-(``python -m evalkit.sweep.point``, the ``--isolate`` executor) or as a cluster job (submitit pickles it).
-Each measurement's records get the common point fields (RECORDS.md) and are appended to
-``<run_dir>/results.jsonl`` (``results.<job_tag>.jsonl`` for a tagged job) as soon as they exist, so an
-interrupted sweep loses at most the measurement in flight. Failures are rows: an exception is an ``error`` row
-with the message, an OOM an ``oom`` row; nothing is silently dropped.
+A plain function of plain data, the work function every launcher runs (``evalkit.launch``: in this process, in
+a fresh subprocess, or as a SLURM job). Each measurement's records get the common point fields
+(``records.CostRecord``) and are appended to ``<run_dir>/results.jsonl`` (``results.<job_tag>.jsonl`` for a
+tagged job) as soon as they exist, so an interrupted sweep loses at most the measurement in flight. Failures are
+rows: an exception is an ``error`` row with the message, an OOM an ``oom`` row; nothing is silently dropped.
 """
 from __future__ import annotations
 
@@ -17,7 +16,8 @@ from typing import Any
 
 from evalkit import measure
 from evalkit.measure.common import Context, is_oom
-from evalkit.results import append_record, now_iso
+from evalkit.records import append, results_file
+from evalkit.runs import now_iso
 
 _CTX: Context | None = None
 COMMON_FIELDS = ("experiment", "model", "flavor", "variant", "resolution", "height", "width", "duration_s", "fps",
@@ -30,10 +30,6 @@ def default_context() -> Context:
     if _CTX is None:
         _CTX = Context()
     return _CTX
-
-
-def results_path(run_dir: Path, job_tag: str | None) -> Path:
-    return Path(run_dir) / (f"results.{job_tag}.jsonl" if job_tag else "results.jsonl")
 
 
 def base_record(spec: dict[str, Any], measurement: str, run_dir: Path) -> dict[str, Any]:
@@ -49,7 +45,7 @@ def run_point(point_spec: dict[str, Any], run_dir: str | Path, job_tag: str | No
     """Run every measurement of one point, append each record as it finishes, and return them."""
     ctx = ctx or default_context()
     run_dir = Path(run_dir)
-    out_path = results_path(run_dir, job_tag)
+    out_path = results_file(run_dir, job_tag)
     skip = set(skip_keys)
     records = []
     for m in point_spec["measurements"]:
@@ -70,7 +66,7 @@ def run_point(point_spec: dict[str, Any], run_dir: str | Path, job_tag: str | No
         for rec in produced:
             full = {**base, **rec, "seconds": round(time.perf_counter() - t0, 3), "created": now_iso()}
             full.setdefault("message", "")
-            append_record(out_path, full)
+            append(out_path, full)
             records.append(full)
             if on_record is not None:
                 on_record(full)

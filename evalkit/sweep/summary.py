@@ -14,15 +14,16 @@ def _fmt_flops(x: float | None) -> str:
 
 
 def flops_ratios(records: list[dict[str, Any]], num: str = "dit", den: str = "lingen") -> list[dict[str, Any]]:
-    """counted-FLOPs ratio num/den at every (flavor, height, width, duration) where both have a flops record."""
-    flops = {(r["model"], r["flavor"], r["height"], r["width"], r["duration_s"]): r["flops"] for r in records
+    """counted-FLOPs ratio num/den at every (flavor, height, width, duration) where both have a flops record;
+    ``params`` is the numerator model's parameter count (to tell flavors apart by size)."""
+    flops = {(r["model"], r["flavor"], r["height"], r["width"], r["duration_s"]): r for r in records
              if r.get("measurement") == "flops" and r.get("status") in ("ok", "flagged") and r.get("flops")}
     out = []
-    for (model, flavor, h, w, d), value in sorted(flops.items(), key=lambda kv: (kv[0][1:])):
+    for (model, flavor, h, w, d), rec in sorted(flops.items(), key=lambda kv: (kv[0][1:])):
         if model != num or (den, flavor, h, w, d) not in flops:
             continue
-        out.append({"flavor": flavor, "height": h, "width": w, "duration_s": d,
-                    "ratio": value / flops[(den, flavor, h, w, d)]})
+        out.append({"flavor": flavor, "height": h, "width": w, "duration_s": d, "params": rec.get("params") or 0,
+                    "ratio": rec["flops"] / flops[(den, flavor, h, w, d)]["flops"]})
     return out
 
 
@@ -45,14 +46,18 @@ def table(records: list[dict[str, Any]]) -> str:
             row["mem"] = f"{r['mem_peak_allocated_bytes'] / 2**30:.1f}GiB"
         elif r["measurement"] == "max_frames" and r["status"] == "ok":
             row["maxf"] = str(r["max_frames"])
-    head = f"{'model':<16}{'flavor':<7}{'res':<13}{'dur_s':>6}{'tokens':>9}{'counted':>11}{'analytic':>11}" \
-           f"{'diff':>8}  {'latency p50':<16}{'mem':<9}status"
+    wm = max([len("model")] + [len(k[0]) for k in rows]) + 2
+    wf = max([len("flavor")] + [len(k[1]) for k in rows]) + 2
+    wr = max([len("res")] + [len(f"{k[2]}={k[3]}x{k[4]}") for k in rows]) + 2
+    head = f"{'model':<{wm}}{'flavor':<{wf}}{'res':<{wr}}{'dur_s':>6}{'tokens':>9}{'counted':>11}{'analytic':>11}" \
+           f"{'diff':>8}  {'latency p50':<18}{'mem':<9}status"
     lines = [head, "-" * len(head)]
     for (model, flavor, res, h, w, d), row in sorted(rows.items(), key=lambda kv: kv[0]):
         rel = row.get("rel")
-        lines.append(f"{model:<16}{flavor:<7}{f'{res}={h}x{w}':<13}{'max' if d == float('inf') else f'{d:g}':>6}{row.get('tokens') or '-':>9}"
+        lines.append(f"{model:<{wm}}{flavor:<{wf}}{f'{res}={h}x{w}':<{wr}}"
+                     f"{'max' if d == float('inf') else f'{d:g}':>6}{row.get('tokens') or '-':>9}"
                      f"{_fmt_flops(row.get('flops')):>11}{_fmt_flops(row.get('analytic')):>11}"
-                     f"{'-' if rel is None else f'{rel:.2%}':>8}  {row.get('lat', '-'):<16}"
+                     f"{'-' if rel is None else f'{rel:.2%}':>8}  {row.get('lat', '-'):<18}"
                      f"{row.get('mem', row.get('maxf', '-')):<9}{' '.join(row['status'])}")
     return "\n".join(lines)
 
@@ -61,7 +66,7 @@ def summary_json(records: list[dict[str, Any]], *, experiment: str, run_dir: str
                  seconds: float, ran: int, skipped_done: int, plots: list[str]) -> dict[str, Any]:
     statuses = Counter(r.get("status") for r in records if r.get("kind") == "cost")
     ratios = flops_ratios(records)
-    top = max(ratios, key=lambda r: (r["duration_s"], r["height"] * r["width"]), default=None)
+    top = max(ratios, key=lambda r: (r["duration_s"], r["height"] * r["width"], r["params"]), default=None)
     return {"experiment": experiment, "run_dir": run_dir, "resumed": resumed, "records": sum(statuses.values()),
             "ran": ran, "already_done": skipped_done, "status": dict(sorted(statuses.items())),
             "dit_over_lingen_flops_at_largest": None if top is None else round(top["ratio"], 3),

@@ -1,1 +1,1 @@
-"""The small trainable suite: synthetic captioned videos, flow-matching training, alignment scores (issue 6)."""
+"""The small trainable suite: synthetic captioned videos, flow-matching training, alignment scores."""

@@ -9,7 +9,7 @@ from evalkit.errors import FieldError
 from evalkit.experiment import find_experiment, read_yaml
 from evalkit.text import TextEncoderSpec
 from evalkit.train.data import DataConfig
-from evalkit.typed import apply_overrides, from_dict
+from evalkit.typed import apply_overrides, from_dict, plain_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -54,6 +54,7 @@ class EvalSpec:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class TrainExperiment:
+    kind: Literal["train"]
     experiment: str
     description: str = ""
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -64,6 +65,9 @@ class TrainExperiment:
     eval: EvalSpec = dataclasses.field(default_factory=EvalSpec)
 
     def __post_init__(self) -> None:
+        plain_name("experiment", self.experiment)           # becomes runs/<experiment>/
+        for i, m in enumerate(self.models):
+            plain_name(f"models[{i}].label" if m.label else f"models[{i}].name", m.key)   # checkpoints/<label>/
         if not self.models:
             raise FieldError("models", "list at least one model")
         keys = [m.key for m in self.models]
@@ -84,10 +88,18 @@ class TrainExperiment:
 def load_experiment(path: str | Path, sets: list[str] | None = None) -> tuple[TrainExperiment, dict[str, Any]]:
     """``train_tiny`` or a YAML path -> (typed experiment, raw mapping); the same file lookup and YAML errors as
     the sweep's experiments (``evalkit.experiment``)."""
-    path = find_experiment(path)
+    path = find_experiment(path, kind="train")
     raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
         raise FieldError(path.stem, f"expected a mapping at the top level, got {type(raw).__name__}")
     if sets:
         apply_overrides(raw, sets)
     return from_dict(TrainExperiment, raw, where=path.name), raw
+
+
+def config_hash(raw: dict[str, Any]) -> str:
+    """Hash of the resolved train config (a changed config never resumes into an old run folder)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -17,14 +17,10 @@ from typing import Any
 import numpy as np
 
 from evalkit.decoders import DecoderSpec, PixelDecoder
-from evalkit.results import append_record, now_iso
+from evalkit.records import append, results_file, train_loss_key, variant_of
+from evalkit.runs import now_iso
 from evalkit.train.config import ModelEntry, TrainExperiment
 from evalkit.train.data import DataConfig, all_captions, caption, render, sample_batch, to_model_pixels
-
-
-def variant_of(name: str) -> str:
-    """Record schema: registry name minus "lingen-" for ablations, "default" otherwise."""
-    return name[len("lingen-"):] if name.startswith("lingen-") else "default"
 
 
 def video_point(data: DataConfig):
@@ -93,12 +89,12 @@ def train_model(exp: TrainExperiment, entry: ModelEntry, run_dir: Path, base: di
         acc, n_acc = acc + loss.item(), n_acc + 1
         if (step + 1) % spec.log_every == 0 or step + 1 == spec.steps:
             seconds = time.perf_counter() - t0
-            rec = {**base, "key": f"train_loss/{entry.key}/{step + 1}", "kind": "train_loss", "status": "ok",
+            rec = {**base, "key": train_loss_key(entry.key, step + 1), "kind": "train_loss", "status": "ok",
                    "message": "", "created": now_iso(), "model": entry.name, "label": entry.key,
                    "flavor": entry.flavor, "variant": variant_of(entry.name), "step": step + 1,
                    "loss": acc / n_acc, "loss_window": n_acc, "lr": lr, "seconds": seconds, "params": n_params,
                    "batch": spec.batch}
-            append_record(run_dir / "results.jsonl", rec)            # 3. loss curve, flushed as it goes
+            append(results_file(run_dir), rec)            # 3. loss curve, flushed as it goes
             log(f"[train] {entry.key} step {step + 1}/{spec.steps} loss {acc / n_acc:.4f} lr {lr:.2e} "
                 f"{seconds:.0f}s")
             acc, n_acc = 0.0, 0
@@ -134,15 +130,17 @@ def score_folder(folder: Path, min_travel: float) -> tuple[dict[str, float], int
 
 
 def reference_videos(exp: TrainExperiment, folder: Path) -> None:
-    """Ground-truth data-set videos for the eval prompts, written through the same mp4 path (calibration)."""
-    from evalkit.generate.core import make_items, manifest_path
+    """Ground-truth data-set videos for the eval prompts, written through the same mp4 path (calibration);
+    resumed by content like ``generate`` (a video is remade unless recorded with the same inputs and intact)."""
+    from evalkit.generate.core import make_items, plan, record_video
+    from evalkit.records import videos_file
     from evalkit.video_io import write_video
 
-    for it in make_items(eval_prompts(exp), exp.eval.samples_per_prompt, exp.eval.seed):
-        if (folder / it.name).exists():
-            continue
+    inputs = {"source": "dataset", "data": dataclasses.asdict(exp.data), "pix_fmt": exp.eval.pix_fmt}
+    items = make_items(eval_prompts(exp), exp.eval.samples_per_prompt, exp.eval.seed)
+    todo, _ = plan(items, folder, inputs, overwrite=True)
+    for it in todo:
         c, s, d = it.prompt.split()[1], it.prompt.split()[2], it.prompt.split()[4]
-        write_video(folder / it.name, render(exp.data, c, s, d, np.random.default_rng(it.seed)), exp.data.fps,
-                    pix_fmt=exp.eval.pix_fmt)
-        append_record(manifest_path(folder), {"key": it.name, "file": it.name, "prompt": it.prompt,
-                                              "index": it.index, "seed": it.seed, "source": "dataset"})
+        path = write_video(folder / it.name, render(exp.data, c, s, d, np.random.default_rng(it.seed)),
+                           exp.data.fps, pix_fmt=exp.eval.pix_fmt)
+        record_video(videos_file(folder), it, path, inputs, source="dataset")

@@ -10,8 +10,8 @@ import json
 import os
 from pathlib import Path
 
-from evalkit.results import REPO_ROOT
-from evalkit.cluster import add_cluster_args, strip_cluster_flags
+from evalkit.runs import REPO_ROOT
+from evalkit.launch.config import add_launch_args, strip_launch_flags
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 EXAMPLES = """examples:
@@ -89,10 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
                    help="RAFT static filter before temporal_flickering (not run by evalkit)")
     r.add_argument("--jobs", type=int, default=1, help="split the (dimension, shard) units over this many "
-                                                       "executor jobs (job j runs units j::jobs); then merge")
-    r.add_argument("--set", dest="sets", action="append", default=[], metavar="cluster.KEY=VALUE",
-                   help="cluster option, e.g. --set cluster.partition=gpu (README: SLURM)")
-    add_cluster_args(r)
+                                                       "launcher jobs (job j runs units j::jobs); then merge")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="launch.KEY=VALUE",
+                   help="launch option, e.g. --set launch.partition=gpu (README: SLURM)")
+    add_launch_args(r)
     return p
 
 
@@ -142,15 +142,15 @@ def main(argv: list[str]) -> int:
                     env=args.env, allow_missing=args.allow_missing, slow_fast=args.slow_fast,
                     vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
                     static_filter=args.static_filter, device=args.device)
-    from evalkit.cluster import resolve_cluster
-    from evalkit.distributed import barrier, dist_info, init_process_group
+    from evalkit.launch.config import resolve_launch
+    from evalkit.launch.torchrun import barrier, dist_info, init_process_group
 
-    cluster, info = resolve_cluster(None, args.sets, executor=args.executor), dist_info()
-    if cluster.executor == "submitit" or args.jobs > 1:      # jobs run units, this process merges after
-        from evalkit.executors import cli_shard_items, run_items
+    launch, info = resolve_launch(None, args.sets, launcher=args.launcher), dist_info()
+    if launch.launcher != "inline" or args.jobs > 1:      # jobs run units, this process merges after
+        from evalkit.launch import cli_shard_items, run_items
 
-        out = run_items(cli_shard_items(["vbench", *strip_cluster_flags(argv, "--jobs")], args.jobs),
-                        "evalkit.executors:cli_shard_item", executor=cluster, run_dir=cfg.out,
+        out = run_items(cli_shard_items(["vbench", *strip_launch_flags(argv, "--jobs")], args.jobs),
+                        "evalkit.launch:cli_shard_item", launch=launch, run_dir=cfg.out,
                         dry_run=args.dry_run, name=f"evalkit-vbench-{cfg.name}")
         if args.dry_run or out["errors"] or out["unknown"]:
             print(json.dumps({k: out[k] for k in ("submitted", "done", "errors", "unknown", "job_ids")}))
@@ -164,7 +164,7 @@ def main(argv: list[str]) -> int:
         if not info.is_main:
             return 0
     records = run(cfg)
-    from evalkit.results import read_records
+    from evalkit.records import read_records
     from evalkit.vbench.runner import slow_fast_dims
 
     sf = slow_fast_dims(cfg)

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 
 VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6), vbench.md "Sources and versions"
 # torch < 2.6: 0.1.5's motion_smoothness loads AMT with torch.load's old weights_only=False default (vbench.md §6.3);

@@ -31,7 +31,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.results import append_record, done_keys, now_iso, write_manifest
+from evalkit.records import append as append_record, done_keys
+from evalkit.runs import now_iso, write_manifest
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod

@@ -1,21 +1,26 @@
-"""Executors with real processes: in-process, one subprocess per item, and submitit's LocalExecutor.
+"""Launchers with real processes: inline, one subprocess per job, and submitit's LocalExecutor.
 
-The work item is ``evalkit.executors:selftest_item`` (deterministic records; can crash or SIGKILL itself once).
+The work item is ``faults:flaky_item`` (deterministic records; can fail, sleep or SIGKILL itself once).
 """
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from evalkit.cluster import ClusterConfig
 from evalkit.errors import FieldError
-from evalkit.executors import (finished_items, read_jobs, read_records_with_provenance, run_items,
-                               selftest_item)
-from evalkit.results import iter_jsonl, read_records
+from evalkit.launch import run_items, selftest_item
+from evalkit.launch.config import LaunchConfig
+from evalkit.launch.jobs import finished_items, read_jobs, read_records_with_provenance
+from evalkit.records import iter_file, read_records
 
-FN = "evalkit.executors:selftest_item"
+FN = "faults:flaky_item"
+pytestmark = pytest.mark.usefixtures("faults_on_path")
 VOLATILE = ("created",)
 
 
@@ -28,14 +33,14 @@ def _stable(records: list[dict]) -> list[dict]:
 
 
 def _raw_lines(run_dir: Path) -> list[dict]:
-    return [rec for p in sorted(run_dir.glob("results*.jsonl")) for rec in iter_jsonl(p)]
+    return [rec for p in sorted(run_dir.glob("results*.jsonl")) for rec in iter_file(p)]
 
 
 def test_submitit_local_gives_same_records_as_local(tmp_path):
     items = _items(5)
-    local = run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path / "local")
-    sub = run_items(items, FN, executor=ClusterConfig(executor="submitit", submitit_cluster="local",
-                                                      items_per_job=2), run_dir=tmp_path / "sub")
+    local = run_items(items, FN, launch=LaunchConfig(), run_dir=tmp_path / "local")
+    sub = run_items(items, FN, launch=LaunchConfig(launcher="submitit", submitit_cluster="local",
+                                                   items_per_job=2), run_dir=tmp_path / "sub")
     assert local["done"] == sub["done"] == 5 and not local["errors"] and not sub["errors"]
     assert len(sub["job_ids"]) == 3  # 5 items, 2 per job
     a, b = read_records([tmp_path / "local"]), read_records([tmp_path / "sub"])
@@ -50,36 +55,36 @@ def test_submitit_local_gives_same_records_as_local(tmp_path):
 
 
 def test_resubmission_skips_finished_items(tmp_path):
-    cfg = ClusterConfig()
-    first = run_items(_items(3), FN, executor=cfg, run_dir=tmp_path)
-    again = run_items(_items(5), FN, executor=cfg, run_dir=tmp_path)
+    cfg = LaunchConfig()
+    first = run_items(_items(3), FN, launch=cfg, run_dir=tmp_path)
+    again = run_items(_items(5), FN, launch=cfg, run_dir=tmp_path)
     assert first["submitted"] == 3 and again["skipped"] == 3 and again["submitted"] == 2
     assert len(_raw_lines(tmp_path)) == 10  # nothing recomputed
     assert finished_items(tmp_path) == {f"p{i}" for i in range(5)}
     # a caller's own notion of done (e.g. record keys) replaces the job files'
-    extra = run_items(_items(6), FN, executor=cfg, run_dir=tmp_path, skip_done=lambda d: {"p0", "p5"})
+    extra = run_items(_items(6), FN, launch=cfg, run_dir=tmp_path, skip_done=lambda d: {"p0", "p5"})
     assert extra["submitted"] == 4 and extra["skipped"] == 2
 
 
-@pytest.mark.parametrize("cfg", [ClusterConfig(isolate=True),
-                                 ClusterConfig(executor="submitit", submitit_cluster="local", items_per_job=2)],
-                         ids=["local-isolate", "submitit-local"])
+@pytest.mark.parametrize("cfg", [LaunchConfig(launcher="process"),
+                                 LaunchConfig(launcher="submitit", submitit_cluster="local", items_per_job=2)],
+                         ids=["process", "submitit-local"])
 def test_killed_job_resubmitted_finishes_only_what_was_missing(tmp_path, cfg):
     marker = tmp_path / "killed.marker"
     run_dir = tmp_path / "run"
     items = _items(4)
     items[1]["kill_once"] = str(marker)  # SIGKILLs its own process after writing its first record
-    reference = run_items(_items(4), FN, executor=ClusterConfig(), run_dir=tmp_path / "ref")
+    reference = run_items(_items(4), FN, launch=LaunchConfig(), run_dir=tmp_path / "ref")
     assert reference["done"] == 4
 
-    first = run_items(items, FN, executor=cfg, run_dir=run_dir)
+    first = run_items(items, FN, launch=cfg, run_dir=run_dir)
     assert marker.exists()
     failed = {e["key"] for e in first["errors"]}
     assert "p1" in failed and "p0" not in failed and first["done"] == 4 - len(failed)
-    assert any("signal 9" in e["message"] or "failed" in e["message"] for e in first["errors"])
+    assert any("SIGKILL" in e["message"] or "failed" in e["message"] for e in first["errors"])
     before = {tag: job for tag, job in read_jobs(run_dir).items()}
 
-    second = run_items(items, FN, executor=cfg, run_dir=run_dir)
+    second = run_items(items, FN, launch=cfg, run_dir=run_dir)
     assert second["submitted"] == len(failed) and second["skipped"] == 4 - len(failed)
     assert second["done"] == len(failed) and not second["errors"]
     # jobs of the first submission that finished were not touched again
@@ -97,21 +102,21 @@ def test_killed_job_resubmitted_finishes_only_what_was_missing(tmp_path, cfg):
 def test_failing_item_is_an_error_and_others_finish(tmp_path):
     items = _items(3)
     items[0]["fail"] = True
-    out = run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path)
+    out = run_items(items, FN, launch=LaunchConfig(), run_dir=tmp_path)
     assert out["done"] == 2 and [e["key"] for e in out["errors"]] == ["p0"]
     assert "asked to fail" in out["errors"][0]["message"]
     job = next(iter(read_jobs(tmp_path).values()))
     assert "RuntimeError" in job["items"]["p0"]["traceback"]
     # the failed item is retried on the next run
     items[0]["fail"] = False
-    assert run_items(items, FN, executor=ClusterConfig(), run_dir=tmp_path)["submitted"] == 1
+    assert run_items(items, FN, launch=LaunchConfig(), run_dir=tmp_path)["submitted"] == 1
 
 
 def test_dry_run_prints_one_line_per_job_and_runs_nothing(tmp_path):
     lines: list[str] = []
-    cfg = ClusterConfig(executor="submitit", partition="gpu", gpus_per_job=1, time_limit_min=90,
-                        array_parallelism=2)
-    out = run_items(_items(3), FN, executor=cfg, run_dir=tmp_path / "run", dry_run=True, echo=lines.append)
+    cfg = LaunchConfig(launcher="submitit", partition="gpu", gpus_per_job=1, time_limit_min=90,
+                       array_parallelism=2)
+    out = run_items(_items(3), FN, launch=cfg, run_dir=tmp_path / "run", dry_run=True, echo=lines.append)
     jobs = [ln for ln in lines if ln.startswith("job ")]
     assert len(jobs) == 3 and out["submitted"] == 0
     assert all("--partition=gpu" in ln and "--gpus-per-node=1" in ln and "--time=90" in ln for ln in jobs)
@@ -122,11 +127,11 @@ def test_dry_run_prints_one_line_per_job_and_runs_nothing(tmp_path):
 
 def test_bad_items_fail_before_any_work(tmp_path):
     with pytest.raises(FieldError, match="duplicate key"):
-        run_items([{"key": "a"}, {"key": "a"}], FN, executor=ClusterConfig(), run_dir=tmp_path)
+        run_items([{"key": "a"}, {"key": "a"}], FN, launch=LaunchConfig(), run_dir=tmp_path)
     with pytest.raises(FieldError, match="non-empty string key"):
-        run_items([{"x": 1}], FN, executor=ClusterConfig(), run_dir=tmp_path)
+        run_items([{"x": 1}], FN, launch=LaunchConfig(), run_dir=tmp_path)
     with pytest.raises(FieldError, match="cannot import"):
-        run_items([{"key": "a"}], "evalkit.executors:nope", executor=ClusterConfig(), run_dir=tmp_path)
+        run_items([{"key": "a"}], "evalkit.launch:nope", launch=LaunchConfig(), run_dir=tmp_path)
     assert not any(tmp_path.iterdir())
 
 
@@ -137,43 +142,96 @@ def test_selftest_item_is_deterministic(tmp_path):
 
 
 def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch):
-    """``wait: false`` then the same command again: items whose SLURM job is pending/running are left alone."""
-    import evalkit.executors as ex
+    """``wait: false`` then the same command again (with any launcher): items whose SLURM job is pending/running
+    are left alone."""
+    from evalkit.launch import slurm
+    from evalkit.launch.jobs import plan_jobs
 
-    specs = ex.plan_jobs(_items(3), FN, ClusterConfig(executor="submitit"), tmp_path)
-    ex._record_submission(tmp_path, specs, ["101", "102", "103"], "slurm")
+    specs = plan_jobs(_items(3), FN, LaunchConfig(launcher="submitit"), tmp_path)
+    slurm.record_submission(tmp_path, specs, ["101", "102", "103"], "slurm")
     states = {"101": "RUNNING", "102": "COMPLETED", "103": "PENDING"}
-    monkeypatch.setattr(ex, "_slurm_state", lambda folder, job_id: states[job_id])
-    assert ex.in_flight_items(tmp_path) == {"p0": "101", "p2": "103"}
+    monkeypatch.setattr(slurm, "slurm_state", lambda folder, job_id: states[job_id])
+    assert slurm.in_flight_items(tmp_path) == {"p0": "101", "p2": "103"}
     lines: list[str] = []
-    out = run_items(_items(3), FN, executor=ClusterConfig(), run_dir=tmp_path, echo=lines.append)
+    out = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path, echo=lines.append)
     assert out["in_flight"] == 2 and out["submitted"] == 1 and out["done"] == 1   # only p1 (its job ended)
     assert "not submitted again" in lines[0]
     states.update({"101": "CANCELLED by 0", "103": "PREEMPTED"})   # ended without finishing: submitted again
-    again = run_items(_items(3), FN, executor=ClusterConfig(), run_dir=tmp_path)
+    again = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path)
     assert again["in_flight"] == 0 and again["submitted"] == 2 and again["skipped"] == 1
 
 
+@pytest.mark.slow
 def test_timed_out_job_is_requeued_and_resumes_its_unfinished_items(tmp_path, monkeypatch):
     """submitit's LocalExecutor sends the time-limit signal (as SLURM does before a timeout or preemption); the
-    job's checkpoint() requeues it and the new attempt skips the items the first attempt finished."""
-    import evalkit.executors as ex
+    job's checkpoint() requeues it and the new attempt skips the items the first attempt finished. The signal
+    comes 20 s after the start, long after the quick item p0 is done even on a loaded machine (a 2 s margin
+    flaked), while p1 sleeps for 60 s."""
+    from evalkit.launch import slurm
 
-    make = ex._submitit_executor
+    make = slurm.make_executor
 
-    def short_limit(cfg, run_dir, name):   # a 4 s time limit, signal 2 s before it (minutes are ints in cfg)
+    def short_limit(cfg, run_dir, name):   # a 30 s time limit, signal 10 s before it (minutes are ints in cfg)
         e = make(cfg, run_dir, name)
-        e._executor.update_parameters(timeout_min=4 / 60, signal_delay_s=2)
+        e._executor.update_parameters(timeout_min=30 / 60, signal_delay_s=10)
         return e
 
-    monkeypatch.setattr(ex, "_submitit_executor", short_limit)
+    monkeypatch.setattr(slurm, "make_executor", short_limit)
     items = [{"key": "p0", "x": 0}, {"key": "p1", "x": 1, "sleep_once": str(tmp_path / "slept"), "sleep_s": 60},
              {"key": "p2", "x": 2}]
-    cfg = ClusterConfig(executor="submitit", submitit_cluster="local", items_per_job=3)
-    out = run_items(items, FN, executor=cfg, run_dir=tmp_path / "run")
+    cfg = LaunchConfig(launcher="submitit", submitit_cluster="local", items_per_job=3)
+    out = run_items(items, FN, launch=cfg, run_dir=tmp_path / "run")
     assert out["done"] == 3 and not out["errors"] and len(out["job_ids"]) == 1
     (job,) = read_jobs(tmp_path / "run").values()
     assert len(job["attempts"]) == 2 and job["attempts"][0]["job_id"] == job["attempts"][1]["job_id"]
     assert job["items"]["p0"]["attempt"] == 0                       # not redone by the requeued attempt
     assert job["items"]["p1"]["attempt"] == job["items"]["p2"]["attempt"] == 1
     assert sorted(r["key"] for r in read_records([tmp_path / "run"])) == ["p0/m0", "p1/m0", "p2/m0"]
+
+
+def test_process_launcher_kills_a_job_past_its_timeout(tmp_path):
+    items = [{"key": "slow", "pid_file": str(tmp_path / "pid")}]
+    out = run_items(items, "faults:sleep_forever", launch=LaunchConfig(launcher="process", timeout_s=3),
+                    run_dir=tmp_path / "run")
+    (err,) = out["errors"]
+    assert err["key"] == "slow" and "launch.timeout_s=3" in err["message"] and err["oom"] is False
+    pid = int((tmp_path / "pid").read_text())
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as fh:        # a zombie (exited, not yet reaped) is not alive
+        return fh.read().split(")")[-1].split()[0] != "Z"
+
+
+PARENT = """
+import sys
+from pathlib import Path
+from evalkit.launch import run_items
+from evalkit.launch.config import LaunchConfig
+run_items([{"key": "w", "pid_file": sys.argv[2]}], "faults:sleep_forever",
+          launch=LaunchConfig(launcher="process"), run_dir=Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_process_workers_die_with_their_parent(tmp_path):
+    """kill -9 of the launching command: its worker must not go on running (and writing into the run)."""
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(tmp_path / "run"), str(pid_file)])
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the worker never started"
+    child = int(pid_file.read_text())
+    assert _alive(child)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), f"worker {child} outlived its killed parent"

@@ -1,4 +1,4 @@
-"""Multi-process helpers for one node (``torchrun``) and the VBench sharding policy.
+"""Rank splitting for ``torchrun`` / ``srun`` launches: who am I, which items are mine, which device.
 
 Not a paper figure: this is the plumbing that lets the cost sweep (Fig. 1b/6/20), generation of VBench's prompt
 suite and VBench scoring (Table 1/2) fan out over several GPUs. The pattern is the one MLPerf's text-to-video
@@ -10,8 +10,10 @@ created only on request (e.g. for a barrier before a merge).
 
 VBench's own multi-GPU mode all-gathers per-video results and re-aggregates them, which changes the score of some
 dimensions (subject_consistency becomes a plain mean of per-video means, appearance_style keeps each video's last
-frame: see shared/reference/vbench.md section 4.8). evalkit therefore runs VBench single-process per (dimension,
-shard) unit and merges itself (evalkit.vbench.runner); ranks and jobs only split whole units (``rank_units``).
+frame: VBench's ``vbench/__init__.py`` and the per-dimension ``compute_*`` functions under ``--ngpus``). evalkit
+therefore runs VBench single-process per (dimension, shard) unit and merges itself (evalkit.vbench.runner); ranks
+and jobs only split whole units (``rank_units``). This module is the one place work is split over ranks:
+``generate`` and ``vbench`` both call :func:`shard`.
 """
 from __future__ import annotations
 

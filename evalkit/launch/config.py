@@ -1,14 +1,20 @@
-"""Cluster options: the ``cluster:`` section of an experiment file and the ``--executor`` / ``--dry-run`` flags.
+"""Launch options: the ``launch:`` section of an experiment file and the ``--launcher`` / ``--dry-run`` flags.
 
 Not a paper figure: a 4B sweep with latency up to 68 s videos, generation of VBench's 4,720 videos and 16 VBench
-dimensions outgrow one GPU, so every verb that fans out work (sweep points, generation shards, VBench dimension
-shards) reads the same typed options here and hands them to ``evalkit.executors``. The SLURM side is submitit
-(``submitit.AutoExecutor``): job arrays, per-job logs, time limits, GPU requests and requeue on preemption.
+dimensions outgrow one process or one GPU, so every verb that fans out work (sweep points, generation shards,
+VBench dimension shards) reads the same typed options here and hands them to :func:`evalkit.launch.run_items`.
+There is one choice of *how* work runs, ``launcher``:
 
-Example section (every key optional; ``--set cluster.partition=gpu`` overrides one)::
+* ``inline`` (default): in this process, one item after the other (models stay cached between points);
+* ``process``: each job in a fresh Python subprocess (an OOM kill, a segfault or a CUDA error costs that job
+  only), at most ``workers`` at once, killed after ``timeout_s``; children die with their parent;
+* ``submitit``: SLURM job arrays through submitit (or its local subprocess executor without SLURM), with
+  per-job logs, time limits, GPU requests and requeue on preemption.
 
-    cluster:
-      executor: submitit        # local (default) | submitit
+Example section (every key optional; ``--set launch.partition=gpu`` overrides one)::
+
+    launch:
+      launcher: submitit        # inline (default) | process | submitit
       submitit_cluster: auto    # auto (slurm if sbatch exists, else local) | slurm | local | debug
       partition: gpu
       gpus_per_job: 1
@@ -17,8 +23,6 @@ Example section (every key optional; ``--set cluster.partition=gpu`` overrides o
       time_limit_min: 120
       array_parallelism: 16     # at most 16 array tasks run at once (sbatch --array=0-N%16)
       items_per_job: 1          # group several small items into one job (avoid thousands of tiny jobs)
-      account: null
-      qos: null
       requeue: true             # preempted/timed-out jobs are requeued and resume their unfinished items
 """
 from __future__ import annotations
@@ -33,17 +37,20 @@ from typing import Any, Literal
 from evalkit.errors import FieldError
 from evalkit.typed import apply_overrides, from_dict, to_dict
 
-EXECUTORS = ("local", "submitit")
+LAUNCHERS = ("inline", "process", "submitit")
 SUBMITIT_CLUSTERS = ("auto", "slurm", "local", "debug")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClusterConfig:
-    """How the jobs of one verb run. ``executor=local`` ignores every SLURM field."""
+class LaunchConfig:
+    """How the jobs of one verb run. Only ``submitit`` reads the SLURM fields; only ``process`` reads
+    ``timeout_s`` and ``workers``."""
 
-    executor: Literal["local", "submitit"] = "local"
-    # local executor: a fresh Python subprocess per item (an OOM or segfault costs one item) instead of in-process
-    isolate: bool = False
+    launcher: Literal["inline", "process", "submitit"] = "inline"
+    # process: a job running longer than this is killed and its unfinished items recorded as errors (0: no limit)
+    timeout_s: float = 0.0
+    # process: jobs running at once (CPU-only work such as FLOPs on meta; anything timed on a GPU needs 1)
+    workers: int = 1
     # submitit: "auto" lets submitit pick SLURM when sbatch exists, else its LocalExecutor (subprocesses here);
     # "local" forces the LocalExecutor, "debug" runs in this process (pdb works)
     submitit_cluster: Literal["auto", "slurm", "local", "debug"] = "auto"
@@ -66,66 +73,73 @@ class ClusterConfig:
     wait: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("cpus_per_job", "time_limit_min", "array_parallelism", "items_per_job"):
+        for name in ("cpus_per_job", "time_limit_min", "array_parallelism", "items_per_job", "workers"):
             if getattr(self, name) < 1:
-                raise FieldError(f"cluster.{name}", f"must be >= 1, got {getattr(self, name)}")
+                raise FieldError(f"launch.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.timeout_s < 0:
+            raise FieldError("launch.timeout_s", f"must be >= 0 (0: no limit), got {self.timeout_s}")
         if self.gpus_per_job < 0:
-            raise FieldError("cluster.gpus_per_job", f"must be >= 0, got {self.gpus_per_job}")
+            raise FieldError("launch.gpus_per_job", f"must be >= 0, got {self.gpus_per_job}")
         if self.mem_gb is not None and self.mem_gb <= 0:
-            raise FieldError("cluster.mem_gb", f"must be > 0 or null, got {self.mem_gb}")
+            raise FieldError("launch.mem_gb", f"must be > 0 or null, got {self.mem_gb}")
         if self.max_requeues < 0:
-            raise FieldError("cluster.max_requeues", f"must be >= 0, got {self.max_requeues}")
+            raise FieldError("launch.max_requeues", f"must be >= 0, got {self.max_requeues}")
 
 
 def default_section() -> dict[str, Any]:
-    """The ``cluster:`` section with every key at its default (so ``--set cluster.x=...`` always finds the key)."""
-    return to_dict(ClusterConfig())
+    """The ``launch:`` section with every key at its default (so ``--set launch.x=...`` always finds the key)."""
+    return to_dict(LaunchConfig())
 
 
-def resolve_cluster(section: Mapping[str, Any] | None = None, sets: Sequence[str] = (), *,
-                    executor: str | None = None, where: str = "cluster") -> ClusterConfig:
-    """Typed options from an experiment file's ``cluster:`` section, ``--set cluster.key=value`` overrides (other
-    ``--set`` keys are ignored here) and an ``--executor`` flag (wins over the file). Unknown keys or choices
-    raise ChoiceError naming the field, the valid keys and the closest match."""
-    data = {"cluster": {**default_section(), **copy.deepcopy(dict(section or {}))}}
-    ours = [s for s in sets if s.split("=", 1)[0].strip().startswith("cluster.")]
+def resolve_launch(section: Mapping[str, Any] | None = None, sets: Sequence[str] = (), *,
+                   launcher: str | None = None, where: str = "launch") -> LaunchConfig:
+    """Typed options from a ``launch:`` section, ``--set launch.key=value`` overrides (other ``--set`` keys are
+    ignored here) and a ``--launcher`` flag (wins over the file). Unknown keys or choices raise ChoiceError
+    naming the field, the valid keys and the closest match."""
+    data = {"launch": {**default_section(), **copy.deepcopy(dict(section or {}))}}
+    ours = [s for s in sets if s.split("=", 1)[0].strip().startswith("launch.")]
     apply_overrides(data, ours)
-    if executor is not None:
-        data["cluster"]["executor"] = executor
-    return from_dict(ClusterConfig, data["cluster"], where)
+    if launcher is not None:
+        data["launch"]["launcher"] = launcher
+    return from_dict(LaunchConfig, data["launch"], where)
 
 
-def add_cluster_args(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
-    """The flags every fan-out verb shares: ``--executor`` and ``--dry-run`` (pass ``dry_run=False`` when the verb
-    already has one); ``--set cluster.*`` is the verb's own ``--set``."""
-    group = parser.add_argument_group("execution (see README: Running on a SLURM cluster)")
-    group.add_argument("--executor", choices=EXECUTORS, default=None,
-                       help="local (default): in this process, or a subprocess per item with --isolate; "
-                            "submitit: SLURM job arrays (or submitit's local subprocesses without SLURM). "
-                            "Overrides cluster.executor of the experiment file")
+def add_launch_args(parser: argparse.ArgumentParser, *, dry_run: bool = True) -> None:
+    """The flags every fan-out verb shares: ``--launcher`` and ``--dry-run`` (pass ``dry_run=False`` when the verb
+    already has one); ``--set launch.*`` is the verb's own ``--set``."""
+    group = parser.add_argument_group("launching (README: Running on a SLURM cluster)")
+    group.add_argument("--launcher", choices=LAUNCHERS, default=None,
+                       help="inline (default): in this process; process: each job in a fresh subprocess "
+                            "(--set launch.timeout_s=..., launch.workers=N); submitit: SLURM job arrays (or "
+                            "submitit's local subprocesses without SLURM). Overrides launch.launcher of the file")
     if not dry_run:
         return
     group.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=False,
-                       help="print the jobs that would be submitted (one line per job: key and sbatch options) "
+                       help="print the jobs that would run (one line per job: keys and sbatch options) "
                             "and exit without running anything")
 
 
-def strip_cluster_flags(argv: Sequence[str], count_flag: str) -> list[str]:
-    """``argv`` without ``--executor``, ``count_flag`` (e.g. ``--shards``), ``--set`` and ``--dry-run``: the plain
-    command each job runs."""
-    valued = ("--executor", count_flag, "--set")
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a in valued:
-            skip = True
-        elif not a.startswith(tuple(f"{f}=" for f in valued) + ("--dry-run", "--no-dry-run")):
-            out.append(a)
+def strip_launch_flags(argv: Sequence[str], count_flag: str) -> list[str]:
+    """``argv`` without ``--launcher``, ``count_flag`` (e.g. ``--shards``), ``--set launch.*`` and ``--dry-run``:
+    the plain command each job runs."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("--launcher", count_flag):
+            i += 2
+            continue
+        if a == "--set" and i + 1 < len(argv) and argv[i + 1].startswith("launch."):
+            i += 2
+            continue
+        if a.startswith((f"--launcher=", f"{count_flag}=", "--set=launch.")) or a in ("--dry-run", "--no-dry-run"):
+            i += 1
+            continue
+        out.append(a)
+        i += 1
     return out
 
 
-def sbatch_options(cfg: ClusterConfig, n_jobs: int = 1) -> dict[str, str]:
+def sbatch_options(cfg: LaunchConfig, n_jobs: int = 1) -> dict[str, str]:
     """The sbatch options submitit will write for these settings (shown by ``--dry-run``)."""
     opts: dict[str, str] = {}
     if cfg.partition:
@@ -150,7 +164,7 @@ def sbatch_options(cfg: ClusterConfig, n_jobs: int = 1) -> dict[str, str]:
     return opts
 
 
-def submitit_parameters(cfg: ClusterConfig, name: str) -> dict[str, Any]:
+def submitit_parameters(cfg: LaunchConfig, name: str) -> dict[str, Any]:
     """Keyword arguments for ``AutoExecutor.update_parameters`` (slurm_* keys are ignored by the local one)."""
     params: dict[str, Any] = {"name": name, "timeout_min": cfg.time_limit_min, "cpus_per_task": cfg.cpus_per_job,
                               "gpus_per_node": cfg.gpus_per_job, "nodes": 1, "tasks_per_node": 1,
@@ -172,7 +186,7 @@ def format_job_line(tag: str, keys: Sequence[str], opts: Mapping[str, str], max_
     return f"job {tag}  items={len(keys)}  keys={shown}  {flags}".rstrip()
 
 
-def sbatch_preview(cfg: ClusterConfig, folder: str, n_jobs: int, name: str = "evalkit") -> str | None:
+def sbatch_preview(cfg: LaunchConfig, folder: str, n_jobs: int, name: str = "evalkit") -> str | None:
     """The ``#SBATCH`` header submitit would write for the array (rendered by submitit's own template, so the
     dry run shows what SLURM will receive); None when this submitit version does not expose the template."""
     try:

@@ -1,4 +1,4 @@
-"""Cluster options: typed ``cluster:`` section, ``--set cluster.*`` overrides, errors, and what submitit receives."""
+"""Launch options: typed ``launch:`` section, ``--set launch.*`` overrides, errors, and what submitit receives."""
 from __future__ import annotations
 
 import json
@@ -9,12 +9,12 @@ import sys
 import pytest
 import yaml
 
-from evalkit.cluster import (ClusterConfig, default_section, resolve_cluster, sbatch_options, sbatch_preview,
-                             submitit_parameters)
+from evalkit.launch.config import (LaunchConfig, default_section, resolve_launch, sbatch_options, sbatch_preview,
+                                   strip_launch_flags, submitit_parameters)
 from evalkit.errors import ChoiceError, FieldError
 
 SECTION = yaml.safe_load("""
-executor: submitit
+launcher: submitit
 partition: gpu
 gpus_per_job: 1
 cpus_per_job: 8
@@ -26,31 +26,44 @@ account: proj123
 
 
 def test_section_sets_and_flag():
-    cfg = resolve_cluster(SECTION, ["cluster.partition=h100", "cluster.gpus_per_job=2", "latency.steps=100"])
-    assert (cfg.executor, cfg.partition, cfg.gpus_per_job, cfg.cpus_per_job) == ("submitit", "h100", 2, 8)
+    cfg = resolve_launch(SECTION, ["launch.partition=h100", "launch.gpus_per_job=2", "latency.steps=100"])
+    assert (cfg.launcher, cfg.partition, cfg.gpus_per_job, cfg.cpus_per_job) == ("submitit", "h100", 2, 8)
     assert cfg.time_limit_min == 120 and cfg.account == "proj123" and cfg.requeue is True
-    assert resolve_cluster(SECTION, executor="local").executor == "local"   # --executor wins over the file
-    assert resolve_cluster(None) == ClusterConfig()
-    assert set(default_section()) == {f for f in ClusterConfig.__dataclass_fields__}
+    assert resolve_launch(SECTION, launcher="inline").launcher == "inline"   # --launcher wins over the file
+    assert resolve_launch(None) == LaunchConfig()
+    assert set(default_section()) == {f for f in LaunchConfig.__dataclass_fields__}
 
 
 def test_bad_options_name_the_field_and_closest_match():
-    with pytest.raises(ChoiceError, match=r"cluster\.partiton.*Did you mean 'partition'"):
-        resolve_cluster({"partiton": "gpu"})
+    with pytest.raises(ChoiceError, match=r"launch\.partiton.*Did you mean 'partition'"):
+        resolve_launch({"partiton": "gpu"})
     with pytest.raises(ChoiceError, match="Did you mean 'gpus_per_job'"):
-        resolve_cluster(None, ["cluster.gpu_per_job=2"])
+        resolve_launch(None, ["launch.gpu_per_job=2"])
     with pytest.raises(ChoiceError, match="Did you mean 'submitit'"):
-        resolve_cluster(None, executor="submitit2")
+        resolve_launch(None, launcher="submitit2")
+    with pytest.raises(ChoiceError, match="Did you mean 'process'"):
+        resolve_launch({"launcher": "proces"})
     with pytest.raises(ChoiceError, match="slurm"):
-        resolve_cluster({"submitit_cluster": "slrum"})
+        resolve_launch({"submitit_cluster": "slrum"})
     with pytest.raises(FieldError, match="time_limit_min"):
-        resolve_cluster({"time_limit_min": 0})
+        resolve_launch({"time_limit_min": 0})
+    with pytest.raises(FieldError, match="launch.timeout_s"):
+        resolve_launch({"timeout_s": -1})
+    with pytest.raises(FieldError, match="launch.timeout_s.*finite"):
+        resolve_launch({"timeout_s": float("nan")})
     with pytest.raises(FieldError, match="gpus_per_job"):
-        ClusterConfig(gpus_per_job=-1)
+        LaunchConfig(gpus_per_job=-1)
+
+
+def test_strip_launch_flags_keeps_the_plain_command():
+    argv = ["generate", "--out", "v", "--launcher", "submitit", "--shards=4", "--set", "launch.partition=gpu",
+            "--set", "other.key=1", "--dry-run", "--steps", "3"]
+    assert strip_launch_flags(argv, "--shards") == ["generate", "--out", "v", "--set", "other.key=1", "--steps",
+                                                    "3"]
 
 
 def test_sbatch_options_and_submitit_parameters():
-    cfg = resolve_cluster(SECTION)
+    cfg = resolve_launch(SECTION)
     opts = sbatch_options(cfg, n_jobs=40)
     assert opts["partition"] == "gpu" and opts["gpus-per-node"] == "1" and opts["time"] == "120"
     assert opts["array"] == "0-39%16" and opts["mem"] == "64GB" and opts["account"] == "proj123"
@@ -60,7 +73,7 @@ def test_sbatch_options_and_submitit_parameters():
 
 
 def test_preview_is_submitits_own_sbatch_header(tmp_path):
-    text = sbatch_preview(resolve_cluster(SECTION), str(tmp_path / "%j"), n_jobs=5)
+    text = sbatch_preview(resolve_launch(SECTION), str(tmp_path / "%j"), n_jobs=5)
     if text is None:
         pytest.skip("this submitit version does not expose its sbatch template")
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --time=120",
@@ -81,7 +94,7 @@ def test_parameters_accepted_by_submitit_slurm_executor(tmp_path):
     os.environ["PATH"] = f"{fake}:{old}"
     try:
         ex = submitit.AutoExecutor(folder=tmp_path / "sub" / "%j", cluster="slurm")
-        ex.update_parameters(**submitit_parameters(resolve_cluster(SECTION), "evalkit-test"))
+        ex.update_parameters(**submitit_parameters(resolve_launch(SECTION), "evalkit-test"))
         text = ex._executor._make_submission_file_text("echo hi", "uid")
     finally:
         os.environ["PATH"] = old
@@ -91,9 +104,9 @@ def test_parameters_accepted_by_submitit_slurm_executor(tmp_path):
 
 def test_dry_run_cli_prints_jobs_and_runs_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "evalkit.executors", "selftest", str(run_dir), "--items", "3",
-                           "--executor", "submitit", "--dry-run", "--set", "cluster.partition=debug",
-                           "--set", "cluster.time_limit_min=5"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "evalkit.launch", "selftest", str(run_dir), "--items", "3",
+                           "--launcher", "submitit", "--dry-run", "--set", "launch.partition=debug",
+                           "--set", "launch.time_limit_min=5"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     jobs = [ln for ln in proc.stdout.splitlines() if ln.startswith("job ")]
     assert len(jobs) == 3 and all("--partition=debug" in ln and "--time=5" in ln for ln in jobs)

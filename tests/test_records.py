@@ -1,13 +1,13 @@
-"""Record merging of ``evalkit.results``: de-duplication across the job files of one run folder."""
+"""``evalkit.records``: de-duplication across the job files of one run folder, whole lines, torn lines."""
 from __future__ import annotations
 
-from evalkit.results import append_record, done_keys, read_records
+from evalkit.records import append, done_keys, read_records
 
 
 def test_newer_ok_row_of_a_job_file_beats_an_older_error_row(tmp_path):
     # results.0_0.jsonl sorts before results.jsonl: file order alone would let the old error hide the retry's ok
-    append_record(tmp_path / "results.jsonl", {"key": "k", "status": "error", "created": "2026-01-01T00:00:00Z"})
-    append_record(tmp_path / "results.0_0.jsonl", {"key": "k", "status": "ok", "created": "2026-01-01T00:05:00Z"})
+    append(tmp_path / "results.jsonl", {"key": "k", "kind": "selftest", "status": "error", "created": "2026-01-01T00:00:00Z"})
+    append(tmp_path / "results.0_0.jsonl", {"key": "k", "kind": "selftest", "status": "ok", "created": "2026-01-01T00:05:00Z"})
     recs = read_records([tmp_path])
     assert [r["status"] for r in recs] == ["ok"]
     assert done_keys(tmp_path) == {"k"}
@@ -15,10 +15,10 @@ def test_newer_ok_row_of_a_job_file_beats_an_older_error_row(tmp_path):
 
 def test_later_line_wins_within_one_file_and_ok_beats_error_in_the_same_second(tmp_path):
     path = tmp_path / "results.jsonl"
-    append_record(path, {"key": "a", "status": "ok", "v": 1, "created": "2026-01-01T00:00:00Z"})
-    append_record(path, {"key": "a", "status": "ok", "v": 2, "created": "2026-01-01T00:00:00Z"})
-    append_record(tmp_path / "results.x.jsonl", {"key": "b", "status": "ok", "created": "2026-01-01T00:00:01Z"})
-    append_record(tmp_path / "results.y.jsonl", {"key": "b", "status": "error", "created": "2026-01-01T00:00:01Z"})
+    append(path, {"key": "a", "kind": "selftest", "status": "ok", "v": 1, "created": "2026-01-01T00:00:00Z"})
+    append(path, {"key": "a", "kind": "selftest", "status": "ok", "v": 2, "created": "2026-01-01T00:00:00Z"})
+    append(tmp_path / "results.x.jsonl", {"key": "b", "kind": "selftest", "status": "ok", "created": "2026-01-01T00:00:01Z"})
+    append(tmp_path / "results.y.jsonl", {"key": "b", "kind": "selftest", "status": "error", "created": "2026-01-01T00:00:01Z"})
     by_key = {r["key"]: r for r in read_records([tmp_path])}
     assert by_key["a"]["v"] == 2
     assert by_key["b"]["status"] == "ok"
@@ -27,7 +27,7 @@ def test_later_line_wins_within_one_file_and_ok_beats_error_in_the_same_second(t
 def _write_one(run_dir: str) -> str:
     from pathlib import Path
 
-    from evalkit.results import write_manifest
+    from evalkit.runs import write_manifest
     return write_manifest(Path(run_dir), job="x").name
 
 

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from evalkit.distributed import DistInfo, dist_info, rank_units, select_device, shard
+from evalkit.launch.torchrun import DistInfo, dist_info, rank_units, select_device, shard
 from evalkit.errors import ChoiceError, FieldError
 
 
@@ -58,7 +58,7 @@ def test_select_device_cpu():
 SCRIPT = textwrap.dedent("""
     import json, sys
     import torch.distributed as dist
-    from evalkit.distributed import dist_info, init_process_group, shard, barrier, destroy_process_group
+    from evalkit.launch.torchrun import dist_info, init_process_group, shard, barrier, destroy_process_group
     info = dist_info()
     assert init_process_group(info, "gloo", timeout_s=60)
     mine = shard(list(range(11)), info.rank, info.world_size)
