@@ -20,8 +20,10 @@ EPILOG = """examples (<run_id>: a folder under runs/train_tiny/ made by `python 
       --prompts experiments/prompts/smoke.txt --samples 2 --steps 10 --out videos/lingen
   python -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen --prompts vbench \\
       --samples 5 --steps 50 --cfg-scale 7.5 --out videos/lingen-vbench
-  python -m evalkit generate ... --steps 20 --overwrite     # re-make videos made with other settings
-  torchrun --standalone --nproc-per-node 4 -m evalkit generate ...   # rank r writes videos.<r>.jsonl
+  python -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen \\
+      --prompts experiments/prompts/smoke.txt --samples 2 --steps 20 --out videos/lingen --overwrite
+  torchrun --standalone --nproc-per-node 4 -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen \\
+      --prompts vbench --out videos/lingen-vbench     # rank r writes videos.<r>.jsonl
 """
 
 

@@ -180,8 +180,10 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
             noise = initial_noise(shape, [it.seed for it in batch], device, dtype)
             x = sample(ckpt.model, noise, ctx.to(dtype), mask, nctx.to(dtype), nmask, sampler)
         if not torch.isfinite(x).all():   # e.g. a diverged checkpoint: never write black videos as results
-            raise FloatingPointError(f"sampling produced non-finite values for {batch[0].name!r} (checkpoint "
-                                     f"{ckpt.path}): the weights or sampler settings are broken")
+            from evalkit.checkpoint import CheckpointError
+
+            raise CheckpointError(f"sampling produced non-finite values for {batch[0].name!r} (checkpoint "
+                                  f"{ckpt.path}): its weights hold NaN/inf or diverge; nothing was written for it")
         videos = decoder.to_uint8(x)
         seconds = (time.perf_counter() - t0) / len(batch)
         for it, frames in zip(batch, videos):
