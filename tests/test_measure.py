@@ -157,3 +157,26 @@ def test_registry_metadata_is_torch_free() -> None:
     for entry in measure.MEASUREMENTS:
         assert isinstance(entry.meta["version"], int) and entry.meta["metrics"]
         assert isinstance(entry.meta["requires_gpu"], bool)
+
+
+def test_sampling_loop_latency_times_the_sampler_generate_runs(tmp_path: Path, monkeypatch) -> None:
+    """The timed loop is ``evalkit.sampling.sample`` (the one users run), not a second copy: every timed call goes
+    through it with the experiment's steps and CFG (cfg_factor 2 = the batched conditional/unconditional pass)."""
+    if torch.cuda.is_available():
+        pytest.skip("CPU latency path only")
+    import evalkit.sampling as sampling
+
+    calls = []
+    real = sampling.sample
+
+    def counting(model, noise, context, mask, null_context, null_mask, cfg, progress=None):
+        calls.append((cfg.steps, cfg.cfg_scale != 1.0, tuple(noise.shape)))
+        return real(model, noise, context, mask, null_context, null_mask, cfg, progress)
+
+    monkeypatch.setattr(sampling, "sample", counting)
+    spec = plan_points(load_experiment("scaling", smoke=True, sets=[
+        "measurements=[latency]", "durations_s=[8.5]", "models=[dit]", "latency.scope=sampling_loop",
+        "sampling.steps=2", "latency.min_iterations=2", "latency.min_seconds=0", "latency.warmup=1"]))[0]
+    (rec,) = run_point(spec, tmp_path, ctx=Context())
+    assert rec["status"] == "ok" and rec["scope"] == "sampling_loop" and rec["iterations"] == 2
+    assert len(calls) == 1 + 2 and all(c[:2] == (2, True) for c in calls)   # warm-up + timed, guided

@@ -145,3 +145,36 @@ def test_isolated_retry_records_the_new_failure(tmp_path: Path, capsys, monkeypa
     recs = read_records([summ["run_dir"]])
     assert len(recs) == 2 and all(r["status"] == "error" for r in recs)
     assert all("second-failure" in r["message"] and "exit status 4" in r["message"] for r in recs)
+
+
+def _flops_rec(model: str, flavor: str, params: int, dur: float, flops: float) -> dict:
+    return {"kind": "cost", "measurement": "flops", "status": "ok", "model": model, "flavor": flavor,
+            "params": params, "resolution": "512p", "height": 512, "width": 896, "duration_s": dur,
+            "num_tokens": 1, "flops": flops, "flops_analytic": flops, "flops_rel_diff": 0.0, "key": f"{model}{flavor}{dur}"}
+
+
+def test_summary_names_the_largest_point_by_size_and_keeps_columns_apart() -> None:
+    """Finding: the size ladder's summary named '1b' as its largest point (it is 8b) and long model names ran into
+    the flavor column ('lingen-no-review4b')."""
+    from evalkit.sweep import summary
+
+    recs = [_flops_rec(m, f, p, 17, x * (3 if m == "dit" else 1)) for f, p, x in
+            (("1b", 10**9, 1.0), ("8b", 8 * 10**9, 8.0), ("2b", 2 * 10**9, 2.0)) for m in ("dit", "lingen")]
+    recs.append(_flops_rec("lingen-no-review", "4b", 4 * 10**9, 17, 4.0))
+    line = summary.summary_json(recs, experiment="x", run_dir="r", resumed=False, seconds=0, ran=0,
+                                skipped_done=0, plots=[])
+    assert line["largest_point"] == "8b 512x896 17s"
+    table = summary.table(recs)
+    assert "lingen-no-review  4b" in table and "lingen-no-review4b" not in table
+
+
+def test_run_plots_follow_the_axis_the_experiment_varies(tmp_path: Path) -> None:
+    """Finding: the size ladder's run plot drew every point at 17 s; a ladder is plotted against parameters."""
+    from evalkit.sweep import plots
+
+    ladder = [_flops_rec("dit", f, p, 17, x) for f, p, x in (("1b", 10**9, 1.0), ("2b", 2 * 10**9, 2.0))]
+    scaling = [_flops_rec("dit", "4b", 4 * 10**9, d, d) for d in (8.5, 17)]
+    ablation = [_flops_rec(m, "4b", 4 * 10**9, 17, 1.0) for m in ("lingen", "lingen-no-tesa")]
+    assert [plots.axis_of(r) for r in (scaling, ladder, ablation)] == ["duration", "params", "model"]
+    names = [Path(p).name for p in plots.write_plots(ladder, tmp_path)]
+    assert names == ["flops_vs_params.png"]
