@@ -37,6 +37,7 @@ def _run(run_dir: Path, cfg: LaunchConfig, specs: list[dict], wrap: dict | None 
     return run_items(items, fn, launch=cfg, run_dir=run_dir, skip_done=set())
 
 
+@pytest.mark.slow
 def test_sweep_through_submitit_local_equals_local(tmp_path):
     specs = _specs("[8.5]")
     # same run folder name: run_id is the folder name
@@ -85,6 +86,7 @@ def test_sweep_cli_submitit_equals_inline(tmp_path, capsys):
     assert '"ran": 0' in capsys.readouterr().out        # resumed: nothing submitted again
 
 
+@pytest.mark.slow
 def test_sweep_cli_process_launcher_records_a_killed_point_as_oom(tmp_path, capsys, monkeypatch,
                                                                                  faults_on_path):
     """--launcher process: a point whose subprocess is SIGKILLed (the kernel OOM killer's signature) gets an

@@ -176,7 +176,8 @@ def test_sampling_loop_latency_times_the_sampler_generate_runs(tmp_path: Path, m
     monkeypatch.setattr(sampling, "sample", counting)
     spec = plan_points(load_experiment("scaling", smoke=True, sets=[
         "measurements=[latency]", "durations_s=[8.5]", "models=[dit]", "latency.scope=sampling_loop",
-        "sampling.steps=2", "latency.min_iterations=2", "latency.min_seconds=0", "latency.warmup=1"]))[0]
+        "sampling.steps=2", "latency.min_iterations=1", "latency.min_seconds=0", "latency.warmup=1",
+        "resolutions={64p: [64, 64]}"]))[0]
     (rec,) = run_point(spec, tmp_path, ctx=Context())
-    assert rec["status"] == "ok" and rec["scope"] == "sampling_loop" and rec["iterations"] == 2
-    assert len(calls) == 1 + 2 and all(c[:2] == (2, True) for c in calls)   # warm-up + timed, guided
+    assert rec["status"] == "ok" and rec["scope"] == "sampling_loop" and rec["iterations"] == 1
+    assert len(calls) == 1 + 1 and all(c[:2] == (2, True) for c in calls)   # warm-up + timed, guided
