@@ -1,0 +1,176 @@
+"""Statistics of a pairwise preference study: win / tie / loss, win rates under a tie rule, cluster-bootstrap
+confidence intervals, and agreement between raters (the numbers behind the Figs. 8, 9, 10b, 12, 19 analogues).
+
+Pure functions of vote tuples (numpy only): the report renders from them, the ``humaneval report`` verb prints
+them, and the tests check them against textbook values.
+
+- Outcome of one vote, from the reference side ``x`` of its pair: +1 (x wins), 0 (tie), -1 (y wins).
+- Win rate of x under a tie rule (the paper does not state its own; see experiments/humaneval/defaults.yaml):
+  ``half`` = (W + T/2) / N, ``exclude`` = W / (W + L), ``separate`` = W / N (ties a band of their own).
+  The net win rate (W - L) / N (Movie Gen's summary) is reported next to it.
+- Confidence interval: percentile interval of a cluster bootstrap. A cluster (a prompt, an item, or a rater) is
+  resampled with all its votes, because votes on one prompt share its videos and votes of one rater share that
+  rater's taste: resampling single votes would treat them as independent and understate the error.
+- Agreement, on the arm that won (never on A/B: raters saw different left/right orders): Fleiss' kappa for items
+  with any number (>= 2) of ratings (Fleiss 1971, with per-item rater counts), its observed agreement P-bar (the
+  mean over items of the share of agreeing rater pairs), and Cohen's kappa for every pair of raters.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from itertools import combinations
+
+import numpy as np
+
+TIE_RULES = ("half", "exclude", "separate")
+CATEGORIES = ("x", "tie", "y")     # the reference side won / tie / the other side won
+
+
+def outcome(winner: str, x: str, y: str) -> int:
+    """+1 if ``x`` won, -1 if ``y`` won, 0 for a tie."""
+    if winner == "tie":
+        return 0
+    if winner == x:
+        return 1
+    if winner == y:
+        return -1
+    raise ValueError(f"winner {winner!r} is neither {x!r}, {y!r} nor 'tie'")
+
+
+def rate(win, tie, loss, rule: str):
+    """Win rate of the reference side (a fraction) from counts; scalars or arrays. NaN where undefined."""
+    if rule not in TIE_RULES:
+        raise ValueError(f"tie rule {rule!r} is not one of {TIE_RULES}")
+    w, t, lo = (np.asarray(v, dtype=float) for v in (win, tie, loss))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if rule == "half":
+            out = (w + t / 2) / (w + t + lo)
+        elif rule == "exclude":
+            out = w / (w + lo)
+        else:
+            out = w / (w + t + lo)
+    return float(out) if out.ndim == 0 else out
+
+
+def counts(outcomes: Iterable[int]) -> tuple[int, int, int]:
+    """(wins, ties, losses) of the reference side."""
+    o = list(outcomes)
+    return sum(1 for v in o if v > 0), sum(1 for v in o if v == 0), sum(1 for v in o if v < 0)
+
+
+def cluster_counts(outcomes: Sequence[int], clusters: Sequence[Hashable]) -> np.ndarray:
+    """(n_clusters, 3) win/tie/loss counts per cluster, clusters in first-seen order."""
+    index: dict[Hashable, int] = {}
+    table: list[list[int]] = []
+    for o, c in zip(outcomes, clusters, strict=True):
+        if c not in index:
+            index[c] = len(table)
+            table.append([0, 0, 0])
+        table[index[c]][0 if o > 0 else 1 if o == 0 else 2] += 1
+    return np.asarray(table, dtype=np.int64).reshape(-1, 3)
+
+
+def bootstrap_interval(table: np.ndarray, rule: str, *, resamples: int, confidence: float, seed: int,
+                       block: int = 256) -> tuple[float, float]:
+    """Percentile interval of the win rate when the rows (clusters) of ``table`` (C, 3) are resampled with
+    replacement, ``resamples`` times, from ``numpy.random.default_rng(seed)``. NaN for fewer than 2 clusters."""
+    table = np.asarray(table, dtype=np.int64)
+    n = table.shape[0]
+    if n < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    rates = []
+    for start in range(0, resamples, block):             # bounded memory: (block, C) draws at a time
+        k = min(block, resamples - start)
+        idx = rng.integers(0, n, size=(k, n))              # (k, C) cluster indices
+        sums = table[idx].sum(axis=1)                      # (k, C, 3) -> (k, 3)
+        rates.append(rate(sums[:, 0], sums[:, 1], sums[:, 2], rule))
+    r = np.concatenate(rates)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.nanquantile(r, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def summarize(outcomes: Sequence[int], clusters: Sequence[Hashable], rule: str, *, resamples: int,
+              confidence: float, seed: int) -> dict[str, float | int]:
+    """Counts, shares, win rate under ``rule``, its bootstrap interval over ``clusters`` and the net win rate."""
+    w, t, lo = counts(outcomes)
+    n = w + t + lo
+    ci = bootstrap_interval(cluster_counts(outcomes, clusters), rule, resamples=resamples, confidence=confidence,
+                            seed=seed)
+    share = (lambda v: v / n) if n else (lambda v: float("nan"))
+    return {"n_votes": n, "n_clusters": len(set(clusters)), "win": w, "tie": t, "loss": lo,
+            "win_share": share(w), "tie_share": share(t), "loss_share": share(lo),
+            "win_rate": rate(w, t, lo, rule) if n else float("nan"), "ci_low": ci[0], "ci_high": ci[1],
+            "net_win": (w - lo) / n if n else float("nan")}
+
+
+def fleiss_kappa(table: np.ndarray) -> tuple[float, float]:
+    """(kappa, P-bar) of an (items, categories) table of rating counts; items with fewer than 2 ratings are
+    dropped, items may have different numbers of ratings. NaN when chance agreement is 1 (one category only)."""
+    t = np.asarray(table, dtype=float)
+    n_i = t.sum(axis=1)
+    t, n_i = t[n_i >= 2], n_i[n_i >= 2]
+    if t.shape[0] == 0:
+        return float("nan"), float("nan")
+    p_i = ((t ** 2).sum(axis=1) - n_i) / (n_i * (n_i - 1))    # share of agreeing rater pairs on item i
+    p_bar = float(p_i.mean())
+    p_j = t.sum(axis=0) / n_i.sum()
+    p_e = float((p_j ** 2).sum())
+    kappa = float("nan") if np.isclose(p_e, 1.0) else (p_bar - p_e) / (1 - p_e)
+    return kappa, p_bar
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Cohen's kappa of two raters' labels on the same units. NaN when chance agreement is 1."""
+    if len(a) != len(b) or not a:
+        return float("nan")
+    cats = sorted(set(a) | set(b), key=str)
+    p_o = sum(x == y for x, y in zip(a, b)) / len(a)
+    p_e = sum((list(a).count(c) / len(a)) * (list(b).count(c) / len(b)) for c in cats)
+    return float("nan") if np.isclose(p_e, 1.0) else (p_o - p_e) / (1 - p_e)
+
+
+def category(o: int) -> str:
+    return CATEGORIES[1 - int(np.sign(o))]
+
+
+def agreement(ratings: Iterable[tuple[Hashable, Hashable, int]]) -> dict[str, float | int]:
+    """Fleiss' kappa and P-bar over (unit, rater, outcome) ratings; units rated by one rater only do not count."""
+    per_unit: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for unit, _rater, o in ratings:
+        per_unit[unit][CATEGORIES.index(category(o))] += 1
+    table = np.asarray(list(per_unit.values()), dtype=float).reshape(-1, 3)
+    multi = int((table.sum(axis=1) >= 2).sum()) if table.size else 0
+    kappa, p_bar = fleiss_kappa(table) if multi else (float("nan"), float("nan"))
+    return {"units_multi": multi, "fleiss_kappa": kappa, "pairwise_agreement": p_bar}
+
+
+def per_rater(ratings: Iterable[tuple[Hashable, Hashable, int]]) -> list[dict[str, object]]:
+    """For each rater: votes, the share of (this rater, other rater, shared unit) pairs that agree, and the mean
+    Cohen's kappa against each other rater over their shared units."""
+    by_rater: dict[Hashable, dict[Hashable, str]] = defaultdict(dict)
+    for unit, rater, o in ratings:
+        by_rater[rater][unit] = category(o)
+    raters = sorted(by_rater, key=str)
+    kappas: dict[Hashable, list[float]] = defaultdict(list)
+    agree: dict[Hashable, list[int]] = defaultdict(lambda: [0, 0])
+    for r1, r2 in combinations(raters, 2):
+        shared = sorted(set(by_rater[r1]) & set(by_rater[r2]), key=str)
+        if not shared:
+            continue
+        a, b = [by_rater[r1][u] for u in shared], [by_rater[r2][u] for u in shared]
+        k = cohen_kappa(a, b)
+        same = sum(x == y for x, y in zip(a, b))
+        for r in (r1, r2):
+            kappas[r].append(k)
+            agree[r][0] += same
+            agree[r][1] += len(shared)
+    out = []
+    for r in raters:
+        ks = [k for k in kappas[r] if not np.isnan(k)]
+        out.append({"rater": r, "votes": len(by_rater[r]), "shared_pairs": agree[r][1],
+                    "agreement": agree[r][0] / agree[r][1] if agree[r][1] else float("nan"),
+                    "mean_cohen_kappa": float(np.mean(ks)) if ks else float("nan")})
+    return out
