@@ -87,6 +87,8 @@ def bootstrap_interval(table: np.ndarray, rule: str, *, resamples: int, confiden
         sums = table[idx].sum(axis=1)                      # (k, C, 3) -> (k, 3)
         rates.append(rate(sums[:, 0], sums[:, 1], sums[:, 2], rule))
     r = np.concatenate(rates)
+    if np.isnan(r).all():                                  # e.g. only ties under `exclude`
+        return float("nan"), float("nan")
     alpha = (1 - confidence) / 2
     lo, hi = np.nanquantile(r, [alpha, 1 - alpha])
     return float(lo), float(hi)
