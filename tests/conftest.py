@@ -111,9 +111,9 @@ def free_port() -> int:
 class Server:
     """``python -m evalkit humaneval serve`` in its own process (a real uvicorn on 127.0.0.1)."""
 
-    def __init__(self, study: Path, db_path: Path, *extra: str) -> None:
+    def __init__(self, study: Path, db_path: Path, *extra: str, port: int | None = None) -> None:
         self.study, self.db_path, self.extra = study, db_path, extra
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = None
         self.log = db_path.parent / f"server-{self.port}.log"
@@ -161,8 +161,8 @@ def servers():
     """Start servers with ``servers(study, db, *flags).start()``; all are stopped at the end of the test."""
     started: list[Server] = []
 
-    def make(*args) -> Server:
-        s = Server(*args)
+    def make(*args, **kw) -> Server:
+        s = Server(*args, **kw)
         started.append(s)
         return s
 

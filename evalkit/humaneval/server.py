@@ -44,10 +44,12 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
     from starlette.routing import Route
 
     db_path = Path(db_path)
-    with db.connect(db_path) as conn0:
+    conn0 = db.connect(db_path)
+    try:
         db.check_inputs(conn0, inputs, db_path)
         videos = db.video_paths(conn0, inputs)          # opaque id -> Path, fixed for the server's lifetime
-    conn0.close()
+    finally:
+        conn0.close()
     study = inputs.study
     questions = study.question_ids()
     static = _static_files()

@@ -23,7 +23,7 @@ function setError(msg) { $("error").textContent = msg || ""; }
 
 function renderProgress(p) {
   if (!p) { $("progress").textContent = ""; return; }
-  const item = Math.min(p.items_done + 1, p.items_total);
+  const item = ui.item ? ui.item.position + 1 : Math.min(p.items_done + 1, p.items_total);
   $("progress").textContent = p.items_done >= p.items_total
     ? `${p.items_total} of ${p.items_total} items done`
     : `Item ${item} of ${p.items_total} \u00b7 ${p.answers} / ${p.answers_total} answers`;
@@ -103,6 +103,7 @@ async function loadNext() {
   renderProgress(data.progress);
   if (data.done) { ui.item = null; vA.removeAttribute("src"); vB.removeAttribute("src"); show("done"); return; }
   ui.item = data;
+  renderProgress(data.progress);
   ui.answers = data.answers || {};
   const open = ui.questions.findIndex((q) => !ui.answers[q.id]);
   ui.focus = open >= 0 ? open : 0;
