@@ -70,6 +70,10 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
         assert all(s["loop"] and not s["paused"] and s["err"] is None and s["w"] == 64 for s in st), st
         assert all(s["t"] < s["d"] for s in st), st                     # past 2.2 s of a 1.5 s clip: it looped
         assert abs(st[0]["t"] - st[1]["t"]) < 0.3, st
+        page.evaluate("vA.currentTime = (vA.currentTime + 0.7) % vA.duration")   # A jumps: B must follow
+        page.wait_for_timeout(700)
+        drift = page.evaluate("Math.abs(vA.currentTime - vB.currentTime)")
+        assert drift < 0.25, drift
         assert page.text_content("#progress").startswith("Item 1 of 3")
 
         def item_id() -> str:
@@ -141,7 +145,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     assert len({r["left_arm"] for r in rows}) == 2
 
     # 7. the win rates the report computes from them
-    from evalkit.humaneval import summary
+    from evalkit.humaneval import stats
     from evalkit.humaneval.cli import main as he_main
     from evalkit.typed import to_dict
     from evalkit.humaneval.study import load_study
@@ -151,7 +155,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     assert he_main(["report", str(study), "--db", str(db_path), "--out", str(out)]) == 0
     run = next(out.iterdir())
     recs = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
-    rates = {r["question"]: r for r in summary.winrates(recs, to_dict(load_study(study)[0]))}
+    rates = {r["question"]: r for r in stats.winrates(recs, to_dict(load_study(study)[0]))}
     assert rates["quality"]["win_rate"] == 1.0 and rates["quality"]["n_votes"] == 3
     assert rates["motion_match"]["win_rate"] == 0.0 and rates["motion_match"]["loss_share"] == 1.0
     assert all(rates[q]["win_rate"] == 0.5 and rates[q]["tie_share"] == 1.0 for q in QUESTIONS

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from evalkit.humaneval import db
-from evalkit.humaneval.export import export
+from evalkit.humaneval.db import export
 from evalkit.humaneval.server import make_app
 from evalkit.humaneval.study import load_study, scan_videos
 from evalkit.report.cli import main as report_main

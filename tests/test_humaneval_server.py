@@ -102,9 +102,13 @@ def test_bad_input_is_refused(make_study):
     _login(client, "carol")
     item = client.get("/api/next").json()
     # paths from the request never reach the file system
+    from urllib.parse import quote
+
+    names = [quote(v.path.name) for v in inputs.videos[:2]]             # real files of the arm folders
     for bad in ("/video/../study.yaml", "/video/..%2F..%2Fstudy.yaml", "/video/%2e%2e%2fprompts.txt",
-                "/video/" + str(inputs.videos[0].path), "/video/does-not-exist", "/static/../db.py",
-                "/../../etc/passwd", "/app.js/../study.sqlite"):
+                "/video/%2e%2e", "/video/" + str(inputs.videos[0].path), "/video/does-not-exist",
+                *[f"/video/{n}" for n in names], "/video/..%2Fprompts.txt", "/static/../db.py",
+                "/../../etc/passwd", "/app.js/../study.sqlite", "/index.html", "/static/app.js"):
         r = client.get(bad)
         assert r.status_code == 404, (bad, r.status_code)
         assert b"ftyp" not in r.content and b"name:" not in r.content

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from evalkit.humaneval import stats, summary
+from evalkit.humaneval import stats
 
 # Fleiss (1971) as reproduced on Wikipedia's "Fleiss' kappa" page: 10 subjects, 14 raters, 5 categories.
 FLEISS_TABLE = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
@@ -74,6 +74,8 @@ def test_cluster_bootstrap_widens_for_correlated_votes():
     lo_c, hi_c = stats.bootstrap_interval(stats.cluster_counts(outcomes, prompts), "half", **kw)
     lo_v, hi_v = stats.bootstrap_interval(stats.cluster_counts(outcomes, range(400)), "half", **kw)
     assert (hi_c - lo_c) / (hi_v - lo_v) == pytest.approx(math.sqrt(8), rel=0.2)
+    s = stats.summarize(outcomes, prompts, "half", **kw)              # what the report uses: the clusters given
+    assert (s["ci_low"], s["ci_high"]) == (lo_c, hi_c) and s["n_clusters"] == 50
     assert math.isnan(stats.bootstrap_interval(np.array([[3, 0, 1]]), "half", **kw)[0])   # one cluster
 
 
@@ -90,14 +92,14 @@ def test_agreement_is_on_the_winner_not_the_side():
         votes.append(_vote("r1", f"i{i}", "quality", winner, left="lingen"))
         votes.append(_vote("r2", f"i{i}", "quality", winner, left="dit"))
     study = {"questions": [{"id": "quality", "label": "Quality", "group": "quality"}]}
-    agree = summary.agreement(votes, study)
+    agree = stats.agreement_rows(votes, study)
     assert agree[0]["fleiss_kappa"] == pytest.approx(1.0) and agree[0]["pairwise_agreement"] == pytest.approx(1.0)
-    per = {r["rater"]: r for r in summary.raters(votes)}
+    per = {r["rater"]: r for r in stats.rater_rows(votes)}
     assert per["r1"]["mean_cohen_kappa"] == pytest.approx(1.0) and per["r1"]["agreement"] == 1.0
     # a third rater who always picks the other side disagrees with both
     flip = {"lingen": "dit", "dit": "lingen", "tie": "tie"}
     votes += [_vote("r3", v["item"], "quality", flip[v["winner"]], left="lingen") for v in votes if v["rater"] == "r1"]
-    per = {r["rater"]: r for r in summary.raters(votes)}
+    per = {r["rater"]: r for r in stats.rater_rows(votes)}
     assert per["r3"]["agreement"] == pytest.approx(1 / 6) and per["r3"]["mean_cohen_kappa"] < 0
     assert per["r1"]["agreement"] == pytest.approx((6 + 1) / 12)
 
@@ -111,7 +113,7 @@ def test_winrates_rows_follow_the_study():
     votes = [_vote(f"r{k}", f"i{i}", q, w, left="lingen", y=y) for k in range(3) for i in range(4)
              for q, w in (("quality", "lingen"), ("overall_alignment", "tie")) for y in ("dit", "mamba")]
     votes[0]["winner"] = "dit"
-    rows = summary.winrates(votes, study)
+    rows = stats.winrates(votes, study)
     assert [(r["comparison"], r["question"]) for r in rows] == [
         ("lingen vs dit", "quality"), ("lingen vs dit", "overall_alignment"),
         ("lingen vs mamba", "quality"), ("lingen vs mamba", "overall_alignment")]

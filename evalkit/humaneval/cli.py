@@ -138,8 +138,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    from evalkit.humaneval import summary
-    from evalkit.humaneval.export import export
+    from evalkit.humaneval import stats
+    from evalkit.humaneval.db import export
     from evalkit.typed import to_dict
 
     inputs, db_path = _inputs(args)
@@ -155,11 +155,11 @@ def report(args: argparse.Namespace) -> int:
           f"bootstrap interval over {unit}s")
     print(f"{'comparison':<24} {'question':<20} {'votes':>5} {'win':>5} {'tie':>5} {'loss':>5} {'rate':>5}  "
           f"{'interval':<13} {'net':>6}")
-    for r in summary.winrates(recs, study):
+    for r in stats.winrates(recs, study):
         print(f"{r['comparison']:<24} {r['label']:<20} {r['n_votes']:>5} {pct(r['win_share'])} "
               f"{pct(r['tie_share'])} {pct(r['loss_share'])} {pct(r['win_rate'])}  "
               f"[{pct(r['ci_low'])},{pct(r['ci_high'])}] {pct(r['net_win'])}")
-    for r in summary.agreement(recs, study):
+    for r in stats.agreement_rows(recs, study):
         print(f"agreement {r['label']:<20} items rated by >=2: {r['units_multi']:>4}  pairwise "
               f"{pct(r['pairwise_agreement'])}%  Fleiss kappa {r['fleiss_kappa']:.3f}")
     print(f"run folder: {run_dir}\npublish it: python -m evalkit report --publish {run_dir}")

@@ -9,6 +9,12 @@ one row per click, with rater, item, question, answer A/B/tie, the left/right ar
 arm and timestamps). A rater who changes an answer adds a row; the latest row of a (rater, item, question) is the
 effective vote, earlier ones stay as history.
 
+Export (``export``): the effective votes -> a run folder the report pipeline reads (``manifest.json`` +
+``results.jsonl``, one ``humaneval_vote`` record per effective vote, raters as pseudonyms r1, r2 ... in the order
+they joined; names stay here). The manifest holds the resolved study (questions, tie rule, bootstrap) and the
+study hash, so the report renders from the folder alone. Each export is a new folder (``<study>-<UTC time>-<pid>``):
+votes keep coming while a study runs, and an earlier export is never overwritten.
+
 Durability: every vote is its own transaction, committed before the server answers, with ``synchronous=FULL``
 (the WAL is fsynced at each commit), so a server killed with SIGKILL loses no acknowledged vote. Several raters
 write at once through separate connections; ``busy_timeout`` serialises the writers.
@@ -29,7 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError, FieldError
+from evalkit.humaneval.stats import outcome
 from evalkit.humaneval.study import Inputs
+from evalkit.results import new_run_dir, now_iso, write_manifest
 from evalkit.typed import to_dict
 
 SCHEMA_VERSION = 1
@@ -305,3 +313,51 @@ def rater_status(conn: sqlite3.Connection, questions: list[str]) -> list[dict[st
         out.append({"rater": r["rater_id"], "name": r["name"], "last_vote": last,
                     **progress(conn, r["rater_id"], questions)})
     return out
+
+
+EXPERIMENT = "humaneval"
+KIND = "humaneval_vote"
+
+
+def vote_records(rows: list[dict[str, Any]], study_name: str) -> list[dict[str, Any]]:
+    created = now_iso()
+    out = []
+    for r in rows:
+        out.append({"kind": KIND, "status": "ok", "key": f"{r['rater_id']}|{r['item_id']}|{r['question']}",
+                    "created": created, "study": study_name, "rater": r["rater_id"], "item": r["item_id"],
+                    "prompt": r["prompt"], "index": r["idx"], "x": r["arm_x"], "y": r["arm_y"],
+                    "question": r["question"], "answer": r["answer"], "left": r["left_arm"],
+                    "right": r["right_arm"], "winner": r["winner"],
+                    "outcome": outcome(r["winner"], r["arm_x"], r["arm_y"]), "shown_at": r["shown_at"],
+                    "cast_at": r["cast_at"], "client_ms": r["client_ms"], "revisions": r["revisions"]})
+    return out
+
+
+def export(inputs: Inputs, db_path: Path, out_root: Path) -> Path:
+    """Write a new run folder under ``out_root`` from the database's effective votes; returns it."""
+    conn = connect(db_path)
+    try:
+        check_inputs(conn, inputs, db_path)
+        rows = effective_votes(conn)
+        n_raters = conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+        n_items = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        created = meta(conn)["created"]
+    finally:
+        conn.close()
+    if not rows:
+        raise EvalkitError(f"{db_path}: no votes yet; nothing to report")
+    s = inputs.study
+    records = vote_records(rows, s.name)
+    run_dir = new_run_dir(out_root, prefix=f"{s.name}-")
+    tmp = run_dir / f".results.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, run_dir / "results.jsonl")
+    write_manifest(run_dir, experiment=EXPERIMENT, run_id=run_dir.name, kind=EXPERIMENT, study=to_dict(s),
+                   study_hash=inputs.study_hash, study_file=str(inputs.path), db=str(Path(db_path).resolve()),
+                   db_created=created, exported=now_iso(), n_votes=len(records), n_raters=n_raters,
+                   n_items=n_items, n_prompts=len(inputs.prompts), smoke=False)
+    return run_dir

@@ -1,8 +1,12 @@
 """Statistics of a pairwise preference study: win / tie / loss, win rates under a tie rule, cluster-bootstrap
 confidence intervals, and agreement between raters (the numbers behind the Figs. 8, 9, 10b, 12, 19 analogues).
 
-Pure functions of vote tuples (numpy only): the report renders from them, the ``humaneval report`` verb prints
-them, and the tests check them against textbook values.
+Pure functions (numpy only) of outcome tuples, and of vote records (the end of this module: ``winrates``,
+``agreement_rows``, ``rater_rows``); ``humaneval report`` prints them and the report renderer
+(``evalkit/report/humaneval.py``) renders them, so both show the same numbers from the same records. A vote record
+(``kind: humaneval_vote``, written by ``db.export``) has ``rater`` (pseudonym), ``item``, ``prompt``, ``index``,
+``x`` / ``y`` (the compared arms, ``x`` the reference side), ``question``, ``answer`` (A = left, B = right, tie),
+``left`` / ``right`` and ``winner`` (an arm or ``tie``).
 
 - Outcome of one vote, from the reference side ``x`` of its pair: +1 (x wins), 0 (tie), -1 (y wins).
 - Win rate of x under a tie rule (the paper does not state its own; see experiments/humaneval/defaults.yaml):
@@ -18,8 +22,9 @@ them, and the tests check them against textbook values.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -176,3 +181,74 @@ def per_rater(ratings: Iterable[tuple[Hashable, Hashable, int]]) -> list[dict[st
                     "agreement": agree[r][0] / agree[r][1] if agree[r][1] else float("nan"),
                     "mean_cohen_kappa": float(np.mean(ks)) if ks else float("nan")})
     return out
+
+
+# --- vote records -> the study's tables ---
+
+def _cluster(v: Mapping[str, Any], unit: str) -> Hashable:
+    if unit == "prompt":
+        return v["prompt"]
+    if unit == "item":
+        return (v["prompt"], int(v["index"]))
+    if unit == "rater":
+        return v["rater"]
+    raise ValueError(f"bootstrap unit {unit!r} is not one of prompt, item, rater")
+
+
+def _outcome(v: Mapping[str, Any]) -> int:
+    return outcome(v["winner"], v["x"], v["y"])
+
+
+def comparisons(votes: Sequence[Mapping[str, Any]], study: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(x, y) pairs in the study's order, keeping only those with votes."""
+    seen = {(v["x"], v["y"]) for v in votes}
+    arms = list(study["arms"])
+    ref = study.get("reference") or arms[0]
+    if study["pairs"] == "reference":
+        order = [(ref, a) for a in arms if a != ref]
+    else:
+        order = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1:]]
+    return [p for p in order if p in seen] + sorted(seen - set(order))
+
+
+def winrates(votes: Sequence[Mapping[str, Any]], study: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per (comparison, question) with votes: shares, win rate under the study's tie rule, its bootstrap
+    interval (clusters = the study's bootstrap unit) and the net win rate."""
+    rep = study["report"]
+    boot = rep["bootstrap"]
+    rows = []
+    for x, y in comparisons(votes, study):
+        for q in study["questions"]:
+            sel = [v for v in votes if v["x"] == x and v["y"] == y and v["question"] == q["id"]]
+            if not sel:
+                continue
+            s = summarize([_outcome(v) for v in sel], [_cluster(v, boot["unit"]) for v in sel], rep["ties"],
+                                resamples=int(boot["resamples"]), confidence=float(boot["confidence"]),
+                                seed=int(boot["seed"]))
+            rows.append({"comparison": f"{x} vs {y}", "x": x, "y": y, "question": q["id"], "label": q["label"],
+                         "group": q["group"], "n_votes": s["n_votes"], "n_prompts": len({v["prompt"] for v in sel}),
+                         "n_raters": len({v["rater"] for v in sel}), "win": s["win"], "tie": s["tie"],
+                         "loss": s["loss"], "win_share": s["win_share"], "tie_share": s["tie_share"],
+                         "loss_share": s["loss_share"], "win_rate": s["win_rate"], "ci_low": s["ci_low"],
+                         "ci_high": s["ci_high"], "net_win": s["net_win"], "ties": rep["ties"],
+                         "bootstrap_unit": boot["unit"], "n_clusters": s["n_clusters"]})
+    return rows
+
+
+def agreement_rows(votes: Sequence[Mapping[str, Any]], study: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Fleiss' kappa and pairwise agreement per question (units: items rated by two or more raters), and over all
+    questions pooled (units: item x question)."""
+    rows = []
+    for q in study["questions"]:
+        sel = [(v["item"], v["rater"], _outcome(v)) for v in votes if v["question"] == q["id"]]
+        if sel:
+            rows.append({"question": q["id"], "label": q["label"], **agreement(sel)})
+    pooled = [((v["item"], v["question"]), v["rater"], _outcome(v)) for v in votes]
+    if pooled:
+        rows.append({"question": "all", "label": "all questions", **agreement(pooled)})
+    return rows
+
+
+def rater_rows(votes: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per rater, over (item, question) units: votes, agreement with the other raters, mean Cohen's kappa."""
+    return per_rater(((v["item"], v["question"]), v["rater"], _outcome(v)) for v in votes)

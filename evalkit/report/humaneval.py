@@ -4,7 +4,7 @@ with bootstrap intervals, agreement between raters, and a stacked win / tie / lo
 paper's Figs. 8, 9 and 12 (one bar per question, one panel per comparison).
 
 Numbers come from the vote records and the run's manifest (the resolved study: questions, tie rule, bootstrap)
-through ``evalkit.humaneval.summary``, the same functions ``humaneval report`` prints with.
+through ``evalkit.humaneval.stats``, the same functions ``humaneval report`` prints with.
 """
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evalkit.humaneval import summary
+from evalkit.humaneval import stats
+from evalkit.humaneval.db import KIND
 from evalkit.report.paper import PAPER_DIR
 from evalkit.report.render import Artifact, new_figure, save_figure, write_table
 from evalkit.report.runs import Run, run_ids
 
 SRC = "experiments/paper/human_eval.yaml"
-KIND = "humaneval_vote"
 TIE_TEXT = {"half": "a tie counts half a win for each side: (win + tie/2) / votes",
             "exclude": "ties are left out: win / (win + loss)",
             "separate": "ties are their own band: win / votes"}
@@ -97,7 +97,7 @@ def studies(df: pd.DataFrame, runs: list[Run], root: Path, paper_dir: Path = PAP
     for run_id, sel in df[df["kind"] == KIND].groupby("_run_id", sort=True):
         study = by_id[run_id].manifest["study"]
         votes = sel.to_dict("records")
-        rows = summary.winrates(votes, study)
+        rows = stats.winrates(votes, study)
         rep, boot = study["report"], study["report"]["bootstrap"]
         fig_src = (study.get("paper_figure"),) if study.get("paper_figure") else ()
         ids = run_ids(sel, runs)
@@ -129,7 +129,7 @@ def studies(df: pd.DataFrame, runs: list[Run], root: Path, paper_dir: Path = PAP
                              title=f"Human preference win / tie / loss ({study['name']}; Figs. 8/9/12 layout)"))
         agree = pd.DataFrame([{"Question": a["label"], "Items rated by >= 2": a["units_multi"],
                                "Pairwise agreement %": _pct(a["pairwise_agreement"]),
-                               "Fleiss kappa": a["fleiss_kappa"]} for a in summary.agreement(votes, study)])
+                               "Fleiss kappa": a["fleiss_kappa"]} for a in stats.agreement_rows(votes, study)])
         write_table(root, f"humaneval/{run_id}/agreement", agree, floatfmt=".2f",
                     title=f"Agreement between raters: {study['name']}",
                     notes=["On the arm that won (raters saw different left/right orders). Pairwise agreement: "
@@ -137,7 +137,7 @@ def studies(df: pd.DataFrame, runs: list[Run], root: Path, paper_dir: Path = PAP
                            "with per-item rater counts; 'all questions' pools item x question units."])
         per = pd.DataFrame([{"Rater": r["rater"], "Votes": r["votes"], "Shared votes": r["shared_pairs"],
                              "Agreement with others %": _pct(r["agreement"]),
-                             "Mean Cohen kappa": r["mean_cohen_kappa"]} for r in summary.raters(votes)])
+                             "Mean Cohen kappa": r["mean_cohen_kappa"]} for r in stats.rater_rows(votes)])
         write_table(root, f"humaneval/{run_id}/raters", per, floatfmt=".2f",
                     title=f"Agreement per rater: {study['name']}",
                     notes=["Raters are pseudonyms (r1, r2 ... in the order they joined). Shared votes: votes on "
