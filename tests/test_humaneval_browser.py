@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -119,7 +119,8 @@ def test_bad_input_is_refused(make_study):
     assert r.status_code == 422 and "Did you mean 'quality'" in r.json()["error"]
     r = client.post("/api/vote", json={"item": item["item"], "question": "quality", "answer": "left"})
     assert r.status_code == 422 and "A, B, tie" in r.json()["error"]
-    assert client.post("/api/vote", content=b"not json", headers={"content-type": "application/json"}).status_code == 400
+    r = client.post("/api/vote", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400
     # another rater's item is unknown to this one
     other = TestClient(client.app)
     _login(other, "dave")
@@ -168,7 +169,8 @@ def test_two_raters_voting_at_once(make_study):
         try:
             while not (item := c.get("/api/next").json())["done"]:
                 for q in QUESTIONS:
-                    assert c.post("/api/vote", json={"item": item["item"], "question": q, "answer": "A"}).status_code == 200
+                    r = c.post("/api/vote", json={"item": item["item"], "question": q, "answer": "A"})
+                    assert r.status_code == 200
         except Exception as exc:   # surfaced below
             errors.append(exc)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 
 EPILOG = """examples:
   python -m evalkit humaneval validate experiments/humaneval/example.yaml

@@ -37,7 +37,8 @@ from typing import Any
 from evalkit.errors import EvalkitError, FieldError
 from evalkit.humaneval.stats import outcome
 from evalkit.humaneval.study import Inputs
-from evalkit.results import new_run_dir, now_iso, write_manifest
+from evalkit.records import check_record, humaneval_vote_key, results_file
+from evalkit.runs import new_run_dir, now_iso, write_manifest
 from evalkit.typed import to_dict
 
 SCHEMA_VERSION = 1
@@ -316,20 +317,22 @@ def rater_status(conn: sqlite3.Connection, questions: list[str]) -> list[dict[st
 
 
 EXPERIMENT = "humaneval"
-KIND = "humaneval_vote"
+KIND = "humaneval_vote"       # evalkit.records.HumanEvalVoteRecord
 
 
 def vote_records(rows: list[dict[str, Any]], study_name: str) -> list[dict[str, Any]]:
     created = now_iso()
     out = []
     for r in rows:
-        out.append({"kind": KIND, "status": "ok", "key": f"{r['rater_id']}|{r['item_id']}|{r['question']}",
+        key = humaneval_vote_key(r["rater_id"], r["item_id"], r["question"])
+        out.append({"kind": KIND, "status": "ok", "key": key,
                     "created": created, "study": study_name, "rater": r["rater_id"], "item": r["item_id"],
                     "prompt": r["prompt"], "index": r["idx"], "x": r["arm_x"], "y": r["arm_y"],
                     "question": r["question"], "answer": r["answer"], "left": r["left_arm"],
                     "right": r["right_arm"], "winner": r["winner"],
                     "outcome": outcome(r["winner"], r["arm_x"], r["arm_y"]), "shown_at": r["shown_at"],
                     "cast_at": r["cast_at"], "client_ms": r["client_ms"], "revisions": r["revisions"]})
+        check_record(out[-1])
     return out
 
 
@@ -349,13 +352,14 @@ def export(inputs: Inputs, db_path: Path, out_root: Path) -> Path:
     s = inputs.study
     records = vote_records(rows, s.name)
     run_dir = new_run_dir(out_root, prefix=f"{s.name}-")
+    # a fresh folder nobody else writes: all records in one file, written whole, then renamed into place
     tmp = run_dir / f".results.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         for rec in records:
             fh.write(json.dumps(rec, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, run_dir / "results.jsonl")
+    os.replace(tmp, results_file(run_dir))
     write_manifest(run_dir, experiment=EXPERIMENT, run_id=run_dir.name, kind=EXPERIMENT, study=to_dict(s),
                    study_hash=inputs.study_hash, study_file=str(inputs.path), db=str(Path(db_path).resolve()),
                    db_created=created, exported=now_iso(), n_votes=len(records), n_raters=n_raters,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from evalkit.errors import ChoiceError, EvalkitError, FieldError
 from evalkit.experiment import read_yaml
-from evalkit.results import REPO_ROOT
+from evalkit.runs import REPO_ROOT
 from evalkit.typed import apply_overrides, from_dict, to_dict
 
 DEFAULTS = REPO_ROOT / "experiments" / "humaneval" / "defaults.yaml"
