@@ -116,3 +116,12 @@ def test_help_is_fast_and_torch_free():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "examples:" in r.stdout and "humaneval serve" in r.stdout
+
+
+def test_example_study_file_is_valid():
+    """The example in experiments/humaneval/ (the README's) parses with the defaults: every key is known."""
+    from evalkit.runs import REPO_ROOT
+
+    study, path = load_study(REPO_ROOT / "experiments" / "humaneval" / "example.yaml")
+    assert study.name == "lingen_vs_dit" and study.reference_arm == "lingen" and study.paper_figure == "Fig. 8"
+    assert len(study.questions) == 6 and study.pairs_list() == [("lingen", "dit")]
