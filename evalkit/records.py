@@ -3,7 +3,8 @@
 Not a paper figure: the layer every number in ``reports/`` passes through. A record is one flat JSON object on
 one line of a ``.jsonl`` file. Kinds (the schemas below): ``cost`` (sweep: FLOPs / latency / memory / max
 frames, Fig. 1b / 6 / 20, Table 2), ``vbench`` (Tables 1 / 2 quality), ``alignment`` and ``train_loss`` (the
-small trainable suite), ``video`` (one line of a ``generate`` manifest), ``selftest`` (the launcher's check).
+small trainable suite), ``video`` (one line of a ``generate`` manifest), ``selftest`` (the launcher's check),
+``humaneval_vote`` (one effective vote of a human preference study, Figs. 8 / 9 / 10b / 12 / 19).
 
 Guarantees, in the order a crash would test them:
 
@@ -55,8 +56,8 @@ def videos_file(out_dir: Path | str, rank: int = 0, world_size: int = 1) -> Path
 # ---------------------------------------------------------------------------------------------------------------
 # schemas (every field a reader relies on; measurements add their own fields to cost records)
 # ---------------------------------------------------------------------------------------------------------------
-Kind = Literal["cost", "vbench", "alignment", "train_loss", "video", "selftest"]
-KINDS: tuple[str, ...] = ("cost", "vbench", "alignment", "train_loss", "video", "selftest")
+Kind = Literal["cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote"]
+KINDS: tuple[str, ...] = ("cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote")
 Status = Literal["ok", "flagged", "oom", "skipped", "error"]
 STATUSES: tuple[str, ...] = ("ok", "flagged", "oom", "skipped", "error")
 # statuses that count as done on resume (an error is retried)
@@ -133,6 +134,27 @@ class VideoRecord(Record, total=False):
     checkpoint_sha256: str
 
 
+class HumanEvalVoteRecord(Record, total=False):
+    """``humaneval report``: the effective (latest) vote of one rater on one question of one item."""
+    study: str
+    rater: str               # pseudonym r1, r2 ... (names stay in the study database)
+    item: str                # opaque item id
+    prompt: str
+    index: int
+    x: str                   # the compared arms; x is the reference side whose wins are counted
+    y: str
+    question: str
+    answer: str              # A (the left video as shown) | B (right) | tie
+    left: str                # the arms in the order this rater saw them
+    right: str
+    winner: str              # an arm, or "tie"
+    outcome: int             # +1 x won, 0 tie, -1 y won
+    shown_at: str | None
+    cast_at: str
+    client_ms: int | None
+    revisions: int           # how often the rater changed this answer
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # key builders
 # ---------------------------------------------------------------------------------------------------------------
@@ -155,6 +177,10 @@ def alignment_key(label: str, metric: str) -> str:
 
 def train_loss_key(label: str, step: int) -> str:
     return f"train_loss/{label}/{step}"
+
+
+def humaneval_vote_key(rater: str, item: str, question: str) -> str:
+    return f"humaneval/{rater}/{item}/{question}"
 
 
 # ---------------------------------------------------------------------------------------------------------------

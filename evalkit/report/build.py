@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, quality
+from evalkit.report import compare, cost, humaneval, quality
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -57,6 +57,8 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += compare.paper_vs_measured(df, runs, out_root, t2)
     arts += quality.vbench_tables(df, runs, out_root)
     arts += quality.train(df, runs, out_root)
+    arts += humaneval.paper_table(out_root)
+    arts += humaneval.studies(df, runs, out_root)
     kinds = set(df["kind"].dropna()) if "kind" in df else set()
     stems = {a.stem.split("/")[-1] for a in arts}
     missing = []
@@ -72,6 +74,9 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
         missing.append("Training loss curves: no train_loss records")
     if "alignment" not in kinds:
         missing.append("Alignment-suite scores: no alignment records")
+    if humaneval.KIND not in kinds:
+        missing.append("Human preference study (Figs. 8/9/10b/12/19 analogues): no humaneval records (no study "
+                       "with real raters has been published)")
     _index(out_root, arts, runs, missing)
     return sorted(p.relative_to(out_root) for p in out_root.rglob("*") if p.is_file()
                   and p.relative_to(out_root).parts[0] != "data")
