@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from evalkit.experiment import DEFAULT_EXPERIMENT, KINDS, ChoiceError, file_kind, find_experiment
+from evalkit.experiment import KINDS, ChoiceError, add_experiment_args, file_kind, find_experiment
 
 EPILOG = """examples:
   python -m evalkit validate
@@ -50,12 +50,7 @@ def _train(name: str, sets: Sequence[str]) -> None:
 def main(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m evalkit validate", description=__doc__.split("\n\n")[1],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT,
-                   help=f"experiment name under experiments/ or a YAML path (default: {DEFAULT_EXPERIMENT})")
-    p.add_argument("--smoke", action=argparse.BooleanOptionalAction, default=False,
-                   help="sweep files: apply the smoke: section")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable)")
+    add_experiment_args(p)      # the same positional, --smoke (sweep files only) and --set as sweep
     args = p.parse_args(list(argv))
     path = find_experiment(args.experiment)
     kind = file_kind(path)
