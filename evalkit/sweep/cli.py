@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evalkit.errors import FieldError
 from evalkit.experiment import add_experiment_args, load_experiment
 from evalkit.launch.config import add_launch_args, resolve_launch
 from evalkit.records import append, done_keys, read_records, results_file
@@ -89,6 +90,13 @@ def main(argv: Sequence[str]) -> int:
     if args.job_tag is not None:
         plain_name("--job-tag", args.job_tag)
     specs = plan_points(exp)                       # validates every model/flavor/point before any work
+    timed = {"latency", "memory", "max_frames"} & set(exp.config.measurements)
+    if launch.launcher == "process" and launch.workers > 1 and timed:
+        import torch
+
+        if torch.cuda.is_available():
+            raise FieldError("launch.workers", f"{launch.workers} processes at once would share the GPU while "
+                                               f"timing ({', '.join(sorted(timed))}): use 1, or measure flops only")
     if args.dry_run:
         from evalkit.launch import run_items
 
