@@ -30,11 +30,25 @@ from lingen.tesa import window_attention
 MAMBA1_REF_CHUNK = 16  # blocking of the Mamba-1 reference scan (changes memory, not the result)
 
 
+FP32_PARAMS = ("A_log", "dt_bias", "D")  # stay float32 under .to(bf16/fp16), as in Mamba2
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _hi(t: Tensor) -> Tensor:
+    """float32 for half-precision tensors, unchanged otherwise (float64 tests stay float64)."""
+    return t.float() if t.dtype in HALF else t
+
+
 class MATE(nn.Module):
-    def __init__(self, cfg: ModelConfig, layer: int, backend: str = "ref") -> None:
+    """``backend`` ('ref' | 'fused' | 'none') runs the SSD scan; ``backend_reason`` says why it is not 'fused'
+    (from ``lingen.kernels.ops.select_backend``); ``te_backend`` is set by each forward to the TESA path and SDPA
+    kernel it used (``lingen.tesa``), for the latency records."""
+
+    def __init__(self, cfg: ModelConfig, layer: int, backend: str = "ref", backend_reason: str = "") -> None:
         super().__init__()
         d, m, s = cfg.d_model, cfg.mate, cfg.mate.ssm
-        self.cfg, self.layer, self.backend = cfg, layer, backend
+        self.cfg, self.layer, self.backend, self.backend_reason = cfg, layer, backend, backend_reason
+        self.te_backend = "none"
         self.heads, self.d = cfg.heads, d
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.out = nn.Linear(d, d, bias=False)
@@ -62,6 +76,22 @@ class MATE(nn.Module):
             if m.review:
                 self.review_type = nn.Parameter(torch.zeros(d))
 
+    def _apply(self, fn, recurse=True):
+        """Casts and moves as nn.Module does, except that a cast to half precision leaves A_log, dt_bias and D in
+        float32 (Mamba2 keeps its SSM parameters in fp32 and computes ``A = -exp(A_log.float())``): they only
+        follow the device."""
+        keep = {name: (p, p.detach(), p.grad) for name in FP32_PARAMS
+                if isinstance(p := getattr(self, name, None), nn.Parameter) and p.dtype == torch.float32}
+        super()._apply(fn, recurse)
+        for name, (p, old, grad) in keep.items():
+            new = getattr(self, name)  # the same Parameter, or a new one (swap_module_params_on_conversion)
+            if new.dtype in HALF:
+                with torch.no_grad():
+                    new.data = old.to(device=new.device)
+                if grad is not None:
+                    new.grad = grad.to(device=new.device)
+        return self
+
     def _direction(self, u: Tensor, dt_in: Tensor, i: int, n_review: int) -> Tensor:
         """One scan direction over u (B, R+L, 3D) [v | k | q]; returns (B, L, D) video outputs, scan order."""
         s = self.cfg.mate.ssm
@@ -72,14 +102,16 @@ class MATE(nn.Module):
         B = B.reshape(b, n, self.hs, s.d_state)  # (B, n, Hs, N)
         C = C.reshape(b, n, self.hs, s.d_state)
         if s.kind == "mamba2":
-            dt = F.softplus(dt_in[..., i * self.hs:(i + 1) * self.hs] + self.dt_bias[i])  # (B, n, Hs)
+            # dt, A and the D skip in float32 (the fp32 parameters), as Mamba2; y back in the activation dtype
+            dt = F.softplus(_hi(dt_in[..., i * self.hs:(i + 1) * self.hs]) + _hi(self.dt_bias[i]))  # (B, n, Hs)
             xh = x.reshape(b, n, self.hs, s.headdim)  # (B, n, Hs, P)
-            y = ssd_scan(xh, dt, -torch.exp(self.A_log[i]), B, C, s.chunk, self.backend)
-            y = (y + xh * self.D[i][:, None]).reshape(b, n, self.d)
+            y = ssd_scan(xh, dt, -torch.exp(_hi(self.A_log[i])), B, C, s.chunk, self.backend)
+            y = (y + xh * _hi(self.D[i])[:, None]).to(x.dtype).reshape(b, n, self.d)  # (B, n, D)
         else:
             r = self.cfg.dt_rank
-            dt = F.softplus(self.dt_up[i](dt_in[..., i * r:(i + 1) * r]) + self.dt_bias[i])  # (B, n, D)
-            y = selective_scan(x, dt, -torch.exp(self.A_log[i]), B, C, MAMBA1_REF_CHUNK) + x * self.D[i]
+            dt = F.softplus(_hi(self.dt_up[i](dt_in[..., i * r:(i + 1) * r])) + _hi(self.dt_bias[i]))  # (B, n, D)
+            y = selective_scan(x, dt, -torch.exp(_hi(self.A_log[i])), B, C, MAMBA1_REF_CHUNK)
+            y = (y + x * _hi(self.D[i])).to(x.dtype)
         return y[:, n_review:]
 
     def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -87,7 +119,7 @@ class MATE(nn.Module):
         b, n, d = x.shape
         if not m.ma:
             q, k, v = self.qkv(x).chunk(3, dim=-1)
-            return self.out(window_attention(q, k, v, grid, self.heads, m.window, m.shift, self.layer))
+            return self.out(self._tesa(q, k, v, grid))
         # 1. scan order (+ review tokens in front)
         seq = self.scan.fwd(x, grid)  # (B, L, D) scan order
         if m.review:
@@ -113,5 +145,11 @@ class MATE(nn.Module):
             return self.out(ma)
         # 5. TE-branch on the video tokens' q, k, v in grid order
         qg, kg, vg = self.scan.inv(qkv[:, nr:], grid).chunk(3, dim=-1)  # each (B, L, D)
-        te = window_attention(qg, kg, vg, grid, self.heads, m.window, m.shift, self.layer)
-        return self.out(ma + te)
+        return self.out(ma + self._tesa(qg, kg, vg, grid))
+
+    def _tesa(self, q: Tensor, k: Tensor, v: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """TE-branch (B, L, D) -> (B, L, D); records which path and SDPA kernel ran in ``te_backend``."""
+        m, used = self.cfg.mate, set()
+        y = window_attention(q, k, v, grid, self.heads, m.window, m.shift, self.layer, used=used)
+        self.te_backend = "+".join(sorted(used))
+        return y

@@ -5,7 +5,7 @@ import torch
 
 from lingen.backbone import VideoDiT
 from lingen.config import ModelConfig
-from lingen.kernels.ops import resolve_backend
+from lingen.kernels.ops import select_backend
 from lingen.mate import MATE
 
 
@@ -14,7 +14,7 @@ def build_lingen(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = tor
     """LinGen (and its Table 2 variants, which are switches in ``cfg.mate``) on ``device``."""
     if cfg.mixer != "mate":
         raise ValueError(f"mixer: build_lingen needs mixer 'mate', got {cfg.mixer!r}")
-    backend = resolve_backend(kernels, device)
+    backend, reason = select_backend(kernels, device, cfg.mate.ssm.kind if cfg.mate.ma else None)
     with torch.device(device):
-        model = VideoDiT(cfg, lambda c, layer: MATE(c, layer, backend))
+        model = VideoDiT(cfg, lambda c, layer: MATE(c, layer, backend, reason))
     return model.to(dtype=dtype)

@@ -1,6 +1,13 @@
 """Shared fixtures: ``tests/`` on PYTHONPATH for child processes (faults.py), a random-weight tiny checkpoint, small
-real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser`` tests run only when
-the marker expression asks for them (``pytest -m browser``)."""
+real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser`` and ``triton`` tests
+run only when the marker expression asks for them (``pytest -m browser``, ``pytest -m triton``).
+
+``triton`` (tests/triton: mamba-ssm's fused SSD under Triton's interpreter on CPU): when ``-m`` selects it,
+``pytest_configure`` sets ``TRITON_INTERPRET=1`` before any test module is imported. Triton compiles its own
+library (``tl.cumsum``, ...) for the interpreter only if that is set before ``import triton``, and
+``torch.utils.flop_counter`` (imported by lingen) imports triton when it is installed, so this cannot wait for
+tests/triton/conftest.py. Runs that do not select the group are untouched.
+"""
 from __future__ import annotations
 
 import os
@@ -10,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from _pytest.mark.expression import Expression
 
 TESTS = Path(__file__).resolve().parent
 # the pixel-space geometry of experiments/train_tiny.yaml at 32x32, 8 frames at 8 fps
@@ -53,16 +61,29 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 COLOURS = {"lingen": (230, 60, 40), "dit": (40, 110, 230), "mamba": (60, 180, 80)}
 
 
+def _selects_triton(config) -> bool:
+    """The -m expression is given and selects a test marked only ``triton``."""
+    markexpr = config.getoption("-m") or ""
+    return bool(markexpr) and Expression.compile(markexpr).evaluate(lambda name, **_: name == "triton")
+
+
+def pytest_configure(config):
+    if _selects_triton(config):
+        os.environ["TRITON_INTERPRET"] = "1"
+        os.environ["MAMBA_DETERMINISTIC"] = "1"  # one autotune config: no GPU driver to benchmark configs with
+
+
 def pytest_collection_modifyitems(config, items):
     """The quick and slow runs (-m "not slow and not vbench", -m slow) never need chromium: browser tests are
     deselected unless the -m expression names them. Under -m browser they run, and fail when chromium or the
-    extra is missing."""
-    if "browser" in (config.getoption("-m") or ""):
-        return
-    browser = [i for i in items if i.get_closest_marker("browser")]
-    if browser:
-        config.hook.pytest_deselected(items=browser)
-        items[:] = [i for i in items if not i.get_closest_marker("browser")]
+    extra is missing. Likewise triton tests run only when -m selects them (they need the interpreter switched on
+    before triton is imported: their own process)."""
+    off = [m for m, wanted in (("browser", "browser" in (config.getoption("-m") or "")),
+                               ("triton", _selects_triton(config))) if not wanted]
+    drop = [i for i in items if any(i.get_closest_marker(m) for m in off)]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [i for i in items if i not in drop]
 
 
 def write_clip(path: Path, rgb: tuple[int, int, int], frames: int = 12, size: int = 64, fps: int = 8,

@@ -140,7 +140,10 @@ def test_cpu_latency_tiny_ok_large_skipped(tmp_path: Path) -> None:
 def test_cpu_latency_lingen_reports_reference_scan(tmp_path: Path) -> None:
     if torch.cuda.is_available():
         pytest.skip("CPU latency path only")
-    assert _cpu_latency(tmp_path, "lingen")["backend_ssd"] == "ref"
+    r = _cpu_latency(tmp_path, "lingen")
+    assert r["backend_ssd"] == "ref" and r["backend_ssd_selected"] == "ref"
+    assert "CPU tensors" in r["backend_ssd_reason"]  # why not the fused kernel, from the kernel switch
+    assert r["backend_tesa"].startswith("split:")  # the mask-free TESA path and the SDPA kernel it dispatched to
 
 
 def test_percentile_and_backend_names() -> None:

@@ -1,12 +1,17 @@
-"""TEmporal Swin Attention (LinGen Fig. 5): locality on unshifted layers, crossing on shifted layers, exactness
-against a brute-force masked full attention, padding, and window-vs-grid errors."""
+"""TEmporal Swin Attention (LinGen Fig. 5): locality on unshifted layers, crossing on shifted layers, exactness of
+both implementations (mask-free ``split``, padded+rolled ``masked``) against a brute-force masked full attention
+in every window / shift / padding case, split never passing a mask to SDPA, the masked path counting the
+analytic FLOPs on meta, and window / shift errors."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lingen.tesa import window_attention
+from torch.utils.flop_counter import FlopCounterMode
+
+from lingen import analytic
+from lingen.tesa import effective_shift, segments, window_attention
 
 HEADS, D = 2, 8
 
@@ -37,14 +42,94 @@ def _brute(q, k, v, grid, window, shift):
     return y.transpose(1, 2).reshape(1, -1, D)
 
 
+# (grid, window, shift): unpadded, padded on every axis, a window covering a whole axis (no shift there), a
+# shift of 2 with window 3, shift 0 on one axis, a window of one token, the window equal to the grid.
+CASES = [((4, 4, 6), (2, 2, 3), (1, 1, 1)), ((5, 3, 7), (2, 2, 3), (1, 1, 1)), ((6, 4, 6), (3, 4, 2), (1, 2, 1)),
+         ((7, 5, 8), (3, 2, 3), (2, 1, 2)), ((6, 5, 4), (4, 3, 2), (0, 1, 1)), ((3, 4, 5), (1, 2, 2), (0, 1, 1)),
+         ((4, 4, 4), (4, 4, 4), (2, 2, 2)), ((10, 5, 7), (4, 3, 3), (2, 1, 1))]
+
+
+@pytest.mark.parametrize("impl", ["split", "masked"])
 @pytest.mark.parametrize("layer", [0, 1])
-@pytest.mark.parametrize("grid", [(4, 4, 6), (5, 3, 7)])
-def test_matches_brute_force_mask(layer, grid):
-    window, shift = (2, 2, 3), (1, 1, 1)
+@pytest.mark.parametrize("grid,window,shift", CASES)
+def test_matches_brute_force_mask(grid, window, shift, layer, impl):
     q, k, v = _qkv(grid)
-    eff = shift if layer % 2 else (0, 0, 0)
-    torch.testing.assert_close(window_attention(q, k, v, grid, HEADS, window, shift, layer),
+    eff = effective_shift(grid, window, shift, layer)
+    torch.testing.assert_close(window_attention(q, k, v, grid, HEADS, window, shift, layer, impl=impl),
                                _brute(q, k, v, grid, window, eff))
+
+
+@pytest.mark.parametrize("grid,window,shift", CASES[1:4])
+def test_split_and_masked_gradients_agree(grid, window, shift):
+    grads = []
+    for impl in ("split", "masked"):
+        q, k, v = (t.requires_grad_(True) for t in _qkv(grid))
+        y = window_attention(q, k, v, grid, HEADS, window, shift, 1, impl=impl)
+        grads.append(torch.autograd.grad(y, (q, k, v), torch.ones_like(y) + y.detach()))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b)
+
+
+def test_segments_tile_the_axis():
+    for g in range(1, 12):
+        for w in range(1, g + 1):
+            for s in range(w if w < g else 1):
+                runs = segments(g, w, s)
+                cover = [i for start, count, length in runs for i in range(start, start + count * length)]
+                assert cover == list(range(g)) and len(runs) <= 3
+                assert all(1 <= length <= w for _, _, length in runs)
+
+
+def _sdpa_calls(monkeypatch):
+    calls, real = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        calls.append((tuple(q.shape), attn_mask))
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    return calls
+
+
+@pytest.mark.parametrize("grid,window,shift", CASES)
+def test_split_is_mask_free(grid, window, shift, monkeypatch):
+    """Every SDPA call of the split path is mask-free (flash-eligible on GPU): one per block of equal windows,
+    a single call on unshifted, unpadded layers; the masked path needs a mask exactly there."""
+    q, k, v = _qkv(grid)
+    for layer in (0, 1):
+        calls = _sdpa_calls(monkeypatch)
+        used = set()
+        window_attention(q, k, v, grid, HEADS, window, shift, layer, impl="split", used=used)
+        s = effective_shift(grid, window, shift, layer)
+        blocks = 1
+        for g, w, sh in zip(grid, window, s):
+            blocks *= len(segments(g, w, sh))
+        assert len(calls) == blocks and all(mask is None for _, mask in calls)
+        assert {u.split(":")[0] for u in used} == {"split"}
+        aligned = s == (0, 0, 0) and all(g % w == 0 for g, w in zip(grid, window))
+        assert (blocks == 1) == aligned
+        calls.clear()
+        window_attention(q, k, v, grid, HEADS, window, shift, layer, impl="masked")
+        assert len(calls) == 1 and (calls[0][1] is None) == aligned
+
+
+def test_meta_counts_the_analytic_flops_with_the_masked_path():
+    """On meta (FLOP counting) 'auto' runs the masked path: full windows on the padded grid, the analytic term."""
+    grid, window, shift, d = (10, 5, 7), (4, 3, 3), (2, 1, 1), 32
+    for layer in (0, 1):
+        q, k, v = (torch.empty(2, 350, d, device="meta") for _ in range(3))
+        used = set()
+        with FlopCounterMode(display=False) as fc:
+            window_attention(q, k, v, grid, 4, window, shift, layer, used=used)
+        assert used == {"masked:meta"}
+        assert fc.get_total_flops() == 2 * 4 * analytic.padded_tokens(grid, window) * (4 * 3 * 3) * d
+
+
+def test_bad_shift_or_impl_is_an_error():
+    q, k, v = _qkv((4, 4, 4))
+    with pytest.raises(ValueError, match=r"mate.shift.*along h: 2 vs 2"):
+        window_attention(q, k, v, (4, 4, 4), HEADS, (2, 2, 2), (1, 2, 1), 1)
+    with pytest.raises(ValueError, match="impl: unknown TESA implementation 'fast'"):
+        window_attention(q, k, v, (4, 4, 4), HEADS, (2, 2, 2), (1, 1, 1), 1, impl="fast")
 
 
 def _influence(grid, window, shift, layer, src, dst):

@@ -6,7 +6,9 @@ then timed iterations until at least ``min_iterations`` *and* ``min_seconds`` ar
 On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing. On CPU: ``perf_counter`` (after the forward returns,
 CPU ops are synchronous), only for points whose analytic forward cost is under ``latency.cpu_budget_gflop``;
 larger points get a ``skipped`` row with the reason. The SDPA and SSD backends that actually ran are read from
-a profiled extra call (op and kernel names), not assumed. An OOM is an ``oom`` row.
+a profiled extra call (op and kernel names), not assumed; next to them the SSD backend the model selected and,
+when it is not the fused kernel, why (``backend_ssd_reason``), and the TESA path + SDPA kernel MATE's last
+forward dispatched to (``backend_tesa``). An OOM is an ``oom`` row.
 
 Scopes: ``denoiser_forward`` = one call at batch ``batch``; ``sampling_loop`` = the sampler ``generate`` runs
 (``evalkit.sampling.sample``: ``steps`` Euler steps, CFG as one forward of twice the batch when ``cfg_factor`` is
@@ -77,6 +79,12 @@ def time_call(fn: Any, *, cuda: bool, warmup: int, min_iterations: int, min_seco
     return times
 
 
+def _module_facts(model: Any, attr: str) -> str:
+    """The distinct string values of ``attr`` over the model's modules, '+'-joined (the models' own reports:
+    MATE's ``backend`` / ``backend_reason`` from the kernel switch, ``te_backend`` set by its last forward)."""
+    return "+".join(sorted({v for m in model.modules() if isinstance(v := getattr(m, attr, None), str) and v}))
+
+
 def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     import torch
 
@@ -114,6 +122,7 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
              "iterations": len(raw), "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": percentile(raw, 50),
              "latency_ms_p90": percentile(raw, 90), "latency_ms_mean": statistics.fmean(raw),
              "backend_sdpa": sdpa_backend_from_names(names), "backend_ssd": ssd_backend_from_names(names),
-             "backend_ssd_selected": "+".join(sorted({str(m.backend) for m in model.modules()
-                                                      if isinstance(getattr(m, "backend", None), str)})) or "none",
+             "backend_ssd_selected": _module_facts(model, "backend") or "none",
+             "backend_ssd_reason": _module_facts(model, "backend_reason"),
+             "backend_tesa": _module_facts(model, "te_backend") or "none",
              "gpu": torch.cuda.get_device_name(0) if cuda else None}]

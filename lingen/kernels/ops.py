@@ -1,40 +1,71 @@
 """Custom ops ``lingen::ssd_scan`` / ``lingen::selective_scan`` (reference body, fake kernel, FLOP formula,
-autograd by recomputation) and the ``auto | ref | fused`` backend switch (fused = mamba-ssm Triton SSD on CUDA).
+autograd by recomputation) and the ``auto | ref | fused`` backend switch (fused = mamba-ssm's Triton SSD, loaded
+and checked by ``lingen.kernels.fused``; the choice comes with the reason when it is not the fused kernel).
 """
 from __future__ import annotations
+
+import sys
 
 import torch
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
 from lingen import analytic
+from lingen.kernels import fused
 from lingen.kernels import reference as ref
 
 BACKENDS = ("auto", "ref", "fused")
+_REPORTED: set[str] = set()  # reasons already printed (once per process each)
 
 
-def _fused_available() -> bool:
-    try:
-        import mamba_ssm.ops.triton.ssd_combined  # noqa: F401
-    except Exception:  # ImportError, or a broken build without triton
-        return False
-    return torch.cuda.is_available()
-
-
-def resolve_backend(kernels: str, device: str) -> str:
-    """'auto' -> 'fused' on CUDA with mamba-ssm importable, else 'ref'. 'fused' without them is an error."""
+def _check_choice(kernels: str) -> None:
     if kernels not in BACKENDS:
         import difflib
         guess = difflib.get_close_matches(str(kernels), BACKENDS, n=1)
         hint = f" Did you mean {guess[0]!r}?" if guess else ""
         raise ValueError(f"kernels: unknown backend {kernels!r}. Valid choices: {', '.join(BACKENDS)}.{hint}")
-    is_cuda = str(device).startswith("cuda")
-    if kernels == "ref" or (kernels == "auto" and not (is_cuda and _fused_available())):
-        return "ref"
-    if not is_cuda or not _fused_available():
-        raise RuntimeError("kernels='fused' needs a CUDA device and mamba-ssm (install the `gpu` extra: "
-                           "pip install -e '.[gpu]'); use kernels='ref' or 'auto' otherwise")
-    return "fused"
+
+
+def fused_unavailable_reason(device: str | torch.device) -> str | None:
+    """None when mamba-ssm's fused SSD can run on ``device``, else one sentence saying why not."""
+    return fused.unavailable_reason(torch.device(device).type)
+
+
+def select_backend(kernels: str, device: str | torch.device, ssm: str | None = "mamba2") -> tuple[str, str]:
+    """(backend, reason) of the MA-branch scan: backend 'fused' | 'ref' | 'none' (no SSM), reason '' for fused.
+
+    ``ssm`` is the scan kind ('mamba2' SSD, 'mamba1' selective scan, None for a model without an MA-branch).
+    'auto' -> 'fused' on CUDA where mamba-ssm's Triton SSD runs, else 'ref' with the reason (printed once per
+    process and reason). 'fused' where it cannot run is an error, never a quiet reference run; it also accepts CPU
+    tensors when the kernels were compiled for Triton's interpreter (the ``triton`` tests), which 'auto' never
+    picks.
+    """
+    _check_choice(kernels)
+    dev = torch.device(device)
+    if ssm is None:
+        return "none", "no MA-branch: the model runs no scan"
+    if kernels == "ref":
+        return "ref", "kernels='ref' requested"
+    if ssm != "mamba2":
+        reason = (f"the {ssm} selective scan has only the plain-PyTorch reference here (mamba-ssm's fused one is "
+                  "the CUDA extension selective_scan_cuda)")
+    else:
+        reason = fused_unavailable_reason(dev)
+        if reason is None and kernels == "auto" and dev.type != "cuda":
+            reason = "kernels='auto' uses the fused SSD on CUDA only (on CPU it is Triton's interpreter)"
+    if reason is None:
+        return "fused", ""
+    if kernels == "fused":
+        raise RuntimeError(f"kernels='fused' cannot run on {dev.type}: {reason}. Use kernels='auto' or 'ref'.")
+    if dev.type != "meta" and reason not in _REPORTED:
+        _REPORTED.add(reason)
+        print(f"lingen: the MA-branch scan uses the reference kernels on {dev.type}: {reason}", file=sys.stderr)
+    return "ref", reason
+
+
+def resolve_backend(kernels: str, device: str | torch.device) -> str:
+    """The SSD backend name of :func:`select_backend` ('fused' | 'ref')."""
+    return select_backend(kernels, device)[0]
 
 
 # ---- SSD (Mamba2) ----------------------------------------------------------------------------------------------
@@ -83,10 +114,21 @@ def _ssd_flop(x_shape, dt_shape, A_shape, B_shape, C_shape, chunk, *args, out_sh
 
 
 def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int, backend: str = "ref") -> Tensor:
-    """y (b,l,h,p) of the SSD recurrence; x (b,l,h,p), dt (b,l,h) > 0, A (h) < 0, B/C (b,l,h,n)."""
-    if backend == "fused" and x.is_cuda:
-        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
-        return mamba_chunk_scan_combined(x, dt, A, B, C, chunk_size=chunk)
+    """y (b,l,h,p) of the SSD recurrence; x (b,l,h,p), dt (b,l,h) > 0, A (h) < 0, B/C (b,l,h,n).
+
+    backend 'ref' | 'fused' | 'auto' ('auto' is resolved for x's device). 'fused' is mamba-ssm's
+    ``mamba_chunk_scan_combined`` with ngroups = h (one B/C per head), dt already positive (no dt_bias, no
+    softplus inside), and no D, no z (the caller adds D x and gates). It raises where it cannot run.
+    """
+    if backend == "auto":
+        backend = resolve_backend("auto", x.device)
+    if backend == "fused":
+        reason = fused_unavailable_reason(x.device)
+        if reason is not None:
+            raise RuntimeError(f"ssd_scan(backend='fused') on {x.device.type} tensors: {reason}")
+        return fused.load().fn(x, dt, A, B, C, chunk_size=chunk)
+    if backend != "ref":
+        _check_choice(backend)
     return torch.ops.lingen.ssd_scan(x, dt, A, B, C, chunk)
 
 
