@@ -185,10 +185,10 @@ def test_fused_unavailable_reason_names_the_import_error(fake_mamba, tmp_path, m
 
 
 # Relative errors below are max |fused - ref| / max |ref| (ref: float64). On CPU under Triton's interpreter
-# (tests/triton) float32 measured <= 2e-6 and float16 <= 1e-3 (4.4e-3 for dA). On a GPU, Triton's tl.dot takes
-# float32 inputs as TF32 (10-bit mantissa, as float16), so float32 gets the float16 tolerance; bfloat16 has 3
-# fewer mantissa bits than float16, hence 8x. Not yet measured on a GPU.
-GPU_TOL = {torch.float32: 4e-3, torch.bfloat16: 3e-2}
+# (tests/triton) float32 measured <= 2.7e-6 and float16 <= 1.5e-3 (y, all gradients). On a GPU, Triton's tl.dot
+# takes float32 inputs as TF32 (10-bit mantissa, as float16; mamba-ssm sets no input_precision), so float32 gets
+# a float16-like tolerance; bfloat16 has 3 fewer mantissa bits than float16, hence 8x. Not yet measured on a GPU.
+GPU_TOL = {torch.float32: 6e-3, torch.bfloat16: 5e-2}
 
 
 @pytest.mark.gpu

@@ -12,7 +12,9 @@ Where it runs. Triton compiles mamba-ssm's kernels when their modules are import
 ``TRITON_INTERPRET=1`` set before that, for Triton's CPU interpreter (numpy; ~1e4x slower). The rule here is
 explicit: GPU-compiled kernels run on CUDA tensors, interpreted kernels on CPU tensors, nothing else. The
 interpreter is a correctness tool (the ``triton`` test group checks the real kernels on CPU with it); ``auto``
-never picks it, only an explicit ``kernels='fused'`` does.
+never picks it, only an explicit ``kernels='fused'`` does. On a CPU-only torch, mamba-ssm 2.3.2.post1 also calls
+``torch.cuda.device(t.device.index)`` around each launch and ``torch.cuda.get_device_properties`` in the
+backward; tests/triton/conftest.py patches both for CPU tensors (test code only).
 """
 from __future__ import annotations
 

@@ -4,8 +4,8 @@ reference scan, on CPU under Triton's interpreter, forward and backward (input a
 Both paths share every line of MATE except ``ssd_scan``'s mapping onto ``mamba_chunk_scan_combined``
 (x <- v, B <- k, C <- q per head, ngroups = heads, dt after softplus, D and the z gate outside the kernel), so
 agreement proves that mapping. A control shows the comparison detects a wrong mapping (B and C swapped).
-Measured (tiny preset: d 64, 4 SSD heads of 16, chunk 8, 24 video + 2 review tokens, float32): relative error
-max|fused - ref| / max|ref| <= 4e-7 for the output and <= 2e-6 for the gradients; tolerance 1e-5.
+Measured (tiny preset: d 64, 4 SSD heads of 16, chunk 8, 24 video + 2 review tokens, float32, layers 0 and 1):
+relative error max|fused - ref| / max|ref| 1.7e-7 for the output, 1.3e-6 for the worst gradient; tolerance 5e-6.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from lingen.mate import MATE
 pytestmark = pytest.mark.triton
 
 GRID = (2, 3, 4)  # 24 video tokens + ceil(24 / 16) = 2 review tokens: 26, not a multiple of the chunk (8)
-TOL = 1e-5
+TOL = 5e-6
 
 
 def _pair(layer: int):

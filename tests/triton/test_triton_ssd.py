@@ -5,15 +5,16 @@ chunk, ngroups = heads (one B/C per head, as MATE passes them), dt and A in floa
 Also: the shims of conftest.py are still needed by this mamba-ssm (each test fails once a release fixes it).
 
 Errors are max|fused - ref| / max|ref| per tensor (y and the gradients of x, dt, A, B, C), ref in float64.
-Measured here (mamba-ssm 2.3.2.post1, triton 3.9.0; b=2, h=2, headdim = d_state = 16, chunk 16, lengths 1/23/50,
-3 seeds each; the run's summary prints this run's values):
-    float32                 y 2.5e-7  dx 2.7e-7  ddt 4.6e-7  dA 5.3e-7  dB 2.5e-7  dC 2.5e-7
-    float16 (x, B, C)       y 4.6e-4  dx 5.3e-4  ddt 4.0e-4  dA 6.2e-4  dB 5.3e-4  dC 6.3e-4
-    float32, large dt       y 3.2e-7  dx 2.4e-7  ddt 1.4e-6  dA 7.8e-6  dB 1.7e-7  dC 1.6e-7
-(large dt: dt ~ softplus(N(2, 1)), A in -[16, 1]). float16's y error is one float16 rounding of the output
+Measured here (mamba-ssm 2.3.2.post1, triton 3.9.0; b=2, h=2, headdim = d_state = 16, chunk 16; lengths 23 and
+50 with seeds 0-5, 7, 23, 50, length 1 with seeds 0-2; largest value over all; the run's summary prints this
+run's values):
+    float32                 y 5.3e-7  dx 3.4e-7  ddt 5.4e-7  dA 2.7e-6  dB 2.7e-7  dC 3.4e-7
+    float16 (x, B, C)       y 6.4e-4  dx 6.5e-4  ddt 4.8e-4  dA 1.5e-3  dB 9.4e-4  dC 6.3e-4
+    float32, large dt       y 1.6e-6  dx 1.7e-6  ddt 3.4e-6  dA 1.2e-5  dB 5.2e-7  dC 5.5e-7
+(large dt: dt ~ softplus(N(2, 1)), A in -[16, 1]). float16's y error is about one float16 rounding of the output
 (2^-11 = 4.9e-4); dA is a sum over the sequence with cancellations, so its relative error varies most between
 seeds. lingen's own reference run in float32 is no closer to float64 (dA 7e-6; 1.2e-4 with large dt).
-Tolerances are ~4x the largest measured value.
+Tolerances are 3-4x the largest measured value.
 """
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ pytestmark = pytest.mark.triton
 
 CHUNK = 16
 NAMES = ("y", "dx", "ddt", "dA", "dB", "dC")
-TOL = {  # relative error, ~4x the largest measured (module docstring)
-    "float32": {"y": 1e-6, "dx": 1e-6, "ddt": 2e-6, "dA": 2.5e-6, "dB": 1e-6, "dC": 1e-6},
-    "float16": {"y": 2e-3, "dx": 2e-3, "ddt": 1.6e-3, "dA": 2.5e-3, "dB": 2e-3, "dC": 2.5e-3},
-    "float32-large-dt": {"y": 1.5e-6, "dx": 1e-6, "ddt": 6e-6, "dA": 3e-5, "dB": 1e-6, "dC": 1e-6},
+TOL = {  # relative error, 3-4x the largest measured (module docstring)
+    "float32": {"y": 2e-6, "dx": 1.5e-6, "ddt": 2e-6, "dA": 1e-5, "dB": 1.2e-6, "dC": 1.5e-6},
+    "float16": {"y": 2.5e-3, "dx": 2.5e-3, "ddt": 2e-3, "dA": 6e-3, "dB": 4e-3, "dC": 2.5e-3},
+    "float32-large-dt": {"y": 6e-6, "dx": 6e-6, "ddt": 1.2e-5, "dA": 5e-5, "dB": 2e-6, "dC": 2e-6},
 }
 
 
