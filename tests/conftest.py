@@ -2,11 +2,11 @@
 real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser`` and ``triton`` tests
 run only when the marker expression asks for them (``pytest -m browser``, ``pytest -m triton``).
 
-``triton`` (tests/triton: mamba-ssm's fused SSD under Triton's interpreter on CPU): when ``-m`` selects it,
+``triton`` (test_triton_*.py: mamba-ssm's fused SSD under Triton's interpreter on CPU): when ``-m`` selects it,
 ``pytest_configure`` sets ``TRITON_INTERPRET=1`` before any test module is imported. Triton compiles its own
 library (``tl.cumsum``, ...) for the interpreter only if that is set before ``import triton``, and
-``torch.utils.flop_counter`` (imported by lingen) imports triton when it is installed, so this cannot wait for
-tests/triton/conftest.py. Runs that do not select the group are untouched.
+``torch.utils.flop_counter`` (imported by lingen) imports triton when it is installed, so this cannot wait for a
+fixture. Runs that do not select the group are untouched; its fixtures are in triton_fixtures.py.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 from _pytest.mark.expression import Expression
+from triton_fixtures import cpu_shims, fused_ssd, measured, pytest_terminal_summary  # noqa: F401 (triton group)
 
 TESTS = Path(__file__).resolve().parent
 # the pixel-space geometry of experiments/train_tiny.yaml at 32x32, 8 frames at 8 fps

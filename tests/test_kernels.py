@@ -1,6 +1,6 @@
 """SSD (Mamba2) and selective-scan (Mamba-1) references: chunked == step-by-step recurrence; custom ops count
 on meta with their formulas; autograd through the custom ops; the backend switch (reasons, errors, loading a
-mamba-ssm without its CUDA extension). The real fused kernel is checked on CPU by tests/triton (marker triton)."""
+mamba-ssm without its CUDA extension). The real fused kernel is checked on CPU by test_triton_*.py (marker triton)."""
 from __future__ import annotations
 
 import importlib
@@ -155,7 +155,7 @@ def fake_mamba(tmp_path, monkeypatch):
     for k in saved:
         del sys.modules[k]
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(fused, "_interpreted", lambda module: False)  # no triton in the fake; real: tests/triton
+    monkeypatch.setattr(fused, "_interpreted", lambda module: False)  # no triton in the fake; real: test_triton_ssd.py
     fused.load.cache_clear()
     yield
     for k in [k for k in sys.modules if k == "mamba_ssm" or k.startswith("mamba_ssm.")]:
@@ -185,7 +185,7 @@ def test_fused_unavailable_reason_names_the_import_error(fake_mamba, tmp_path, m
 
 
 # Relative errors below are max |fused - ref| / max |ref| (ref: float64). On CPU under Triton's interpreter
-# (tests/triton) float32 measured <= 2.7e-6 and float16 <= 1.5e-3 (y, all gradients). On a GPU, Triton's tl.dot
+# (test_triton_ssd.py) float32 measured <= 2.7e-6 and float16 <= 1.5e-3 (y, all gradients). On a GPU, Triton's tl.dot
 # takes float32 inputs as TF32 (10-bit mantissa, as float16; mamba-ssm sets no input_precision), so float32 gets
 # a float16-like tolerance; bfloat16 has 3 fewer mantissa bits than float16, hence 8x. Not yet measured on a GPU.
 GPU_TOL = {torch.float32: 6e-3, torch.bfloat16: 5e-2}

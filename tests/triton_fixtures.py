@@ -1,11 +1,14 @@
-"""The ``triton`` test group: mamba-ssm's real fused SSD (Triton kernels) run on CPU by Triton's interpreter.
+"""Fixtures of the ``triton`` test group (test_triton_ssd.py, test_triton_mate.py): mamba-ssm's real fused SSD
+(Triton kernels) run on CPU by Triton's interpreter. tests/conftest.py imports them (a second conftest.py would
+shadow the module name ``conftest`` that other tests import from; a folder named ``triton`` would be found by
+``import triton`` where triton is not installed).
 
-Run it in its own process: ``python -m pytest -q -m triton`` (CI does, after installing mamba-ssm and triton).
-Kernels are compiled for the interpreter only if ``TRITON_INTERPRET=1`` is set before mamba-ssm's Triton modules
-are imported; the session fixture below sets it (and ``MAMBA_DETERMINISTIC=1``: one autotune config, since the
-autotuner cannot benchmark without a GPU driver) before it loads them, and fails if they were loaded earlier in
-this process compiled for a GPU. Importing this file has no side effects, so the quick suite is untouched.
-A missing mamba-ssm or triton is a failure with the install recipe, never a skip.
+Run the group in its own process: ``python -m pytest -q -m triton`` (CI does, after installing mamba-ssm and
+triton); tests/conftest.py then sets ``TRITON_INTERPRET=1`` before anything imports triton. The session fixture
+below also sets ``MAMBA_DETERMINISTIC=1`` (one autotune config: the autotuner cannot benchmark without a GPU
+driver) before it loads mamba-ssm, and fails if the kernels are not compiled for the interpreter. Importing this
+file has no side effects, so the quick suite is untouched. A missing mamba-ssm or triton is a failure with the
+install recipe, never a skip.
 
 Two shims for mamba-ssm 2.3.2.post1 on CPU tensors live here (test code only), each limited to CPU tensors and
 each with a test (test_triton_ssd.py) that fails once a mamba-ssm release makes it unnecessary:

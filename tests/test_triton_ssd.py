@@ -2,7 +2,7 @@
 backward, against lingen's chunked reference (``ssd_scan(backend='ref')``) and the step-by-step recurrence
 (``reference.ssd_sequential``), both in float64 from the same rounded inputs. Lengths not a multiple of the
 chunk, ngroups = heads (one B/C per head, as MATE passes them), dt and A in float32 as MATE passes them.
-Also: the shims of conftest.py are still needed by this mamba-ssm (each test fails once a release fixes it).
+Also: the shims of triton_fixtures.py are still needed by this mamba-ssm (each test fails once a release fixes it).
 
 Errors are max|fused - ref| / max|ref| per tensor (y and the gradients of x, dt, A, B, C), ref in float64.
 Measured here (mamba-ssm 2.3.2.post1, triton 3.9.0; b=2, h=2, headdim = d_state = 16, chunk 16; lengths 23 and
@@ -137,5 +137,5 @@ def test_properties_shim_still_needed(fused_ssd, cpu_shims, monkeypatch):
     _run(inputs, gy.float(), torch.float32, "fused")
     assert cpu_shims.used["properties"] > before, (
         f"mamba-ssm {fused_ssd.version}'s backward no longer reads torch.cuda.get_device_properties on CPU "
-        "tensors: remove that shim from tests/triton/conftest.py")
+        "tensors: remove that shim from tests/triton_fixtures.py")
     assert cpu_shims.used["device"] > 0, "mamba-ssm no longer enters torch.cuda.device(None): remove that shim"
