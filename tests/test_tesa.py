@@ -177,3 +177,23 @@ def test_window_larger_than_grid_is_an_error():
     q, k, v = _qkv((2, 4, 4))
     with pytest.raises(ValueError, match=r"mate.window.*along t"):
         window_attention(q, k, v, (2, 4, 4), HEADS, (17, 4, 4), (8, 2, 2), 0)
+
+
+@pytest.mark.gpu
+def test_split_runs_flash_on_gpu_and_matches_masked():
+    """On CUDA in bf16 every block of the split path dispatches to flash (or cuDNN) attention, which the masked
+    path's boolean mask rules out, and it agrees with the float32 masked result (a 4b-like TESA: window
+    (17, 4, 4), shift (8, 2, 2), head dim 128)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    grid, window, shift, heads, d = (34, 8, 12), (17, 4, 4), (8, 2, 2), 4, 512
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, grid[0] * grid[1] * grid[2], d, generator=g).cuda() for _ in range(3))
+    for layer in (0, 1):
+        used = set()
+        y = window_attention(*(t.bfloat16() for t in (q, k, v)), grid, heads, window, shift, layer, impl="split",
+                             used=used)
+        assert {u.split(":")[0] for u in used} == {"split"}
+        assert {u.split(":")[1] for u in used} <= {"flash_attention", "cudnn_attention"}, used  # never a masked one
+        ref = window_attention(q, k, v, grid, heads, window, shift, layer, impl="masked")
+        torch.testing.assert_close(y.float(), ref, rtol=2e-2, atol=2e-2)
