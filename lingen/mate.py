@@ -80,10 +80,10 @@ class MATE(nn.Module):
         """Casts and moves as nn.Module does, except that a cast to half precision leaves A_log, dt_bias and D in
         float32 (Mamba2 keeps its SSM parameters in fp32 and computes ``A = -exp(A_log.float())``): they only
         follow the device."""
-        keep = {name: (p, p.detach(), p.grad) for name in FP32_PARAMS
+        keep = {name: (p.detach(), p.grad) for name in FP32_PARAMS
                 if isinstance(p := getattr(self, name, None), nn.Parameter) and p.dtype == torch.float32}
         super()._apply(fn, recurse)
-        for name, (p, old, grad) in keep.items():
+        for name, (old, grad) in keep.items():
             new = getattr(self, name)  # the same Parameter, or a new one (swap_module_params_on_conversion)
             if new.dtype in HALF:
                 with torch.no_grad():
