@@ -33,3 +33,9 @@ def build_dit(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.
     with torch.device(device):
         model = VideoDiT(cfg, SelfAttention)
     return model.to(dtype=dtype)
+
+
+def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
+    """Every DiT layer computes the same ops on the same shapes (``SelfAttention`` ignores its index): one kind
+    (used by ``evalkit.measure.flop_counter`` to count one block and multiply)."""
+    return ()

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from lingen.config import ModelConfig
 from lingen.kernels.ops import selective_scan, ssd_scan
-from lingen.scan import Scan, review_tokens
+from lingen.scan import N_ZIGZAG, ORDERS, Scan, review_tokens
 from lingen.tesa import window_attention
 
 MAMBA1_REF_CHUNK = 16  # blocking of the Mamba-1 reference scan (changes memory, not the result)
@@ -153,3 +153,13 @@ class MATE(nn.Module):
         y = window_attention(q, k, v, grid, self.heads, m.window, m.shift, self.layer, used=used)
         self.te_backend = "+".join(sorted(used))
         return y
+
+
+def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
+    """What of layer ``layer``'s MATE depends on its index: the token order (``Scan``: l mod 4 for RMS, one order
+    for fixed, l mod 8 for zigzag) and the TESA shift parity (``tesa.effective_shift``: odd layers shift). Two
+    layers with equal kinds compute the same ops on the same shapes, so a FLOP counter may count one of them and
+    multiply (``evalkit.measure.flop_counter``; a test checks this against counting every layer)."""
+    m = cfg.mate
+    phase = {"rms": layer % len(ORDERS), "fixed": 0, "zigzag": layer % N_ZIGZAG}[m.scan]
+    return (m.scan, phase, layer % 2 if m.tesa else 0)

@@ -43,7 +43,8 @@ def test_records_have_the_schema(tmp_path: Path, capsys) -> None:
             assert k in r, k
         if r["measurement"] == "flops":
             assert r["status"] == "ok" and r["flops"] > 0 and r["flops_convention"] == "2*MAC"
-            assert r["flops_source"] == "FlopCounterMode(meta)" and abs(r["flops_rel_diff"]) <= 0.01
+            assert r["flops_source"] == "evalkit.measure.flop_counter(meta)" and abs(r["flops_rel_diff"]) <= 0.01
+            assert r["flops_method"] == "per_layer_kind" and r["flops_layers_counted"] == r["flops_layer_kinds"]
             assert r["steps"] == 50 and r["cfg_factor"] == 2
         else:  # no CUDA on the test box: a row with the reason, never a missing row or a zero
             import torch

@@ -13,8 +13,10 @@ from evalkit.registry import Registry
 MEASUREMENTS = Registry("measurement")
 
 MEASUREMENTS.add(
-    "flops", "evalkit.measure.flops:run", version=1, requires_gpu=False,
-    summary="forward FLOPs counted by FlopCounterMode on the meta device vs models.estimate_flops (+ fvcore MACs)",
+    "flops", "evalkit.measure.flops:run", version=2, requires_gpu=False,
+    # v2: evalkit.measure.flop_counter (FLOP ops only, each layer kind once) replaces FlopCounterMode; same totals
+    summary="forward FLOPs counted on the meta device (FLOP-carrying ops, each layer kind once) vs "
+            "models.estimate_flops (+ fvcore MACs)",
     metrics={"flops": ("FLOP (2 per MAC), one denoiser forward", "lower"),
              "flops_analytic": ("FLOP (2 per MAC)", "lower"), "flops_rel_diff": ("fraction", "lower"),
              "fvcore_macs": ("MAC, excludes attention/custom ops", "lower")})

@@ -1,7 +1,7 @@
 """Shared pieces of the measurements: the per-process model cache, dtype names, backend detection.
 
-A sweep visits many points of one (model, flavor); building the 4B model (even on ``meta``) dominates the cost
-of counting one point, so :class:`Context` keeps the most recently built models, keyed by config, device, dtype
+A sweep visits many points of one (model, flavor); building the model (even on ``meta``) costs more than counting
+one point, so :class:`Context` keeps the most recently built models, keyed by the resolved config, device, dtype
 and kernel choice. Real-device models are evicted before another is built so only one holds GPU memory.
 """
 from __future__ import annotations
@@ -51,25 +51,27 @@ class Context:
         return models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
 
     def model(self, spec: dict[str, Any], device: str, dtype: str = "float32", kernels: str = "auto") -> Any:
-        key = (spec["model"], spec["flavor"], repr(sorted((spec.get("model_overrides") or {}).items())),
-               device, dtype, kernels)
+        return self.build(self.model_config(spec), device, dtype, kernels)
+
+    def build(self, cfg: Any, device: str, dtype: str = "float32", kernels: str = "auto") -> Any:
+        """The model of ``cfg`` (a frozen ModelConfig) on ``device``, built once and cached."""
+        key = (cfg, device, dtype, kernels)
         if key in self._models:
             self._models.move_to_end(key)
             return self._models[key]
         if device != "meta":
             self.release(real_only=True)
-        cfg = self.model_config(spec)
         model = models.build(cfg, device=device, dtype=torch_dtype(dtype), kernels=kernels)
         model.eval()
         self.builds += 1
         self._models[key] = model
-        while sum(1 for k in self._models if k[3] == "meta") > self.max_meta:
-            oldest = next(k for k in self._models if k[3] == "meta")
+        while sum(1 for k in self._models if k[1] == "meta") > self.max_meta:
+            oldest = next(k for k in self._models if k[1] == "meta")
             del self._models[oldest]
         return model
 
     def release(self, real_only: bool = False) -> None:
-        for key in [k for k in self._models if not real_only or k[3] != "meta"]:
+        for key in [k for k in self._models if not real_only or k[1] != "meta"]:
             del self._models[key]
         gc.collect()
         import torch

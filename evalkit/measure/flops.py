@@ -1,23 +1,25 @@
 """FLOPs of one denoiser forward, two independent ways (paper Fig. 1b / Fig. 6 FLOPs curves).
 
-1. **Counted**: ``torch.utils.flop_counter.FlopCounterMode`` while the full-size model runs on the ``meta``
-   device (shapes only: no tensor memory, any machine). SDPA on meta decomposes to ``bmm`` and is counted
-   exactly (4*B*H*Nq*Nk*d); the custom scans ``lingen::ssd_scan`` / ``lingen::selective_scan`` carry registered
-   FLOP formulas (models helper); windowed attention counts what it computes. Convention: 2 FLOPs per
+1. **Counted**: :mod:`evalkit.measure.flop_counter` while the model runs on the ``meta`` device (shapes only: no
+   tensor memory, any machine): a dispatch mode that counts only the ops that carry FLOPs (mm, bmm, conv, SDPA,
+   the custom scans ``lingen::ssd_scan`` / ``lingen::selective_scan`` by their registered formulas) and fails on
+   any op it does not know. SDPA on meta decomposes to ``bmm`` and is counted exactly (4*B*H*Nq*Nk*d); windowed
+   attention counts what it computes. Each distinct layer kind is counted once and multiplied
+   (``flops_method: per_layer_kind``; ``full`` for a mixer without a ``layer_kind``); tests check this against
+   counting every layer and against ``torch.utils.flop_counter.FlopCounterMode``. Convention: 2 FLOPs per
    multiply-add ("2*MAC"), as FlopCounterMode's ``mm_flop``.
 2. **Analytic**: ``models.estimate_flops`` (pure Python) with its per-component breakdown.
 
 The two must agree within ``flops.rel_tol`` (1%) or the record's status is ``"flagged"`` (the numbers are still
 recorded). fvcore's count is recorded next to them as ``fvcore_macs`` in *its* convention (one per multiply-add,
-SDPA and custom ops uncounted; fvcore/nn/jit_handles.py), traced with ``torch.jit`` on the same meta tensors,
-or null with ``fvcore_message`` saying why. torch's meta conv shape check fails under jit tracing (LinGen's
-depthwise conv), so small points (``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors
-(``fvcore_device: "cpu"``); large LinGen points record null. Steps and CFG factor are recorded, not multiplied in: per-video
-FLOPs = flops x steps x cfg_factor, computed by the reports.
+SDPA and custom ops uncounted; fvcore/nn/jit_handles.py), traced with ``torch.jit`` on the full model's meta
+tensors, or null with ``fvcore_message`` saying why. torch's meta conv shape check fails under jit tracing (LinGen's
+depthwise conv), so small points (``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors (``fvcore_device: "cpu"``);
+large LinGen points record null. Steps and CFG factor are recorded, not multiplied in: per-video FLOPs = flops x
+steps x cfg_factor, computed by the reports.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from typing import Any
@@ -26,41 +28,8 @@ from evalkit import models
 from evalkit.measure.common import Context, video_point
 
 CONVENTION = "2*MAC"
-SOURCE = "FlopCounterMode(meta)"
+SOURCE = "evalkit.measure.flop_counter(meta)"
 FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
-
-
-@contextlib.contextmanager
-def _no_opt_einsum():
-    """Left-to-right einsum contraction regardless of whether opt_einsum is installed (torch/utils/flop_counter.py counts the einsum's mm/bmm decomposition)."""
-    import torch
-
-    backend = getattr(torch.backends, "opt_einsum", None)
-    old = backend.enabled if backend is not None else None
-    if backend is not None:
-        backend.enabled = False
-    try:
-        yield
-    finally:
-        if backend is not None:
-            backend.enabled = old
-
-
-def count_meta(model: Any, inputs: tuple) -> tuple[int, dict[str, int], float]:
-    """(total FLOPs, FLOPs per aten op, seconds) of ``model(*inputs)`` under FlopCounterMode."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    t0 = time.perf_counter()
-    counter = FlopCounterMode(display=False)
-    with _no_opt_einsum(), torch.no_grad(), counter:
-        out = model(*inputs)
-    assert out.shape == inputs[0].shape, f"forward returned {tuple(out.shape)} for input {tuple(inputs[0].shape)}"
-    by_op: dict[str, int] = {}
-    for op, n in counter.get_flop_counts().get("Global", {}).items():
-        name = str(op).split(".")[-1] if "::" not in str(op) else str(op).replace("::", "_")
-        by_op[name] = by_op.get(name, 0) + int(n)
-    return int(counter.get_total_flops()), by_op, time.perf_counter() - t0
 
 
 def count_fvcore(model: Any, inputs: tuple) -> dict[str, Any]:
@@ -73,8 +42,10 @@ def count_fvcore(model: Any, inputs: tuple) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     logging.getLogger("fvcore").setLevel(logging.ERROR)
+    from evalkit.measure.flop_counter import no_opt_einsum
+
     try:
-        with _no_opt_einsum(), torch.no_grad():
+        with no_opt_einsum(), torch.no_grad():
             analysis = FlopCountAnalysis(model, inputs)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
             total = int(analysis.total())
@@ -89,20 +60,25 @@ def count_fvcore(model: Any, inputs: tuple) -> dict[str, Any]:
 def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     import torch
 
+    from evalkit.measure import flop_counter
+
     fs, sampling = settings["flops"], settings["sampling"]
     cfg = ctx.model_config(spec)
     point = video_point(spec)
     batch = int(spec["batch"])
+    t0 = time.perf_counter()
     est = models.estimate_flops(cfg, point, cfg_factor=1)
     analytic = float(est.total) * batch
-    model = ctx.model(spec, "meta")
-    inputs = models.dummy_inputs(cfg, point, batch=batch, device="meta", dtype=torch.float32)
-    counted, by_op, seconds = count_meta(model, tuple(inputs))
+    analytic_s = time.perf_counter() - t0
+    c = flop_counter.count_point(cfg, point, batch=batch, build=lambda sub: ctx.build(sub, "meta"))
+    counted = c.total
     rel = abs(counted - analytic) / analytic if analytic else float("inf")
     rec: dict[str, Any] = {
         "flops": counted, "flops_analytic": analytic, "flops_convention": CONVENTION, "flops_source": SOURCE,
+        "flops_method": c.method, "flops_layer_kinds": c.kinds, "flops_layers_counted": c.layers_counted,
         "flops_rel_diff": rel, "flops_agree": rel <= fs["rel_tol"], "flops_rel_tol": fs["rel_tol"],
-        "flops_count_seconds": round(seconds, 3), "cfg_factor": sampling["cfg_factor"],
+        "flops_build_seconds": round(c.build_seconds, 3), "flops_count_seconds": round(c.count_seconds, 3),
+        "flops_analytic_seconds": round(analytic_s, 6), "cfg_factor": sampling["cfg_factor"],
         "steps": sampling["steps"], "dtype": "float32", "device": "meta",
         "status": "ok" if rel <= fs["rel_tol"] else "flagged",
         "message": "" if rel <= fs["rel_tol"] else
@@ -111,7 +87,7 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
     assert getattr(est, "convention", CONVENTION) == CONVENTION, est.convention
     for part in ("mixer", "cross_attention", "ffn", "other"):
         rec[f"flops_breakdown_{part}"] = float(est.breakdown[part]) * batch  # every model reports all four
-    for op, n in by_op.items():
+    for op, n in sorted(c.by_op.items()):
         rec[f"flops_op_{op}"] = n
     if not fs["fvcore"]:
         rec.update(fvcore_macs=None, fvcore_message="disabled (flops.fvcore=false)")
@@ -119,6 +95,8 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
         rec.update(fvcore_macs=None, fvcore_message=f"not run: {spec['num_tokens']} tokens > "
                                                     f"flops.fvcore_max_tokens={fs['fvcore_max_tokens']}")
     else:
+        model = ctx.model(spec, "meta")  # fvcore traces the full model (every layer)
+        inputs = models.dummy_inputs(cfg, point, batch=batch, device="meta", dtype=torch.float32)
         fv = count_fvcore(model, tuple(inputs))
         fv["fvcore_device"] = "meta"
         small = int(spec["num_tokens"]) <= fs["fvcore_cpu_fallback_max_tokens"] and \
