@@ -156,12 +156,6 @@ def test_percentile_and_backend_names() -> None:
     assert ssd_backend_from_names({"lingen::ssd_scan", "_chunk_scan_fwd_kernel"}) == "fused"
 
 
-def test_registry_metadata_is_torch_free() -> None:
-    for entry in measure.MEASUREMENTS:
-        assert isinstance(entry.meta["version"], int) and entry.meta["metrics"]
-        assert isinstance(entry.meta["requires_gpu"], bool)
-
-
 def test_sampling_loop_latency_times_the_sampler_generate_runs(tmp_path: Path, monkeypatch) -> None:
     """The timed loop is ``evalkit.sampling.sample`` (the one users run), not a second copy: every timed call goes
     through it with the experiment's steps and CFG (cfg_factor 2 = the batched conditional/unconditional pass)."""

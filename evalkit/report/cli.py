@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from evalkit.errors import EvalkitError, FieldError
-from evalkit.report.build import build, published_runs
-from evalkit.report.runs import load_run
 from evalkit.runs import REPO_ROOT
+
+# the renderers (pandas, matplotlib: ~1-2 s to import) are imported where they run, so --help stays instant
 
 EPILOG = """examples:
   python -m evalkit report                         # render from every run under reports/data/ + experiments/paper/
@@ -47,6 +47,7 @@ def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path
     crash: resume the run first), refuse to overwrite a different existing copy, and refuse a ``--smoke`` run (a
     fast partial config) unless ``allow_smoke``."""
     from evalkit.records import read_records
+    from evalkit.report.runs import load_run
 
     run = load_run(run_dir)
     read_records([run_dir], strict=True)
@@ -80,6 +81,8 @@ def _tree(root: Path) -> set[Path]:
 def _render_in_place(out: Path, run_dirs: list[Path]) -> list[Path]:
     """Render into a temporary folder first, then replace the artifacts of ``out`` (``data/`` kept): a render
     that fails leaves the committed reports untouched; artifacts that are no longer produced are removed."""
+    from evalkit.report.build import build
+
     with tempfile.TemporaryDirectory(prefix="evalkit-report-") as tmp:
         fresh = Path(tmp)
         build(fresh, run_dirs)
@@ -94,6 +97,8 @@ def _render_in_place(out: Path, run_dirs: list[Path]) -> list[Path]:
 
 def check(reports_dir: Path, run_dirs: list[Path]) -> list[str]:
     """Problems between a fresh render and ``reports_dir`` (empty list = up to date)."""
+    from evalkit.report.build import build
+
     with tempfile.TemporaryDirectory(prefix="evalkit-report-") as tmp:
         fresh = Path(tmp)
         build(fresh, run_dirs)
@@ -115,6 +120,8 @@ def main(argv: list[str]) -> int:
         print(f"published {args.publish} -> {dest}")
         print("now run: python -m evalkit report   (and commit reports/)")
         return 0
+    from evalkit.report.build import build, published_runs
+
     run_dirs = args.run_dirs or published_runs(reports_dir)
     if args.check:
         problems = check(reports_dir, run_dirs)
