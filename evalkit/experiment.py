@@ -35,6 +35,7 @@ import yaml
 from evalkit.errors import ChoiceError, FieldError
 from evalkit.launch.config import LaunchConfig
 from evalkit.typed import apply_overrides, from_dict, plain_name, to_dict
+from evalkit.variations import SensitivitySettings, Variation
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -113,6 +114,9 @@ class ExperimentConfig:
     memory: MemorySettings = field(default_factory=MemorySettings)
     max_frames: MaxFramesSettings = field(default_factory=MaxFramesSettings)
     launch: LaunchConfig = field(default_factory=LaunchConfig)   # where the points run (evalkit.launch)
+    # empty: one set of points (model_overrides); else one set per expanded variation (evalkit.variations)
+    variations: dict[str, Variation] = field(default_factory=dict)
+    sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,7 +145,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in (
-                "resolutions", "model_overrides"):  # these two are replaced whole, never merged
+                "resolutions", "model_overrides", "variations"):  # replaced whole, never merged
             out[key] = _deep_merge(dict(out[key]), value)
         else:
             out[key] = copy.deepcopy(value)

@@ -93,6 +93,10 @@ class CostRecord(Record, total=False):
     batch: int
     model_overrides: dict[str, Any]
     seconds: float           # wall time of the measurement
+    # only in a sweep with variations (evalkit.variations, experiments/sensitivity.yaml)
+    variation: str           # the expanded variation's name, e.g. "width[d_model=3072,heads=24,ffn_dim=8448]"
+    variation_axis: str      # the assumed quantity it varies
+    variation_value: str     # its value on that axis ("" for a variation without a grid)
 
 
 class VBenchRecord(Record, total=False):
@@ -159,10 +163,12 @@ class HumanEvalVoteRecord(Record, total=False):
 # key builders
 # ---------------------------------------------------------------------------------------------------------------
 def cost_key(spec: dict[str, Any], measurement: str, version: int) -> str:
-    """``model/flavor[overrides]/res=HxW/duration@fps/b<batch>/measurement.v<version>``."""
+    """``model/flavor[overrides]{variation}/res=HxW/duration@fps/b<batch>/measurement.v<version>`` (the
+    ``{variation}`` part only in a sweep with variations: two of them may share a config)."""
     dur = "max" if spec["duration_s"] is None else f"{spec['duration_s']:g}s"
     over = ",".join(f"{k}={v}" for k, v in sorted((spec.get("model_overrides") or {}).items()))
-    return (f"{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}/{spec['resolution']}="
+    var = f"{{{spec['variation']}}}" if spec.get("variation") else ""
+    return (f"{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}{var}/{spec['resolution']}="
             f"{spec['height']}x{spec['width']}/{dur}@{spec['fps']}fps/b{spec['batch']}/{measurement}.v{version}")
 
 

@@ -29,7 +29,8 @@ def _sweep(name: str, smoke: bool, sets: Sequence[str]) -> None:
     print(f"{exp.path}: ok (sweep, {'smoke, ' if exp.smoke else ''}config {exp.config_hash()})")
     print(f"  models {', '.join(exp.config.models)} x flavors {', '.join(exp.config.flavors)}; "
           f"resolutions {', '.join(f'{k}={h}x{w}' for k, (h, w) in exp.config.resolutions.items())}; "
-          f"durations {', '.join(f'{d:g}' for d in exp.config.durations_s)} s")
+          f"durations {', '.join(f'{d:g}' for d in exp.config.durations_s)} s"
+          + (f"; {len({p.get('variation') for p in points})} variations" if exp.config.variations else ""))
     print(f"  {len(points)} points, {n_meas} point x measurement records planned "
           f"({', '.join(exp.config.measurements)})")
 

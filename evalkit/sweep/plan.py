@@ -7,7 +7,10 @@ settings sections those measurements read. ``models.resolve`` / ``models.validat
 
 Points are ordered model, flavor, resolution, duration ascending, so the largest (most likely to OOM or time
 out) come last within each model (so a sweep that runs out of memory or time has the rest done). ``max_frames`` runs once per (model,
-flavor, resolution) as its own spec with ``duration_s: null``.
+flavor, resolution) as its own spec with ``duration_s: null``. An experiment with ``variations`` (a sensitivity
+sweep, evalkit.variations) repeats all of this once per expanded variation, with its overrides and resolutions;
+the specs (and so the records) carry ``variation``, ``variation_axis`` and ``variation_value``, and the record
+key names the variation.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from evalkit.errors import EvalkitError, FieldError
 from evalkit.experiment import Experiment
 from evalkit.records import cost_key, variant_of
 from evalkit.typed import to_dict
+from evalkit.variations import expand_variations
 
 SETTINGS_SECTIONS = ("sampling", "flops", "latency", "memory", "max_frames")
 
@@ -28,27 +32,28 @@ def _geometry(cfg: Any, point: Any) -> dict[str, Any]:
             "num_tokens": int(models.num_tokens(cfg, point))}
 
 
-def plan_points(exp: Experiment) -> list[dict[str, Any]]:
-    """Every point spec of the experiment; raises (ChoiceError/FieldError) on the first invalid one."""
+def _variation_specs(exp: Experiment, var: dict[str, Any], settings: dict[str, Any],
+                     per_point: list[str]) -> list[dict[str, Any]]:
+    """The specs of one point set: the experiment as written, or one expanded variation."""
     c = exp.config
-    settings = {k: to_dict(getattr(c, k)) for k in SETTINGS_SECTIONS}
-    for i, m in enumerate(c.measurements):
-        measure.MEASUREMENTS.entry(m, f"{exp.name}.measurements[{i}]")
-    per_point = [m for m in c.measurements if m != "max_frames"]
+    tag = {} if var["variation"] is None else {"variation": var["variation"], "variation_axis": var["axis"],
+                                               "variation_value": var["value"]}
     specs: list[dict[str, Any]] = []
     for model in c.models:
         for flavor in c.flavors:
-            overrides = dict(c.model_overrides) or None
+            overrides = dict(var["model_overrides"]) or None
             where = f"{exp.name}.models={model!r} flavors={flavor!r}"
+            if var["variation"] is not None:
+                where += f" variation={var['variation']!r}"
             try:
                 cfg = models.resolve(model, flavor, overrides)
             except EvalkitError as exc:
                 raise FieldError(where, str(exc)) from exc
             params = int(models.param_count(cfg))
             common = {"experiment": exp.name, "model": model, "flavor": flavor, "variant": variant_of(model),
-                      "model_overrides": dict(c.model_overrides), "fps": c.fps, "batch": c.batch,
-                      "params": params, "settings": settings}
-            for res_name, (h, w) in c.resolutions.items():
+                      "model_overrides": dict(var["model_overrides"]), "fps": c.fps, "batch": c.batch,
+                      "params": params, "settings": settings, **tag}
+            for res_name, (h, w) in var["resolutions"].items():
                 for dur in sorted(c.durations_s):
                     point = models.VideoPoint(height=h, width=w, duration_s=dur, fps=c.fps)
                     try:
@@ -66,6 +71,19 @@ def plan_points(exp: Experiment) -> list[dict[str, Any]]:
                     specs.append({**common, "resolution": res_name, "height": h, "width": w, "duration_s": None,
                                   "ref_duration_s": min(c.durations_s), "num_frames": None,
                                   "latent_frames": None, "num_tokens": None, "measurements": ["max_frames"]})
+    return specs
+
+
+def plan_points(exp: Experiment) -> list[dict[str, Any]]:
+    """Every point spec of the experiment; raises (ChoiceError/FieldError) on the first invalid one."""
+    c = exp.config
+    settings = {k: to_dict(getattr(c, k)) for k in SETTINGS_SECTIONS}
+    for i, m in enumerate(c.measurements):
+        measure.MEASUREMENTS.entry(m, f"{exp.name}.measurements[{i}]")
+    per_point = [m for m in c.measurements if m != "max_frames"]
+    specs: list[dict[str, Any]] = []
+    for var in expand_variations(c, exp.name):
+        specs += _variation_specs(exp, var, settings, per_point)
     for spec in specs:
         spec["keys"] = {m: cost_key(spec, m, measure.version(m)) for m in spec["measurements"]}
     return specs

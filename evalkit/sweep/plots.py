@@ -16,7 +16,8 @@ from typing import Any
 
 def _points(records: list[dict[str, Any]], measurement: str, value_key: str, statuses: tuple[str, ...]):
     return [r for r in records if r.get("measurement") == measurement and r.get("status") in statuses
-            and r.get(value_key) is not None and r.get("duration_s") is not None]
+            and r.get(value_key) is not None and r.get("duration_s") is not None
+            and not r.get("variation")]   # a sweep's variations: `report` draws them (sensitivity table, tornado)
 
 
 def axis_of(points: list[dict[str, Any]]) -> str:

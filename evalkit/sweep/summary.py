@@ -1,7 +1,8 @@
 """The end-of-sweep summary: a table of the run's cost records, DiT/LinGen ratios and the one-line JSON.
 
 Pure functions of records (the same records the reports read). FLOPs are one denoiser forward in the
-2-per-MAC convention; the DiT/LinGen ratio is printed per (flavor, resolution, duration) where both ran.
+2-per-MAC convention; the DiT/LinGen ratio is printed per (flavor, resolution, duration) where both ran, and per
+variation in a sweep with variations (experiments/sensitivity.yaml).
 """
 from __future__ import annotations
 
@@ -14,17 +15,24 @@ def _fmt_flops(x: float | None) -> str:
 
 
 def flops_ratios(records: list[dict[str, Any]], num: str = "dit", den: str = "lingen") -> list[dict[str, Any]]:
-    """counted-FLOPs ratio num/den at every (flavor, height, width, duration) where both have a flops record;
-    ``params`` is the numerator model's parameter count (to tell flavors apart by size)."""
-    flops = {(r["model"], r["flavor"], r["height"], r["width"], r["duration_s"]): r for r in records
+    """counted-FLOPs ratio num/den at every (flavor, variation, height, width, duration) where both have a flops
+    record; ``params`` is the numerator model's parameter count (to tell flavors apart by size). With variations,
+    ``flavor`` reads ``"4b {variation}"`` so that each printed line names its point set."""
+    flops = {(r["model"], _flavor(r), r["height"], r["width"], r["duration_s"]): r for r in records
              if r.get("measurement") == "flops" and r.get("status") in ("ok", "flagged") and r.get("flops")}
     out = []
     for (model, flavor, h, w, d), rec in sorted(flops.items(), key=lambda kv: (kv[0][1:])):
         if model != num or (den, flavor, h, w, d) not in flops:
             continue
-        out.append({"flavor": flavor, "height": h, "width": w, "duration_s": d, "params": rec.get("params") or 0,
+        out.append({"flavor": flavor, "variation": rec.get("variation"), "height": h, "width": w,
+                    "duration_s": d, "params": rec.get("params") or 0,
                     "ratio": rec["flops"] / flops[(den, flavor, h, w, d)]["flops"]})
     return out
+
+
+def _flavor(r: dict[str, Any]) -> str:
+    """The flavor, with the variation's name in a sweep with variations (its rows and ratios stay apart)."""
+    return f"{r['flavor']} {r['variation']}" if r.get("variation") else r["flavor"]
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -33,7 +41,7 @@ def table(records: list[dict[str, Any]]) -> str:
     for r in records:
         if r.get("kind") != "cost":
             continue
-        k = (r["model"], r["flavor"], r.get("resolution"), r["height"], r["width"],
+        k = (r["model"], _flavor(r), r.get("resolution"), r["height"], r["width"],
              float("inf") if r["duration_s"] is None else r["duration_s"])
         row = rows.setdefault(k, {"status": []})
         row["status"].append(f"{r['measurement'][:3]}:{r['status']}")
