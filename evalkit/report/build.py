@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, humaneval, quality
+from evalkit.report import compare, cost, humaneval, quality, sensitivity
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -47,19 +47,23 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     runs = [load_run(p) for p in run_dirs]
-    df = records_frame(runs)
+    everything = records_frame(runs)
+    # records of a sweep's variations (experiments/sensitivity.yaml) feed the sensitivity renderer only: each is a
+    # changed model or frame, never a point of the paper's scaling curves or ratio
+    df = everything[everything["variation"].isna()] if "variation" in everything else everything
     arts: list[Artifact] = []
     arts += quality.paper_tables(out_root)
     arts += cost.scaling(df, runs, out_root)
     arts += cost.model_size(df, runs, out_root)
+    arts += sensitivity.sensitivity(everything, runs, out_root)
     t2_arts, t2 = compare.table2(df, runs, out_root)
     arts += t2_arts
-    arts += compare.paper_vs_measured(df, runs, out_root, t2)
+    arts += compare.paper_vs_measured(df, runs, out_root, t2, sensitivity.summary(everything, runs))
     arts += quality.vbench_tables(df, runs, out_root)
     arts += quality.train(df, runs, out_root)
     arts += humaneval.paper_table(out_root)
     arts += humaneval.studies(df, runs, out_root)
-    kinds = set(df["kind"].dropna()) if "kind" in df else set()
+    kinds = set(everything["kind"].dropna()) if "kind" in everything else set()
     stems = {a.stem.split("/")[-1] for a in arts}
     missing = []
     if not any(s.startswith("fig_flops_scaling") for s in stems):
@@ -68,6 +72,8 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
         missing.append("Latency scaling figure (Fig. 6a): no LinGen+DiT latency records (latency needs a GPU run)")
     if not any(s.startswith("fig_model_size") for s in stems):
         missing.append("Cost vs model size (Fig. 20): no records with two or more model sizes")
+    if not any(s.startswith("sensitivity_") for s in stems):
+        missing.append("Sensitivity of the FLOPs ratio (experiments/sensitivity.yaml): no run with variations")
     if "vbench" not in kinds:
         missing.append("Measured VBench tables: no vbench records")
     if "train_loss" not in kinds:
