@@ -26,7 +26,7 @@ for verb in VERBS:
     text = run([verb, "--help"])
     ran.append([verb, "--help"])
     usage = text.split("\n\n")[0]
-    subs = re.search(r"\{([\w,-]+)\}", usage)
+    subs = re.search(r"\{([\w,-]+)\} \.\.\.", usage)   # sub-commands, not an option's choices
     for sub in (subs.group(1).split(",") if subs else []):
         run([verb, sub, "--help"])
         ran.append([verb, sub, "--help"])

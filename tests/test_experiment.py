@@ -13,7 +13,7 @@ from evalkit.experiment import EXPERIMENTS_DIR, experiment_names, load_experimen
 from evalkit.sweep import cli
 from evalkit.sweep.plan import plan_points
 
-SHIPPED = ["scaling", "size_ladder", "ablations"]
+SHIPPED = ["scaling", "size_ladder", "ablations", "sensitivity"]
 
 BASE = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
         "durations_s": [17], "measurements": ["flops"], "flops": {"fvcore": False}}
@@ -139,3 +139,60 @@ def test_parse_rejects_non_mapping() -> None:
     with pytest.raises(FieldError):
         parse_experiment(["not", "a", "mapping"], where="x")  # type: ignore[arg-type]
     assert json.dumps(BASE)  # the fixture itself is plain data
+
+
+VARIED = {**BASE, "variations": {
+    "baseline": {"axis": "presets"},
+    "width": {"axis": "width", "grid": {"d_model+heads": [[32, 2], [96, 4]]}},
+    "frame": {"grid": {"resolution": [[64, 64], [64, 96]], "text_len": [4, 16]}},
+    "window": {"model_overrides": {"mate": {"shift": [0, 0, 0]}}, "grid": {"mate.window": [[1, 1, 1], [2, 2, 2]]}},
+}}
+
+
+def test_variations_expand_to_named_point_sets(tmp_path: Path) -> None:
+    exp = load_experiment(write(tmp_path, VARIED))
+    specs = plan_points(exp)
+    by_var: dict[str, list[dict]] = {}
+    for s in specs:
+        by_var.setdefault(s["variation"], []).append(s)
+    names = list(by_var)
+    assert names.index("width[d_model=32,heads=2]") + 1 == names.index("width[d_model=96,heads=4]")  # grid order
+    assert len(by_var) == 1 + 2 + 2 * 2 + 2 and len(specs) == 2 * len(by_var)   # x 2 models, 1 point each
+    w = by_var["width[d_model=96,heads=4]"][0]
+    assert w["model_overrides"] == {"d_model": 96, "heads": 4} and w["variation_axis"] == "width"
+    assert w["variation_value"] == "d_model=96,heads=4" and w["params"] > by_var["baseline"][0]["params"]
+    f = by_var["frame[resolution=64x96,text_len=16]"][0]
+    assert (f["height"], f["width"], f["model_overrides"]) == (64, 96, {"text_len": 16})
+    assert f["variation_axis"] == "frame"                                   # axis defaults to the name
+    win = by_var["window[window=2x2x2]"][0]["model_overrides"]
+    assert win == {"mate.shift": [0, 0, 0], "mate.window": [2, 2, 2]}      # nested fixed part, flattened
+    keys = [k for s in specs for k in s["keys"].values()]
+    assert len(set(keys)) == len(keys) and "{baseline}" in by_var["baseline"][0]["keys"]["flops"]
+    plain = plan_points(load_experiment(write(tmp_path, BASE, "plain")))
+    assert "variation" not in plain[0] and "{" not in plain[0]["keys"]["flops"]   # other experiments unchanged
+
+
+@pytest.mark.parametrize("grid, match", [
+    ({"d_model+heads": [[32, 2], [96]]}, r"variations\.w\.grid\.d_model\+heads\[1\]: expected 2 values"),
+    ({"d_model": []}, r"variations\.w\.grid\.d_model: needs at least one value"),
+    ({"resolution": [[64, -1]]}, r"height and width must be positive integers"),
+    ({"d_modle": [32]}, r"Did you mean 'd_model'"),
+    ({"mate.window": [[9, 9, 9]]}, r"variation='w\[window=9x9x9\]'.*mate\.window"),
+])
+def test_bad_variations_name_the_field(tmp_path: Path, grid: dict, match: str) -> None:
+    exp = load_experiment(write(tmp_path, {**BASE, "variations": {"w": {"grid": grid}}}))
+    with pytest.raises(EvalkitError, match=match):
+        plan_points(exp)
+
+
+def test_variation_records_carry_the_variation(tmp_path: Path, capsys) -> None:
+    data = {**BASE, "models": ["dit"], "variations": {"baseline": {}, "text": {"grid": {"text_len": [4, 16]}}}}
+    rc = cli.main([str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--no-progress", "--no-plots"])
+    summ = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from evalkit.results import read_records
+
+    recs = {r["variation"]: r for r in read_records([summ["run_dir"]])}
+    assert rc == 0 and set(recs) == {"baseline", "text[text_len=4]", "text[text_len=16]"}
+    assert recs["text[text_len=16]"]["variation_axis"] == "text"
+    assert recs["text[text_len=16]"]["model_overrides"] == {"text_len": 16}
+    assert recs["text[text_len=16]"]["flops"] > recs["text[text_len=4]"]["flops"]

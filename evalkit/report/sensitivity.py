@@ -6,8 +6,9 @@ Three artifacts per such run (the newest run of each experiment):
   its change against the presets, and whether it lies within the paper's target +- tolerance;
 - ``cost/fig_sensitivity_tornado_<exp>``: per axis, the range of the ratio over the axis' values around the
   presets' ratio (tornado, widest axis on top), with the target band shaded;
-- ``cost/sensitivity_4b_geometries_<exp>``: every variation that changes only the geometry (width, heads, FFN,
-  depth), whether both models are "4B" (``sensitivity.params_band_billions``) and give the target ratio.
+- ``cost/sensitivity_4b_geometries_<exp>``: every variation that sets the whole geometry (width, heads, FFN,
+  depth) and nothing else, whether both models are "4B" (``sensitivity.params_band_billions``) and give the
+  target ratio.
 The judging settings (duration, target, tolerance, parameter band) come from the run's manifest (the experiment's
 ``sensitivity:`` section), never from this module. Reads records only.
 """
@@ -139,11 +140,14 @@ def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> p
     return bars
 
 
-def _geometries(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> pd.DataFrame:
-    geo = data[[bool(o) and set(o) <= set(GEOMETRY_KEYS) for o in data["overrides"]]].copy()
+def _geometries(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> pd.DataFrame | None:
+    """The 4B-geometry table; None (nothing written) when no variation changes the geometry alone."""
+    geo = data[[set(o) == set(GEOMETRY_KEYS) for o in data["overrides"]]].copy()
+    if geo.empty:
+        return None
     for k in GEOMETRY_KEYS:
-        geo[k] = [int(o[k]) if k in o else pd.NA for o in geo["overrides"]]
-    geo = geo.dropna(subset=list(GEOMETRY_KEYS)).drop_duplicates(list(GEOMETRY_KEYS))
+        geo[k] = [int(o[k]) for o in geo["overrides"]]
+    geo = geo.drop_duplicates(list(GEOMETRY_KEYS))
     lo_b, hi_b = st["params_band_billions"]
     geo["is_4b"] = geo["params_dit_b"].between(lo_b, hi_b) & geo["params_lingen_b"].between(lo_b, hi_b)
     geo = geo[geo["is_4b"]].sort_values(["d_model", "ffn_dim"]).reset_index(drop=True)
@@ -157,8 +161,8 @@ def _geometries(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -
                 f"DiT / LinGen FLOPs ratio at {st['duration_s']:g} s",
                 notes=[f"{len(hits)} of {len(geo)} 4B geometries give {_target_text(st)}: {listed or 'none'}.",
                        f"Ratio range over these 4B geometries: {geo['ratio'].min():.2f}x-{geo['ratio'].max():.2f}x.",
-                       "Geometries from every variation of the run that changes only d_model, heads, ffn_dim and "
-                       "depth; frame size and mixer settings at the presets."])
+                       "Geometries: every variation of the run that sets d_model, heads, ffn_dim and depth and "
+                       "nothing else (frame size and mixer settings at the presets)."])
     return geo
 
 
@@ -184,9 +188,10 @@ def sensitivity(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]
             arts.append(Artifact(stem=f"cost/fig_sensitivity_tornado_{slug}", exts=(".png", ".svg", ".csv"),
                                  runs=ids, title="Tornado: range of the DiT/LinGen FLOPs ratio per assumed quantity",
                                  sources=("Fig. 1 caption", "Fig. 6(b)")))
-        _geometries(data, st, root, f"cost/sensitivity_4b_geometries_{slug}")
-        arts.append(Artifact(stem=f"cost/sensitivity_4b_geometries_{slug}", exts=(".md", ".tex"), runs=ids,
-                             title="4B geometries and whether they give the paper's 15x", sources=("Fig. 1 caption",)))
+        if _geometries(data, st, root, f"cost/sensitivity_4b_geometries_{slug}") is not None:
+            arts.append(Artifact(stem=f"cost/sensitivity_4b_geometries_{slug}", exts=(".md", ".tex"), runs=ids,
+                                 title="4B geometries and whether they give the paper's 15x",
+                                 sources=("Fig. 1 caption",)))
     return arts
 
 
