@@ -7,17 +7,19 @@ attention and registered custom ops only; elementwise work, norms, softmax and t
 1. :class:`FlopCounter` is a ``TorchDispatchMode`` that runs every op as is (``FlopCounterMode`` instead
    decomposes each op it has no formula for, so every elementwise op runs through Python prims meta code) and
    looks it up in an explicit table:
-   - :data:`FLOP_OPS`: ops with a formula (mm, addmm, bmm, baddbmm, mv, dot, conv, the SDPA kernels, ...), plus
-     every op registered with torch's ``register_flop_formula`` (the custom ``lingen::ssd_scan`` /
-     ``lingen::selective_scan`` in ``lingen/kernels/ops.py``);
+   - :data:`FLOP_OPS`: aten ops with a formula (mm, addmm, bmm, baddbmm, mv, dot, conv, the SDPA kernels, ...;
+     formulas from ``torch.utils.flop_counter`` where it has one), plus custom (non-aten) ops registered with
+     torch's ``register_flop_formula`` (the scans ``lingen::ssd_scan`` / ``lingen::selective_scan`` in
+     ``lingen/kernels/ops.py``);
    - FLOP-free: ops tagged ``pointwise`` or ``reduction`` by torch, views, and :data:`ZERO_FLOP_OPS` (copies,
      creation, padding, cat, gather, sort, softmax, layer norm, pooling ...);
    - anything else raises :class:`UnknownFlopOpError` (never a silent 0): a new mixer that uses a new op adds it
      to one of the two tables (:func:`register_flop_op` / :func:`register_zero_flop_op`).
    Composite ops are decomposed by the dispatcher before the mode sees them: ``einsum``, ``matmul``, ``linear``
-   and, on ``meta``, ``scaled_dot_product_attention`` (math path) arrive as ``bmm`` / ``mm`` and are counted
-   exactly. Higher-order ops are refused, ``flex_attention`` included: its cost depends on the block mask, which
-   the shapes do not show (torch's ``FlopCounterMode`` counts it dense); a mixer that uses it registers a
+   and, on ``meta``, ``scaled_dot_product_attention`` (math path) arrive as ``bmm`` / ``mm`` / ``mv`` and are
+   counted exactly. Higher-order ops are refused by name unless given a formula (:data:`HOP_FORMULAS`), and so is
+   ``flex_attention``: its cost depends on the block mask, which the shapes do not show (torch's
+   ``FlopCounterMode`` counts it dense), and it does not run on ``meta`` at all; a mixer that uses it registers a
    formula that reads its mask with :func:`register_flop_op`.
 2. :func:`count_model` counts a built model (method ``"full"``). :func:`count_point` counts each distinct layer
    kind once: the model's ``layer_kind(cfg, layer)`` (:data:`LAYER_KINDS`, next to each mixer's code: DiT has one
@@ -124,9 +126,14 @@ def register_zero_flop_op(op: Any) -> None:
 
 
 def formula_for(func: Any) -> Formula | None:
-    """The formula of an OpOverload: :data:`FLOP_OPS`, then torch's registry (custom ``register_flop_formula``)."""
+    """The formula of an OpOverload: :data:`FLOP_OPS`; for a custom (non-aten) op, also the formula registered with
+    torch's ``register_flop_formula``. aten ops are counted from :data:`FLOP_OPS` only, so the table is the whole
+    truth about them (an aten op torch knows but the table does not is refused, not silently counted)."""
     packet = func._overloadpacket
-    return FLOP_OPS.get(packet) or tfc.flop_registry.get(packet)
+    formula = FLOP_OPS.get(packet)
+    if formula is None and func.namespace != "aten":
+        formula = tfc.flop_registry.get(packet)
+    return formula
 
 
 def is_flop_free(func: Any) -> bool:
