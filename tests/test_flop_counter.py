@@ -170,3 +170,16 @@ def test_depth_reduced_build_is_only_the_first_layers():
     built = []
     fc.count_point(cfg, FULL_POINT, build=lambda c: built.append(c) or meta_build(c))
     assert [c.depth for c in built] == [4] and dataclasses.replace(built[0], depth=56) == cfg
+
+
+@pytest.mark.parametrize("name", ["dit", "lingen"])
+def test_fvcore_per_layer_kind_equals_full_trace(name):
+    """fvcore's MACs combined from one layer per kind == fvcore on the full model (tiny, 10 layers, CPU)."""
+    from evalkit.measure.flops import count_fvcore
+
+    cfg = M.resolve(name, "tiny", {"depth": 10})
+    sub, plan = fc.reduced(cfg)
+    full = count_fvcore(M.build(cfg), tuple(M.dummy_inputs(cfg, TINY_POINT)))
+    per_kind = count_fvcore(M.build(sub), tuple(M.dummy_inputs(sub, TINY_POINT)), plan)
+    assert per_kind["fvcore_method"] == "per_layer_kind" and sub.depth < cfg.depth
+    assert full["fvcore_macs"] is not None and per_kind["fvcore_macs"] == full["fvcore_macs"]

@@ -278,16 +278,26 @@ def kind_plan(cfg: Any) -> tuple[int, tuple[int, ...], int] | None:
     return k, tuple(mult), len(first)
 
 
+def reduced(cfg: Any) -> tuple[Any, tuple[int, tuple[int, ...], int] | None]:
+    """(the config of the first ``k`` layers, :func:`kind_plan`), or (cfg, None) when it has no layer kinds."""
+    plan = kind_plan(cfg)
+    return (dataclasses.replace(cfg, depth=plan[0]), plan) if plan is not None else (cfg, None)
+
+
+def combine(total: int, blocks: list[int], multiplicity: tuple[int, ...]) -> int:
+    """Full-depth total from a ``k``-layer count: outside the blocks once, block i x its multiplicity."""
+    return total - sum(blocks) + sum(m * b for m, b in zip(multiplicity, blocks))
+
+
 def count_point(cfg: Any, point: Any, *, batch: int = 1, build: Callable[[Any], Any],
                 method: str = "per_layer_kind") -> Count:
     """FLOPs of one forward of ``cfg`` at ``point`` on meta. ``build(cfg) -> model on meta`` (cached by the
     caller); ``method="full"`` counts every layer of the full model."""
     from evalkit import models
 
-    plan = kind_plan(cfg) if method == "per_layer_kind" else None
     if method not in ("per_layer_kind", "full"):
         raise ValueError(f"method: unknown {method!r}. Valid choices: full, per_layer_kind")
-    sub = dataclasses.replace(cfg, depth=plan[0]) if plan is not None else cfg
+    sub, plan = reduced(cfg) if method == "per_layer_kind" else (cfg, None)
     t0 = time.perf_counter()
     model = build(sub)
     t1 = time.perf_counter()
@@ -305,15 +315,11 @@ def count_point(cfg: Any, point: Any, *, batch: int = 1, build: Callable[[Any], 
     counter, per_block = count_model(model, inputs, block_hooks=True)
     if len(per_block) != k:
         raise RuntimeError(f"{k} blocks built but {len(per_block)} block calls counted")
-    total = counter.total - sum(t for t, _ in per_block)      # everything outside the blocks, once
+    total = combine(counter.total, [t for t, _ in per_block], mult)
     by_op = dict(counter.by_op)
-    for _, ops in per_block:
+    for m, (_, ops) in zip(mult, per_block):
         for name, n in ops.items():
-            by_op[name] -= n
-    for m, (t, ops) in zip(mult, per_block):                  # each kind x the layers that share it
-        total += m * t
-        for name, n in ops.items():
-            by_op[name] += m * n
+            by_op[name] += (m - 1) * n                        # block counted once already: m - 1 more times
     return Count(total=total, by_op={n: v for n, v in by_op.items() if v}, method="per_layer_kind",
                  layers=cfg.depth, layers_counted=k, kinds=n_kinds, build_seconds=t1 - t0,
                  count_seconds=time.perf_counter() - t1)

@@ -12,9 +12,10 @@
 
 The two must agree within ``flops.rel_tol`` (1%) or the record's status is ``"flagged"`` (the numbers are still
 recorded). fvcore's count is recorded next to them as ``fvcore_macs`` in *its* convention (one per multiply-add,
-SDPA and custom ops uncounted; fvcore/nn/jit_handles.py), traced with ``torch.jit`` on the full model's meta
-tensors, or null with ``fvcore_message`` saying why. torch's meta conv shape check fails under jit tracing (LinGen's
-depthwise conv), so small points (``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors (``fvcore_device: "cpu"``);
+SDPA and custom ops uncounted; fvcore/nn/jit_handles.py), traced with ``torch.jit`` on meta tensors (one layer per
+kind, combined from fvcore's per-module counts: ``fvcore_method``), or null with ``fvcore_message`` saying why.
+torch's meta conv shape check fails under jit tracing (LinGen's depthwise conv), so small points
+(``flops.fvcore_cpu_fallback_*``) are traced again on real CPU tensors (``fvcore_device: "cpu"``);
 large LinGen points record null. Steps and CFG factor are recorded, not multiplied in: per-video FLOPs = flops x
 steps x cfg_factor, computed by the reports.
 """
@@ -32,28 +33,36 @@ SOURCE = "evalkit.measure.flop_counter(meta)"
 FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
 
 
-def count_fvcore(model: Any, inputs: tuple) -> dict[str, Any]:
-    """fvcore's multiply-add count (jit trace on the given tensors); null with the reason when it cannot run."""
+def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[str, Any]:
+    """fvcore's multiply-add count (jit trace on the given tensors); null with the reason when it cannot run.
+
+    With ``plan`` (``flop_counter.kind_plan``) ``model`` holds one layer per layer kind and the total is combined
+    from fvcore's own per-module counts exactly as the FLOP count is (``flop_counter.combine``); the listed
+    unsupported ops are those of the traced layers."""
     try:
         from fvcore.nn import FlopCountAnalysis
     except ImportError:
         return {"fvcore_macs": None, "fvcore_message": "fvcore not installed (pip install -e '.[fvcore]')"}
     import torch
 
+    from evalkit.measure.flop_counter import combine, no_opt_einsum
+
     t0 = time.perf_counter()
     logging.getLogger("fvcore").setLevel(logging.ERROR)
-    from evalkit.measure.flop_counter import no_opt_einsum
-
     try:
         with no_opt_einsum(), torch.no_grad():
             analysis = FlopCountAnalysis(model, inputs)
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
             total = int(analysis.total())
             unsupported = analysis.unsupported_ops()
+            if plan is not None:
+                by_module = analysis.by_module()
+                total = combine(total, [int(by_module[f"blocks.{i}"]) for i in range(plan[0])], plan[1])
     except Exception as exc:  # fvcore's jit tracer fails on some graphs: record why, never a zero
         return {"fvcore_macs": None, "fvcore_message": f"fvcore trace failed: {type(exc).__name__}: {exc}"[:300]}
     listed = "; ".join(f"{op} x{n}" for op, n in sorted(unsupported.items(), key=lambda kv: -kv[1]))
     return {"fvcore_macs": total, "fvcore_convention": FVCORE_CONVENTION, "fvcore_unsupported_ops": listed,
+            "fvcore_method": "full" if plan is None else "per_layer_kind",
             "fvcore_seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -95,18 +104,19 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
         rec.update(fvcore_macs=None, fvcore_message=f"not run: {spec['num_tokens']} tokens > "
                                                     f"flops.fvcore_max_tokens={fs['fvcore_max_tokens']}")
     else:
-        model = ctx.model(spec, "meta")  # fvcore traces the full model (every layer)
-        inputs = models.dummy_inputs(cfg, point, batch=batch, device="meta", dtype=torch.float32)
-        fv = count_fvcore(model, tuple(inputs))
+        sub, plan = flop_counter.reduced(cfg)  # one layer per kind, combined like the FLOP count
+        model = ctx.build(sub, "meta")
+        inputs = models.dummy_inputs(sub, point, batch=batch, device="meta", dtype=torch.float32)
+        fv = count_fvcore(model, tuple(inputs), plan)
         fv["fvcore_device"] = "meta"
         small = int(spec["num_tokens"]) <= fs["fvcore_cpu_fallback_max_tokens"] and \
             int(spec["params"]) <= fs["fvcore_cpu_fallback_max_params"]
         if fv["fvcore_macs"] is None and small:
             # torch's meta conv shape check fails under jit tracing (e.g. the depthwise conv of the MA-branch):
             # small points are traced again on real CPU tensors (random weights; counts depend on shapes only)
-            cpu_model = ctx.model(spec, "cpu")
-            cpu_inputs = models.dummy_inputs(cfg, point, batch=batch, device="cpu", dtype=torch.float32)
-            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs)), "fvcore_device": "cpu",
+            cpu_model = ctx.build(sub, "cpu")
+            cpu_inputs = models.dummy_inputs(sub, point, batch=batch, device="cpu", dtype=torch.float32)
+            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs), plan), "fvcore_device": "cpu",
                   "fvcore_meta_message": fv["fvcore_message"]}
         rec.update(fv)
     return [rec]
