@@ -4,9 +4,10 @@
 Counts lingen-4b and dit-4b at 512p (512x896) / 68 s the way the sweep's flops measurement does
 (``evalkit.measure.flop_counter.count_point``: a model of one layer per layer kind built on meta, counted, each
 kind multiplied; plus ``models.estimate_flops``). Every repeat starts from an empty model cache, so it includes the
-build. The first repeat of a process also pays torch's one-time lazy initialisation (the first op with a Python
-meta kernel imports ``torch._dynamo``, ~1.5 s here); it is printed apart as "cold", the rest as the median of the
-warm repeats. ``--processes N`` runs N fresh interpreters and reports the median cold figures. ``--method full``
+build. torch's one-time lazy initialisation (the first op with a Python meta kernel, here ``randn(...) * 0.02`` on meta
+as the backbone's positional tables do, imports ``torch._dynamo``: ~1.5-2.5 s on this box) is triggered and timed
+first and printed apart; the first repeat is then printed as "cold" (first build of lingen's modules), the rest as
+the median of the warm repeats. ``--processes N`` runs N fresh interpreters and reports the median cold figures. ``--method full``
 counts every layer; ``--reference`` also times torch's ``FlopCounterMode`` on the full model (the old method).
 The machine load (``os.getloadavg``) is printed before and after: the machine may be shared.
 
@@ -107,11 +108,15 @@ def main() -> None:
     import torch  # noqa: F401
 
     import_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    torch.randn(2, 2, device="meta") * 0.02  # one-time: the first Python meta kernel (this mul) imports torch._dynamo
+    lazy_s = time.perf_counter() - t0
     results = {name: [one_point(name, args) for _ in range(args.repeats)] for name in args.models}
     if args.json:  # child of --processes: the cold figures of a fresh interpreter
-        print(json.dumps({"import_torch_s": import_s, **{n: rs[0] for n, rs in results.items()}}))
+        print(json.dumps({"import_torch_s": import_s, "lazy_init_s": lazy_s, **{n: rs[0] for n, rs in results.items()}}))
         return
-    print(f"import torch: {import_s:.2f} s; point {args.height}x{args.width} {args.duration:g} s, flavor {args.flavor}")
+    print(f"import torch: {import_s:.2f} s; torch lazy init (first Python meta kernel imports torch._dynamo): "
+          f"{lazy_s:.2f} s; point {args.height}x{args.width} {args.duration:g} s, flavor {args.flavor}")
     for name, rs in results.items():
         show("cold (first in process)", rs[0])
         warm = rs[1:]
@@ -128,7 +133,8 @@ def main() -> None:
         runs = [json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
                 for _ in range(args.processes)]
         print(f"{args.processes} fresh processes, medians: import torch "
-              f"{statistics.median(r['import_torch_s'] for r in runs):.2f} s; " + "; ".join(
+              f"{statistics.median(r['import_torch_s'] for r in runs):.2f} s, torch lazy init "
+              f"{statistics.median(r['lazy_init_s'] for r in runs):.2f} s; " + "; ".join(
                   f"{n} first point {statistics.median(r[n]['total_s'] for r in runs):.3f} s (build "
                   f"{statistics.median(r[n]['build_s'] for r in runs):.3f} + count "
                   f"{statistics.median(r[n]['count_s'] for r in runs):.3f})" for n in args.models))

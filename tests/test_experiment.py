@@ -175,7 +175,7 @@ def test_variations_expand_to_named_point_sets(tmp_path: Path) -> None:
 @pytest.mark.parametrize("grid, match", [
     ({"d_model+heads": [[32, 2], [96]]}, r"variations\.w\.grid\.d_model\+heads\[1\]: expected 2 values"),
     ({"d_model": []}, r"variations\.w\.grid\.d_model: needs at least one value"),
-    ({"resolution": [[64, -1]]}, r"height and width must be positive integers"),
+    ({"resolution": [[64, -1]]}, r"variations\.w\.grid\.resolution\[0\]: expected \[height, width\], positive"),
     ({"d_modle": [32]}, r"Did you mean 'd_model'"),
     ({"mate.window": [[9, 9, 9]]}, r"variation='w\[window=9x9x9\]'.*mate\.window"),
 ])
@@ -189,7 +189,7 @@ def test_variation_records_carry_the_variation(tmp_path: Path, capsys) -> None:
     data = {**BASE, "models": ["dit"], "variations": {"baseline": {}, "text": {"grid": {"text_len": [4, 16]}}}}
     rc = cli.main([str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--no-progress", "--no-plots"])
     summ = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    from evalkit.results import read_records
+    from evalkit.records import read_records
 
     recs = {r["variation"]: r for r in read_records([summ["run_dir"]])}
     assert rc == 0 and set(recs) == {"baseline", "text[text_len=4]", "text[text_len=16]"}
