@@ -1,6 +1,6 @@
 """Benchmark (not a timed test): wall time of `python -m evalkit ls` and of every `--help` (each verb and each
-sub-command), in fresh interpreters, and whether any of them imported torch (issue 14 target: each under 0.5 s,
-no torch). The sub-commands are read from each verb's usage line, so new verbs are measured without edits here.
+sub-command), in fresh interpreters, and whether any of them imported torch (target: each under 0.5 s, no
+torch). The sub-commands are read from each verb's usage line, so new verbs are measured without edits here.
 
 Each command runs ``--repeats`` times (default 7) as ``python -c`` with an ``atexit`` hook that reports whether
 torch, pandas or matplotlib were imported; the median, min and max wall times are printed, with the machine load

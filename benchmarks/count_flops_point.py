@@ -1,14 +1,15 @@
-"""Benchmark (not a timed test): how long counting one full-size point takes (issue 14 target: LinGen-4B at
-68 s / 512p, build on meta + count + analytic, under 1 s on 2 cores), and the peak RSS.
+"""Benchmark (not a timed test): how long counting one full-size point takes (target: LinGen-4B at 68 s / 512p,
+build on meta + count + analytic, under 1 s on 2 cores), and the peak RSS.
 
 Counts lingen-4b and dit-4b at 512p (512x896) / 68 s the way the sweep's flops measurement does
 (``evalkit.measure.flop_counter.count_point``: a model of one layer per layer kind built on meta, counted, each
 kind multiplied; plus ``models.estimate_flops``). Every repeat starts from an empty model cache, so it includes the
-build. torch's one-time lazy initialisation (the first op with a Python meta kernel, here ``randn(...) * 0.02`` on meta
-as the backbone's positional tables do, imports ``torch._dynamo``: ~1.5-2.5 s on this box) is triggered and timed
+build. torch's one-time lazy initialisation (the first op with a Python meta kernel, here ``randn(...) * 0.02`` on
+meta as the backbone's positional tables do, imports ``torch._dynamo``: ~1.5-2.5 s on this box) is triggered and timed
 first and printed apart; the first repeat is then printed as "cold" (first build of lingen's modules), the rest as
-the median of the warm repeats. ``--processes N`` runs N fresh interpreters and reports the median cold figures. ``--method full``
-counts every layer; ``--reference`` also times torch's ``FlopCounterMode`` on the full model (the old method).
+the median of the warm repeats. ``--processes N`` runs N fresh interpreters and reports the median cold figures.
+``--method full`` counts every layer; ``--reference`` also times torch's ``FlopCounterMode`` on the full model (the
+old method).
 The machine load (``os.getloadavg``) is printed before and after: the machine may be shared.
 
     python benchmarks/count_flops_point.py [--repeats 7] [--processes 5] [--method full] [--reference]
@@ -82,7 +83,8 @@ def show(label: str, r: dict) -> None:
             f"{r['layers']} layers ({r['kinds']} kinds) | counted {r['counted']:.6e} FLOP, analytic {exact}")
     if "ref_count_s" in r:
         same = "same total" if r["ref_counted"] == r["counted"] else f"total {r['ref_counted']:.6e}"
-        line += f" | FlopCounterMode full model: build {r['ref_build_s']:.3f} s + count {r['ref_count_s']:.3f} s, {same}"
+        line += (f" | FlopCounterMode full model: build {r['ref_build_s']:.3f} s + count {r['ref_count_s']:.3f} s, "
+                 f"{same}")
     if "fvcore_s" in r:
         line += f" | fvcore {r['fvcore_s']:.2f} s ({r['fvcore_macs']} MAC; {r['fvcore_message']})"
     print(line)
@@ -113,7 +115,8 @@ def main() -> None:
     lazy_s = time.perf_counter() - t0
     results = {name: [one_point(name, args) for _ in range(args.repeats)] for name in args.models}
     if args.json:  # child of --processes: the cold figures of a fresh interpreter
-        print(json.dumps({"import_torch_s": import_s, "lazy_init_s": lazy_s, **{n: rs[0] for n, rs in results.items()}}))
+        print(json.dumps({"import_torch_s": import_s, "lazy_init_s": lazy_s,
+                          **{n: rs[0] for n, rs in results.items()}}))
         return
     print(f"import torch: {import_s:.2f} s; torch lazy init (first Python meta kernel imports torch._dynamo): "
           f"{lazy_s:.2f} s; point {args.height}x{args.width} {args.duration:g} s, flavor {args.flavor}")

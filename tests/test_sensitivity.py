@@ -60,7 +60,8 @@ def _synthetic_run(root: Path) -> Path:
     run = root / "sensitivity" / "synthetic"
     run.mkdir(parents=True)
     config = {"variations": {"baseline": {}, "geometry": {}},
-              "sensitivity": {"duration_s": 68, "target_ratio": 15, "ratio_tol": 0.1, "params_band_billions": [3.6, 4.4]}}
+              "sensitivity": {"duration_s": 68, "target_ratio": 15, "ratio_tol": 0.1,
+                              "params_band_billions": [3.6, 4.4]}}
     (run / "manifest.json").write_text(json.dumps({"experiment": "sensitivity", "run_id": "synthetic",
                                                    "git_sha": "a" * 40, "config": config, "hardware": {}}))
     rows = [("baseline", {}, 4.0, 4.1, 15.0),
