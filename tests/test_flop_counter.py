@@ -172,12 +172,12 @@ def test_depth_reduced_build_is_only_the_first_layers():
     assert [c.depth for c in built] == [4] and dataclasses.replace(built[0], depth=56) == cfg
 
 
-@pytest.mark.parametrize("name", ["dit", "lingen"])
+@pytest.mark.parametrize("name", ["dit", pytest.param("lingen", marks=pytest.mark.slow)])  # jit-tracing LinGen: ~10 s
 def test_fvcore_per_layer_kind_equals_full_trace(name):
-    """fvcore's MACs combined from one layer per kind == fvcore on the full model (tiny, 10 layers, CPU)."""
+    """fvcore's MACs combined from one layer per kind == fvcore on the full model (tiny, 6 layers, CPU)."""
     from evalkit.measure.flops import count_fvcore
 
-    cfg = M.resolve(name, "tiny", {"depth": 10})
+    cfg = M.resolve(name, "tiny", {"depth": 6})
     sub, plan = fc.reduced(cfg)
     full = count_fvcore(M.build(cfg), tuple(M.dummy_inputs(cfg, TINY_POINT)))
     per_kind = count_fvcore(M.build(sub), tuple(M.dummy_inputs(sub, TINY_POINT)), plan)
