@@ -80,6 +80,17 @@ class CrossAttention(nn.Module):
         return self.o(rearrange(y, "b h l e -> b l (h e)"))
 
 
+def normal_param(*shape: int, std: float | None = None, over: float | None = None) -> nn.Parameter:
+    """``torch.randn(*shape) * std`` (or ``/ over``) as a parameter. On the meta device (FLOP counting) only the
+    shape exists: drawing there would run torch's Python meta kernels (randn, mul) and import torch._dynamo, about
+    1.5 s of counting a 4B model; on real devices the values and the RNG stream are exactly as before."""
+    t = torch.empty(*shape)
+    if t.is_meta:
+        return nn.Parameter(t)
+    t = torch.randn(*shape)
+    return nn.Parameter(t * std if over is None else t / over)
+
+
 MixerFactory = Callable[[ModelConfig, int], nn.Module]  # (cfg, layer index) -> module(x (B,L,D), grid) -> (B,L,D)
 
 
@@ -87,7 +98,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int, mixer_factory: MixerFactory) -> None:
         super().__init__()
         d = cfg.d_model
-        self.table = nn.Parameter(torch.randn(6, d) / math.sqrt(d))  # adaLN-single per-block offsets
+        self.table = normal_param(6, d, over=math.sqrt(d))  # adaLN-single per-block offsets
         with torch.no_grad():
             self.table[2].zero_()  # gate of the mixer: zero-init
             self.table[5].zero_()  # gate of the FFN: zero-init
@@ -118,9 +129,9 @@ class VideoDiT(nn.Module):
         d = cfg.d_model
         self.patch = nn.Linear(cfg.patch_dim, d, bias=False)
         mt, mh, mw = cfg.max_grid
-        self.pos_t = nn.Parameter(torch.randn(mt, d) * 0.02)
-        self.pos_h = nn.Parameter(torch.randn(mh, d) * 0.02)
-        self.pos_w = nn.Parameter(torch.randn(mw, d) * 0.02)
+        self.pos_t = normal_param(mt, d, std=0.02)
+        self.pos_h = normal_param(mh, d, std=0.02)
+        self.pos_w = normal_param(mw, d, std=0.02)
         self.t_mlp = nn.Sequential(nn.Linear(cfg.timestep_dim, d, bias=False), nn.SiLU(), nn.Linear(d, d, bias=False))
         self.t_block = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d, bias=False))  # adaLN-single
         with torch.no_grad():
@@ -129,7 +140,7 @@ class VideoDiT(nn.Module):
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d, bias=False), nn.LayerNorm(d))
         self.blocks = nn.ModuleList(Block(cfg, i, mixer_factory) for i in range(cfg.depth))
         self.norm_out = RMSNorm(d, cfg.norm_eps, affine=False)
-        self.out_table = nn.Parameter(torch.randn(2, d) / math.sqrt(d))
+        self.out_table = normal_param(2, d, over=math.sqrt(d))
         self.unpatch = nn.Linear(d, cfg.patch_dim, bias=False)
         nn.init.zeros_(self.unpatch.weight)
 
