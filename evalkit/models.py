@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,15 @@ _VARIANTS = {
 }
 for _name, _summary in _VARIANTS.items():
     REGISTRY.add(_name, "baselines.variants:build_variant", summary=_summary, preset="lingen", variant=_name)
+# Efficient mixers of the field on the same backbone (issue 13); `terms` = the torch-free module that registers
+# the mixer's parameter / FLOP terms with lingen.analytic (imported by resolve()).
+REGISTRY.add("linear-attn", "baselines.linear_attn:build_linear_attn", summary="SANA-Video linear attention: "
+             "ReLU features, RoPE in the numerator", preset="linear-attn", variant=None,
+             terms="baselines.linear_attn_terms")
+REGISTRY.add("sta", "baselines.sta:build_sta", summary="STA: sliding tile attention, 3D tile window",
+             preset="sta", variant=None, terms="baselines.sta_terms")
+REGISTRY.add("radial", "baselines.radial:build_radial", summary="Radial attention: static block-sparse mask, "
+             "window halves per temporal octave", preset="radial", variant=None, terms="baselines.radial_terms")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,6 +120,8 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
     """Registry name + flavor (+ overrides, nested or dotted keys) -> frozen ModelConfig."""
     entry = REGISTRY.entry(name, "model")
     name = entry.name
+    if entry.meta.get("terms"):
+        importlib.import_module(entry.meta["terms"])  # registers the mixer's analytic terms (no torch)
     preset = _load(entry.meta["preset"])
     backbone = _load("backbone")["flavors"]
     if flavor not in preset["flavors"] or flavor not in backbone:
@@ -185,6 +197,11 @@ def validate_point(cfg: ModelConfig, point: VideoPoint) -> None:
             if w > g:
                 raise FieldError("mate.window", f"window {list(cfg.mate.window)} is larger than the token grid "
                                  f"{list(grid)} along {axis} ({w} > {g}) for {point}")
+    try:
+        analytic.check_grid(cfg, grid)  # the checks of mixers registered from baselines/*_terms.py
+    except ValueError as exc:
+        field_name, _, msg = str(exc).partition(": ")
+        raise FieldError(field_name, f"{msg} for {point}") from None
 
 
 def param_count(cfg: ModelConfig) -> int:

@@ -9,9 +9,52 @@ FLOP formulas: LinGen reference note Sec. 6 (per-layer terms), Mamba2 SSD per-to
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from lingen.config import ModelConfig
 
 Triple = tuple[int, int, int]
+
+
+# ---- mixers defined outside lingen/ (baselines/*_terms.py register theirs: lingen never imports baselines) -------
+@dataclass(frozen=True, kw_only=True)
+class MixerTerms:
+    """Closed-form cost of one token mixer: ``params(cfg)`` per layer, ``flops(cfg, grid, layer)`` per layer and
+    batch element (same convention as below), ``check(cfg, grid)`` raising ValueError("field: why") when the mixer
+    cannot run on the grid."""
+
+    params: Callable[[ModelConfig], int]
+    flops: Callable[[ModelConfig, Triple, int], float]
+    check: Callable[[ModelConfig, Triple], None] | None = None
+
+
+MIXER_TERMS: dict[str, MixerTerms] = {}
+
+
+def register_mixer(mixer: str, terms: MixerTerms) -> None:
+    """Make ``param_count`` / ``flops_breakdown`` / ``check_grid`` handle ``cfg.mixer == mixer``."""
+    old = MIXER_TERMS.get(mixer)
+    if mixer in ("attention", "mate") or (old is not None and old.params.__module__ != terms.params.__module__):
+        where = old.params.__module__ if old else "lingen.analytic"
+        raise ValueError(f"mixer {mixer!r} already has analytic terms (from {where})")
+    MIXER_TERMS[mixer] = terms
+
+
+def _terms(cfg: ModelConfig) -> MixerTerms:
+    if cfg.mixer not in MIXER_TERMS:
+        raise ValueError(f"mixer: no analytic terms registered for {cfg.mixer!r} (registered: "
+                         f"{sorted(MIXER_TERMS) or 'none'}); import the module that registers them "
+                         "(evalkit.models.resolve does so from the registry entry's `terms`)")
+    return MIXER_TERMS[cfg.mixer]
+
+
+def check_grid(cfg: ModelConfig, grid: Triple) -> None:
+    """Mixer-specific grid checks of registered mixers (ValueError "field: why"); none for attention / mate."""
+    if cfg.mixer not in ("attention", "mate"):
+        check = _terms(cfg).check
+        if check is not None:
+            check(cfg, grid)
 
 
 def ssd_scan_flops(b: int, l: int, h: int, p: int, n: int, chunk: int) -> int:
@@ -40,6 +83,8 @@ def mixer_params(cfg: ModelConfig) -> int:
     d = cfg.d_model
     if cfg.mixer == "attention":
         return 4 * d * d
+    if cfg.mixer != "mate":
+        return _terms(cfg).params(cfg)
     m, s = cfg.mate, cfg.mate.ssm
     n = 4 * d * d  # shared qkv + out
     if m.ma:
@@ -74,6 +119,8 @@ def mixer_flops(cfg: ModelConfig, grid: Triple, layer: int) -> float:
     L = grid[0] * grid[1] * grid[2]
     if cfg.mixer == "attention":
         return 2 * L * 3 * d * d + 4 * L * L * d + 2 * L * d * d
+    if cfg.mixer != "mate":
+        return _terms(cfg).flops(cfg, grid, layer)
     m, s = cfg.mate, cfg.mate.ssm
     f = 2 * L * d * d  # out projection
     if m.tesa:

@@ -2,7 +2,9 @@
 
 The values live in ``experiments/models/*.yaml`` (each line marked stated/assumed); ``evalkit.models`` reads them
 into these frozen dataclasses.  Paper: LinGen (arXiv 2412.09856) Fig. 2 (MATE = MA-branch + TE-branch), Fig. 3
-(bidirectional Mamba2), Fig. 4 (Rotary Major Scan), Fig. 5 (TESA), Table 2 (the ablation variants).
+(bidirectional Mamba2), Fig. 4 (Rotary Major Scan), Fig. 5 (TESA), Table 2 (the ablation variants).  The other
+efficient mixers of ``baselines/`` (issue 13) keep their options here too (``LinearAttnSpec``, ``STASpec``,
+``RadialSpec``) because ``ModelConfig`` holds one spec per mixer; their code and cost terms live in ``baselines/``.
 """
 from __future__ import annotations
 
@@ -54,12 +56,41 @@ class MateSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LinearAttnSpec:
+    """ReLU linear attention as SANA-Video uses it (``baselines/linear_attn.py``)."""
+
+    qk_norm: bool = True  # RMSNorm over the full q / k width before the ReLU
+    rope: bool = True  # 3D RoPE on relu(q), relu(k) in the numerator only
+    rope_theta: float = 10000.0
+    eps: float = 1e-15  # added to the denominator
+
+
+@dataclass(frozen=True, kw_only=True)
+class STASpec:
+    """Sliding tile attention (STA, ``baselines/sta.py``): tiles and window in latent tokens per (t, h, w) axis."""
+
+    tile: Triple = (2, 1, 1)
+    window: Triple = (6, 3, 3)  # a multiple of the tile with an odd number of tiles per axis
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadialSpec:
+    """Radial attention (``baselines/radial.py``): a static block-sparse mask whose spatial band halves with each
+    doubling of the temporal distance."""
+
+    block: int = 4  # tokens per block; blocks never straddle two latent frames (must divide h*w)
+    dense_frames: int = 1  # frame pairs at temporal distance <= this attend densely
+    sink: bool = True  # every frame attends all of frame 0 densely (attention sink)
+    decay_factor: float = 1.0  # scales the spatial window of every band
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """One resolved model: backbone geometry + mixer. ``name``/``flavor`` are the registry name and preset."""
 
     name: str = "lingen"
     flavor: str = "tiny"
-    mixer: Literal["attention", "mate"] = "mate"
+    mixer: Literal["attention", "mate", "linear", "sta", "radial"] = "mate"
     d_model: int = 64
     depth: int = 4
     heads: int = 4
@@ -72,6 +103,9 @@ class ModelConfig:
     norm_eps: float = 1e-6
     latent: LatentSpec = field(default_factory=LatentSpec)
     mate: MateSpec = field(default_factory=MateSpec)
+    linear: LinearAttnSpec = field(default_factory=LinearAttnSpec)
+    sta: STASpec = field(default_factory=STASpec)
+    radial: RadialSpec = field(default_factory=RadialSpec)
 
     @property
     def head_dim(self) -> int:
@@ -99,6 +133,17 @@ class ModelConfig:
                                  f"head, got {s.d_state}")
             if s.chunk < 1 or s.d_conv < 1 or self.mate.review_stride < 1:
                 raise ValueError("mate.ssm.chunk / d_conv / review_stride must be >= 1")
+        if self.mixer == "sta":
+            for axis, t, w in zip("thw", self.sta.tile, self.sta.window):
+                if t < 1 or w < t or w % t or (w // t) % 2 == 0:
+                    raise ValueError(f"sta.window: along {axis} the window ({w}) must be an odd multiple of the tile "
+                                     f"({t}) so the tile window can centre on the query tile; got window "
+                                     f"{list(self.sta.window)}, tile {list(self.sta.tile)}")
+        if self.mixer == "radial":
+            r = self.radial
+            if r.block < 1 or r.dense_frames < 0 or r.decay_factor <= 0:
+                raise ValueError(f"radial.block: block >= 1, dense_frames >= 0 and decay_factor > 0 are required, "
+                                 f"got block {r.block}, dense_frames {r.dense_frames}, decay_factor {r.decay_factor}")
 
     @property
     def dt_rank(self) -> int:
