@@ -82,6 +82,7 @@ class RadialAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x: Tensor, grid: Triple) -> Tensor:
+        grid = tuple(int(g) for g in grid)  # plain ints (a jit trace hands over shape tensors)
         terms.check(self.cfg, grid)
         qi, ki = block_pairs(self.cfg.radial, grid[0], grid[1] * grid[2])
         q, k, v = self.qkv(x).chunk(3, dim=-1)

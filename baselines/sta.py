@@ -100,6 +100,7 @@ class SlidingTileAttention(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x: Tensor, grid: Triple) -> Tensor:
+        grid = tuple(int(g) for g in grid)  # plain ints (a jit trace hands over shape tensors)
         terms.check(self.cfg, grid)
         q, k, v = self.qkv(x).chunk(3, dim=-1)
         y = sliding_tile_attention(q, k, v, grid, self.heads, self.cfg.sta.tile, terms.window_tiles(self.cfg, grid))
