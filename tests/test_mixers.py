@@ -247,3 +247,30 @@ def test_train_mixers_has_the_train_tiny_budget():
     assert (a.data, a.train, a.eval, a.text_encoder, a.overrides) == (b.data, b.train, b.eval, b.text_encoder,
                                                                       b.overrides)
     assert set(NEW) <= {m.name for m in b.models} and {"dit", "lingen"} <= {m.name for m in b.models}
+
+
+# ---- report (evalkit/report/mixers.py) ------------------------------------------------------------------------
+def _records(flops):
+    """Synthetic flops records of the mixers sweep: model -> (FLOPs at 17 s, at 68 s); mixer term = total."""
+    import pandas as pd
+    rows = []
+    for model, vals in flops.items():
+        for dur, tokens, f in zip((17.0, 68.0), (100, 400), vals):
+            rows.append({"kind": "cost", "measurement": "flops", "status": "ok", "model": model, "flavor": "4b",
+                         "variant": "default", "resolution": "512p", "duration_s": dur, "num_tokens": tokens,
+                         "flops": f, "flops_breakdown_mixer": f, "steps": 50, "cfg_factor": 2,
+                         "_experiment": "mixers", "_run_id": "r1"})
+    return pd.DataFrame(rows)
+
+
+def test_mixers_ratio_table_from_records():
+    from evalkit.report import mixers
+    df = _records({"dit": (100.0, 1600.0), "radial": (50.0, 320.0), "linear-attn": (10.0, 40.0)})
+    t = mixers.ratio_table(mixers._sweep(df)).set_index("registry")
+    assert list(t.index) == ["dit", "linear-attn", "radial"]  # the design order of the report
+    assert t.loc["radial", "DiT/mixer FLOPs, 17 s (this harness)"] == pytest.approx(2.0)
+    assert t.loc["radial", "DiT/mixer FLOPs, 68 s (this harness)"] == pytest.approx(5.0)
+    assert t.loc["dit", "mixer FLOPs growth exponent 17-68 s"] == pytest.approx(2.0)  # 16x FLOPs for 4x tokens
+    assert t.loc["linear-attn", "mixer FLOPs growth exponent 17-68 s"] == pytest.approx(1.0)
+    assert "16x faster in measured latency" in t.loc["linear-attn", "published claim (own model, resolution, hardware)"]
+    assert "arXiv 2506.19852" in t.loc["radial", "claim source"] and t.loc["dit", "claim source"] == "-"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, humaneval, quality, sensitivity
+from evalkit.report import compare, cost, humaneval, mixers, quality, sensitivity
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -63,6 +63,7 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += quality.train(df, runs, out_root)
     arts += humaneval.paper_table(out_root)
     arts += humaneval.studies(df, runs, out_root)
+    arts += mixers.render(df, runs, out_root)
     kinds = set(everything["kind"].dropna()) if "kind" in everything else set()
     stems = {a.stem.split("/")[-1] for a in arts}
     missing = []
@@ -83,6 +84,10 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     if humaneval.KIND not in kinds:
         missing.append("Human preference study (Figs. 8/9/10b/12/19 analogues): no humaneval records (no study "
                        "with real raters has been published)")
+    if "fig_flops_vs_duration_512p" not in stems:
+        missing.append("Mixers side by side (issue 13): no flops records of experiments/mixers.yaml at 512p")
+    if "table_train" not in stems:
+        missing.append("Tiny mixers trained (issue 13): no train_loss records of experiments/train_mixers.yaml")
     _index(out_root, arts, runs, missing)
     return sorted(p.relative_to(out_root) for p in out_root.rglob("*") if p.is_file()
                   and p.relative_to(out_root).parts[0] != "data")
