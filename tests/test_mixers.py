@@ -119,6 +119,18 @@ def test_sta_equals_dense_attention_with_the_sta_mask(grid, tile, window):
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, g2))
 
 
+def test_sta_counted_equals_analytic_on_a_padded_grid():
+    """The padded tile work (and the masked padded keys) are what FlopCounterMode counts and what sta_terms says."""
+    from torch.utils.flop_counter import FlopCounterMode
+    cfg = M.resolve("sta", "tiny", {"sta.tile": [4, 2, 2], "sta.window": [12, 6, 2]})
+    point = M.VideoPoint(height=80, width=112, duration_s=5.0)  # tokens (10, 5, 7) -> padded (12, 6, 8)
+    model = M.build(cfg, device="meta")
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(*M.dummy_inputs(cfg, point, device="meta"))
+    assert fc.get_total_flops() == M.estimate_flops(cfg, point).total
+    assert sta_terms.tile_grid((10, 5, 7), (4, 2, 2)) == (3, 3, 4)
+
+
 def test_sta_is_not_full_attention():
     """Control: on a grid larger than the window the STA output differs from full attention."""
     grid, tile, window = (6, 4, 6), (2, 2, 2), (2, 2, 2)
