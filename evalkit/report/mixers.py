@@ -91,7 +91,7 @@ def _figure(sel: pd.DataFrame, runs: list[Run], root: Path) -> Artifact:
     for ax in axes[0]:
         ax.set_xlabel("video duration (s)")
         ax.margins(x=0.04, y=0.08)
-    axes[0, 1].legend(fontsize=7, ncol=2)
+    axes[0, 1].legend(fontsize=7, ncol=2, loc="upper left")
     stem = "mixers/fig_flops_vs_duration_512p"
     save_figure(fig, root, stem, data)
     return Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title="FLOPs per video vs duration at 512p, every "
@@ -175,7 +175,10 @@ def _train(df: pd.DataFrame, sel: pd.DataFrame, runs: list[Run], root: Path) -> 
         row["n_videos"] = int(n_videos[label]) if label in n_videos.index else None
         row["4b DiT/mixer FLOPs, 68 s 512p"] = ratio68.get(model) if model != "dataset" else None
         rows.append(row)
-    write_table(root, "mixers/table_train", pd.DataFrame(rows), floatfmt=".3f",
+    table = pd.DataFrame(rows)
+    for col in ("params (tiny)", "train s (CPU, 1 thread)", "n_videos"):  # integers (empty for the dataset row)
+        table[col] = pd.array([None if pd.isna(v) else round(v) for v in table[col]], dtype="Int64")
+    write_table(root, "mixers/table_train", table, floatfmt=".3f",
                 title="Tiny mixers trained on the train_tiny budget: loss and alignment beside cost",
                 notes=[HINT, "Same data, steps, batch, noise and seed for every model (experiments/train_mixers.yaml "
                        "= train_tiny's budget); 'dataset' scores ground-truth videos (calibration).",
@@ -186,6 +189,11 @@ def _train(df: pd.DataFrame, sel: pd.DataFrame, runs: list[Run], root: Path) -> 
     arts.append(Artifact(stem="mixers/table_train", exts=(".md", ".tex"), title="Tiny mixers: loss and alignment "
                          "beside cost (train_mixers; one seed)", runs=run_ids(pd.concat([data, al]), runs)))
     return arts
+
+
+def without_own_train(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` without the train_mixers records (rendered here, beside cost, not in the train_tiny figures)."""
+    return df[df["_experiment"] != TRAIN] if "_experiment" in df else df
 
 
 def render(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
