@@ -120,7 +120,7 @@ def test_validate_verb_handles_both_kinds(capsys) -> None:
 def test_each_verb_names_only_files_of_its_kind(tmp_path: Path) -> None:
     """``sweep train_tiny`` names the verb that runs it; a typo lists sweep files only (no train file)."""
     assert "train_tiny" not in experiment_names("sweep") and "scaling" in experiment_names("sweep")
-    assert experiment_names("train") == ["train_tiny"]
+    assert experiment_names("train") == ["train_mixers", "train_tiny"]
     with pytest.raises(FieldError, match=r"train experiment.*python -m evalkit train train_tiny"):
         load_experiment("train_tiny")
     with pytest.raises(ChoiceError) as err:
