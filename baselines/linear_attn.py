@@ -13,8 +13,8 @@ computes in float32). The RoPE is Wan's 3D split of the head over (t, h, w). Cos
 FLOPs and memory are linear in the number of tokens L (``baselines/linear_attn_terms.py``).
 
 Differences from SANA-Video, stated in ``experiments/models/linear-attn.yaml``: the FFN is the backbone's SwiGLU,
-not SANA-Video's Mix-FFN with a temporal convolution (so only the mixer differs from DiT / LinGen), there are no
-linear biases, and the backbone's learned T/H/W positional tables stay (RoPE comes on top, inside the mixer).
+not SANA-Video's Mix-FFN with a temporal convolution (so only the mixer differs from DiT / LinGen), the output
+projection has no bias, and the backbone's learned T/H/W positional tables stay (RoPE comes on top, inside the mixer).
 
 Shape legend: B batch, L = t*h*w tokens (row-major), D width, H heads, e = D / H head size.
 """
