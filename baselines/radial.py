@@ -90,6 +90,12 @@ class RadialAttention(nn.Module):
         return self.out(y)
 
 
+def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
+    """Every layer computes the same ops on the same shapes (the mixer ignores its index): one kind (read by
+    ``evalkit.measure.flop_counter`` to count one block and multiply)."""
+    return ()
+
+
 def build_radial(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  kernels: str = "auto") -> VideoDiT:
     """The backbone with Radial attention; ``kernels`` is accepted for a uniform signature (batched matmuls)."""

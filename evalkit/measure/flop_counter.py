@@ -99,7 +99,7 @@ ZERO_FLOP_OPS: set[Any] = {
     aten.roll, aten.repeat, aten.index_select, aten.index, aten.index_put, aten.index_put_, aten.gather,
     aten.scatter, aten.scatter_, aten.scatter_add, aten.scatter_add_, aten.index_copy, aten.index_copy_,
     aten.index_fill_, aten.masked_fill_, aten.embedding, aten.tril, aten.triu, aten.sort, aten.topk,
-    aten.nonzero,
+    aten.nonzero, aten.index_add, aten.scatter_reduce, aten.scatter_reduce_,  # accumulation (Radial softmax)
     # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and lingen.analytic)
     aten._softmax, aten._safe_softmax, aten._log_softmax, aten.native_layer_norm, aten.native_group_norm,
     aten._native_batch_norm_legit_no_training, aten.cumsum, aten.cumprod, aten._adaptive_avg_pool2d,
@@ -247,7 +247,9 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tupl
 
 # mixer (ModelConfig.mixer) -> "module:function" of layer_kind(cfg, layer) -> hashable; add an entry for a mixer
 # whose layers repeat (a mixer without one is counted in full, every layer)
-LAYER_KINDS: dict[str, str] = {"attention": "baselines.dit:layer_kind", "mate": "lingen.mate:layer_kind"}
+LAYER_KINDS: dict[str, str] = {"attention": "baselines.dit:layer_kind", "mate": "lingen.mate:layer_kind",
+                               "linear": "baselines.linear_attn:layer_kind", "sta": "baselines.sta:layer_kind",
+                               "radial": "baselines.radial:layer_kind"}
 
 
 def layer_kinds(cfg: Any) -> list[Hashable] | None:
