@@ -16,6 +16,19 @@ Checks beyond the types: the name is a plain file name (it becomes ``runs/<name>
 range, no model, flavor, duration, resolution or measurement is listed twice, and CPU latency budgets stay at
 sizes a CPU finishes in minutes.
 
+**Parts.** A file whose claims are heterogeneous point sets (experiments/paper_latency.yaml: Fig. 6a, Table 2,
+Fig. 20, max frames: other models, flavors, durations, steps, measurements) lists them under ``parts:``, in
+priority order. A part is ``name`` (plain, unique), optional ``group`` (parts rendered together, e.g. the 512p
+points and the 256p curve of one figure; default: its name), optional ``claim`` (the paper's words), and any of
+:data:`PART_KEYS` as a partial override of the rest of the file (deep-merged; ``resolutions`` and
+``model_overrides`` replace whole). Each part resolves to a complete, checked config (:func:`part_configs`); with
+``--smoke`` the ``smoke:`` section goes over the base *and* over every part. Records and keys name their part
+(``evalkit.sweep.plan``), reports group by it (``evalkit.report``). Parts and ``variations`` do not combine.
+
+**Budget.** The ``budget:`` section (:class:`evalkit.sweep.predict.BudgetSettings`) holds the default of
+``sweep --budget-s`` and the throughput profiles its planner predicts with; like ``launch:`` it is not part of
+the config hash (it changes which points run and their iteration counts, not what a record measures).
+
 This module never imports torch.
 """
 from __future__ import annotations
@@ -34,6 +47,7 @@ import yaml
 
 from evalkit.errors import ChoiceError, FieldError
 from evalkit.launch.config import LaunchConfig
+from evalkit.sweep.predict import BudgetSettings, check_budget
 from evalkit.typed import apply_overrides, from_dict, plain_name, to_dict
 from evalkit.variations import SensitivitySettings, Variation
 
@@ -81,6 +95,9 @@ class LatencySettings:
     # CPU only: time points whose analytic forward cost (one denoiser call) is at most this many GFLOPs;
     # larger ones get a "skipped" row (no CUDA). Chosen so a tiny-model point takes well under a second.
     cpu_budget_gflop: float = 20.0
+    # > 0: stop timing once another iteration would end more than this many seconds after the measurement
+    # started (warm-up included; at least one timed iteration). `sweep --budget-s` sets it per point.
+    max_seconds: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +110,12 @@ class MaxFramesSettings:
     resolutions: tuple[str, ...] = ()   # names from `resolutions`; empty = all of them
     max_duration_s: float = 272.0       # upper end of the bisection (4x the paper's 68 s)
     dtype_cuda: DType = "bfloat16"
+    # > 0: probe as if the GPU had only this many GiB (torch.cuda.set_per_process_memory_fraction), e.g. an
+    # 80 GB H100 on a larger card; 0 = the whole card
+    memory_limit_gib: float = 0.0
+    # > 0: stop the bisection before a probe predicted to end later than this many seconds after the start (the
+    # record then gives the bracket found so far); `sweep --budget-s` sets it per point
+    max_seconds: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,6 +140,31 @@ class ExperimentConfig:
     # empty: one set of points (model_overrides); else one set per expanded variation (evalkit.variations)
     variations: dict[str, Variation] = field(default_factory=dict)
     sensitivity: SensitivitySettings = field(default_factory=SensitivitySettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)   # sweep --budget-s (evalkit.sweep.budget)
+    # empty: one point set; else one per part, in priority order (see the module docstring)
+    parts: tuple[Part, ...] = ()
+
+
+# keys a part may override (the rest of a sweep file: its identity, launch, budget, variations, is shared)
+PART_KEYS = ("description", "models", "flavors", "model_overrides", "resolutions", "durations_s", "fps", "batch",
+             "measurements", "sampling", "flops", "latency", "memory", "max_frames")
+PART_OWN_KEYS = ("name", "group", "claim", "overrides")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Part:
+    """One named point set of a sweep file (``parts:``): a partial override of the rest of the file.
+
+    In YAML the override keys sit next to ``name`` (``- {name: table2, models: [...], durations_s: [17]}``);
+    loaded, they are ``overrides``."""
+    name: str
+    group: str = ""          # parts with one group are rendered together (default: the part's own name)
+    claim: str = ""          # the paper's claim this part measures (documentation; copied into records)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report_group(self) -> str:
+        return self.group or self.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,17 +183,22 @@ class Experiment:
         return to_dict(self.config)
 
     def config_hash(self) -> str:
-        """Hash of everything that changes results (the launch section does not)."""
+        """Hash of everything that changes results (the launch and budget sections do not)."""
         data = self.resolved()
         data.pop("launch", None)
+        data.pop("budget", None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+    def parts(self) -> list[tuple[Part | None, ExperimentConfig]]:
+        """(part, its complete config) in priority order; ``[(None, config)]`` for a file without parts."""
+        return part_configs(self.config, self.name)
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in (
-                "resolutions", "model_overrides", "variations"):  # replaced whole, never merged
+                "resolutions", "model_overrides", "variations", "overrides"):  # replaced whole, never merged
             out[key] = _deep_merge(dict(out[key]), value)
         else:
             out[key] = copy.deepcopy(value)
@@ -175,6 +228,70 @@ def _normalise_resolutions(data: dict[str, Any], where: str) -> None:
             raise FieldError(fld, f"height and width must be positive integers, got {value!r}")
         out[str(name)] = list(value)
     data["resolutions"] = out
+
+
+def _normalise_parts(data: dict[str, Any], where: str) -> None:
+    """``parts:`` items as written (override keys next to ``name``) into :class:`Part` mappings (``overrides``);
+    an item already in that form (a config turned back into a dict) is kept. Unknown keys are errors."""
+    parts = data.get("parts")
+    if parts is None:
+        return
+    if isinstance(parts, (str, bytes)) or not isinstance(parts, Sequence):
+        raise FieldError(f"{where}.parts", f"expected a list of parts ({{name: ..., <overrides>}}), got {parts!r}")
+    out = []
+    for i, item in enumerate(parts):
+        fld = f"{where}.parts[{i}]"
+        if not isinstance(item, Mapping):
+            raise FieldError(fld, f"expected a mapping with a name and overrides, got {item!r}")
+        if "name" not in item:
+            raise FieldError(f"{fld}.name", "is required but missing")
+        fld = f"{where}.parts[{i}]({item['name']})"
+        nested = "overrides" in item
+        own = {k: item[k] for k in PART_OWN_KEYS if k in item}
+        over = dict(item.get("overrides") or {}) if nested else {k: v for k, v in item.items()
+                                                                 if k not in PART_OWN_KEYS}
+        if not isinstance(over, Mapping):
+            raise FieldError(f"{fld}.overrides", f"expected a mapping, got {over!r}")
+        extra = [k for k in item if k not in PART_OWN_KEYS] if nested else []
+        for k in list(over) + extra:
+            if k not in PART_KEYS or k in extra:
+                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:3], what="key of a part")
+        _normalise_resolutions(over, fld)
+        out.append({**own, "overrides": over})
+    data["parts"] = out
+
+
+def part_configs(cfg: ExperimentConfig, where: str) -> list[tuple[Part | None, ExperimentConfig]]:
+    """Every part of ``cfg`` as a complete, checked config (the file without ``parts``, the part's overrides
+    deep-merged over it); errors name the part."""
+    if not cfg.parts:
+        return [(None, cfg)]
+    base = to_dict(cfg)
+    base["parts"] = []
+    out = []
+    for i, part in enumerate(cfg.parts):
+        fld = f"{where}.parts[{i}]({part.name})"
+        merged = _deep_merge(base, part.overrides)
+        _normalise_resolutions(merged, fld)
+        pcfg = from_dict(ExperimentConfig, merged, fld)
+        _check(pcfg, fld)
+        out.append((part, pcfg))
+    return out
+
+
+def _check_parts(cfg: ExperimentConfig, where: str) -> None:
+    if not cfg.parts:
+        return
+    if cfg.variations:
+        raise FieldError(f"{where}.parts", "parts and variations do not combine: give each variation its own file, "
+                                           "or each part its own model_overrides")
+    names = [p.name for p in cfg.parts]
+    for i, p in enumerate(cfg.parts):
+        plain_name(f"{where}.parts[{i}].name", p.name)
+        if p.group:
+            plain_name(f"{where}.parts[{i}]({p.name}).group", p.group)
+    _no_duplicates(names, f"{where}.parts")
+    part_configs(cfg, where)
 
 
 def _no_duplicates(values: Sequence[Any], field_name: str) -> None:
@@ -225,6 +342,12 @@ def _check(cfg: ExperimentConfig, where: str) -> None:
     for i, r in enumerate(cfg.max_frames.resolutions):
         if r not in cfg.resolutions:
             raise ChoiceError(f"{where}.max_frames.resolutions[{i}]", r, cfg.resolutions, what="resolution")
+    for name, value in (("latency.max_seconds", cfg.latency.max_seconds),
+                        ("max_frames.memory_limit_gib", cfg.max_frames.memory_limit_gib),
+                        ("max_frames.max_seconds", cfg.max_frames.max_seconds)):
+        if value < 0:
+            raise FieldError(f"{where}.{name}", f"must be >= 0 (0: no limit), got {value}")
+    check_budget(cfg.budget, where)
 
 
 def file_kind(path: Path) -> str | None:
@@ -290,18 +413,28 @@ def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
     if not isinstance(smoke_over, Mapping):
         raise FieldError(f"{where}.smoke", "expected a mapping of overrides")
     _normalise_resolutions(data, where)
+    _normalise_parts(data, where)
     base = from_dict(ExperimentConfig, data, where)       # the base is always valid on its own
     _check(base, where)
+    _check_parts(base, where)
     merged = _deep_merge(to_dict(base), smoke_over)        # ... and so is base+smoke (checked even unused)
     _normalise_resolutions(merged, f"{where}.smoke")
+    if "parts" in smoke_over:
+        _normalise_parts(merged, f"{where}.smoke")
+    else:   # the smoke section goes over every part too (it shrinks the part's models and points as well)
+        over = {k: v for k, v in smoke_over.items() if k in PART_KEYS}
+        merged["parts"] = [{**p, "overrides": _deep_merge(p["overrides"], over)} for p in merged.get("parts", [])]
     smoke_cfg = from_dict(ExperimentConfig, merged, f"{where}.smoke")
     _check(smoke_cfg, f"{where}.smoke")
+    _check_parts(smoke_cfg, f"{where}.smoke")
     cfg = smoke_cfg if smoke else base
     if sets:
         full = apply_overrides(to_dict(cfg), list(sets))
         _normalise_resolutions(full, "--set")
+        _normalise_parts(full, "--set")
         cfg = from_dict(ExperimentConfig, full, "--set")
         _check(cfg, "--set")
+        _check_parts(cfg, "--set")
     return cfg
 
 
@@ -323,6 +456,6 @@ def add_experiment_args(parser: argparse.ArgumentParser) -> None:
 
 
 __all__ = [
-    "ExperimentConfig", "Experiment", "load_experiment", "parse_experiment", "find_experiment",
+    "ExperimentConfig", "Experiment", "Part", "part_configs", "load_experiment", "parse_experiment", "find_experiment",
     "experiment_names", "add_experiment_args", "DEFAULT_EXPERIMENT",
 ]

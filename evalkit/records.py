@@ -97,6 +97,15 @@ class CostRecord(Record, total=False):
     variation: str           # the expanded variation's name, e.g. "width[d_model=3072,heads=24,ffn_dim=8448]"
     variation_axis: str      # the assumed quantity it varies
     variation_value: str     # its value on that axis ("" for a variation without a grid)
+    # only in a sweep with parts (experiments/paper_latency.yaml): which point set, rendered with which others
+    part: str                # the part's name; the key starts with "<part>:"
+    part_group: str          # parts with one group are rendered together (default: the part's name)
+    part_index: int          # its place in the file's priority order
+    claim: str               # the paper's claim the part measures
+    # only under `sweep --budget-s` (evalkit.sweep.budget): the plan behind the record
+    budget_s: float          # the sweep's budget
+    predicted_s: float       # the planner's prediction for this (point, measurement)
+    skip_reason: str         # "budget" on a `skipped` row the budget did not reach (retried on resume)
 
 
 class VBenchRecord(Record, total=False):
@@ -163,12 +172,14 @@ class HumanEvalVoteRecord(Record, total=False):
 # key builders
 # ---------------------------------------------------------------------------------------------------------------
 def cost_key(spec: dict[str, Any], measurement: str, version: int) -> str:
-    """``model/flavor[overrides]{variation}/res=HxW/duration@fps/b<batch>/measurement.v<version>`` (the
-    ``{variation}`` part only in a sweep with variations: two of them may share a config)."""
+    """``[part:]model/flavor[overrides]{variation}/res=HxW/duration@fps/b<batch>/measurement.v<version>`` (the
+    ``{variation}`` part only in a sweep with variations, ``part:`` only in a sweep with parts: two of them may
+    share a point)."""
     dur = "max" if spec["duration_s"] is None else f"{spec['duration_s']:g}s"
     over = ",".join(f"{k}={v}" for k, v in sorted((spec.get("model_overrides") or {}).items()))
     var = f"{{{spec['variation']}}}" if spec.get("variation") else ""
-    return (f"{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}{var}/{spec['resolution']}="
+    part = f"{spec['part']}:" if spec.get("part") else ""
+    return (f"{part}{spec['model']}/{spec['flavor']}{'[' + over + ']' if over else ''}{var}/{spec['resolution']}="
             f"{spec['height']}x{spec['width']}/{dur}@{spec['fps']}fps/b{spec['batch']}/{measurement}.v{version}")
 
 

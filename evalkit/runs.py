@@ -32,7 +32,10 @@ DEFAULT_RUNS_ROOT = REPO_ROOT / "runs"
 
 
 def git_sha(root: Path = REPO_ROOT) -> str:
-    """The commit of the working tree, with ``-dirty`` when it has uncommitted changes; ``unknown`` outside git."""
+    """The commit of the working tree, with ``-dirty`` when it has uncommitted changes. Outside git: the
+    ``EVALKIT_GIT_SHA`` environment variable (a copy of a checkout shipped without ``.git``, e.g. to the GPU
+    machine by benchmarks/gpu/run.sh, which sets it from the commit recorded when its wheels were gathered), else
+    ``unknown``."""
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -40,7 +43,7 @@ def git_sha(root: Path = REPO_ROOT) -> str:
                                capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return os.environ.get("EVALKIT_GIT_SHA", "").strip() or "unknown"
 
 
 def versions() -> dict[str, str]:

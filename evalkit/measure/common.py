@@ -46,6 +46,9 @@ class Context:
         self._models: OrderedDict[tuple, Any] = OrderedDict()
         self.max_meta = max_meta
         self.builds = 0   # how many models were built (tests check that resume builds none)
+        # (config, height, width, duration, batch, dtype, kernels) -> (peak allocated, peak reserved) bytes of the
+        # latency measurement's timed forwards, for the cached real model (cleared with it)
+        self.peaks: dict[tuple, tuple[int, int]] = {}
 
     def model_config(self, spec: dict[str, Any]) -> Any:
         return models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
@@ -73,11 +76,49 @@ class Context:
     def release(self, real_only: bool = False) -> None:
         for key in [k for k in self._models if not real_only or k[1] != "meta"]:
             del self._models[key]
+        self.peaks.clear()
         gc.collect()
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+_ENV: dict[str, Any] = {}
+
+
+def environment() -> dict[str, Any]:
+    """What a timing depends on besides the model (put into every latency / memory / max-frames record): GPU
+    name, torch, CUDA, cuDNN, triton and mamba-ssm versions (``absent`` when not installed)."""
+    if _ENV:
+        return dict(_ENV)
+    import torch
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "absent"
+
+    cuda = torch.cuda.is_available()
+    cudnn = torch.backends.cudnn.version() if cuda and torch.backends.cudnn.is_available() else None
+    _ENV.update(gpu=torch.cuda.get_device_name(0) if cuda else None, torch_version=torch.__version__,
+                cuda_version=torch.version.cuda, cudnn_version=cudnn, triton_version=version("triton"),
+                mamba_ssm_version=version("mamba-ssm"))
+    return dict(_ENV)
+
+
+def sdpa_enabled() -> str:
+    """The SDPA backends torch may choose from (its flags; the dispatcher takes the first in its priority order
+    that accepts the inputs), '+'-joined: why a backend ran is this plus the inputs' dtype, shape and mask."""
+    import torch
+
+    b = torch.backends.cuda
+    flags = {"flash": b.flash_sdp_enabled(), "efficient": b.mem_efficient_sdp_enabled(), "math": b.math_sdp_enabled()}
+    if hasattr(b, "cudnn_sdp_enabled"):
+        flags["cudnn"] = b.cudnn_sdp_enabled()
+    return "+".join(k for k, v in flags.items() if v) or "none"
 
 
 def sdpa_backend_from_names(names: set[str]) -> str:

@@ -2,13 +2,19 @@
 
 Protocol: random weights and inputs, ``eval()`` + ``inference_mode``, warm-up calls,
 then timed iterations until at least ``min_iterations`` *and* ``min_seconds`` are reached (capped by
-``max_iterations``); every per-iteration time is kept (``latency_ms_raw``) with p10/p50/p90.
-On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing. On CPU: ``perf_counter`` (after the forward returns,
-CPU ops are synchronous), only for points whose analytic forward cost is under ``latency.cpu_budget_gflop``;
-larger points get a ``skipped`` row with the reason. The SDPA and SSD backends that actually ran are read from
-a profiled extra call (op and kernel names), not assumed; next to them the SSD backend the model selected and,
-when it is not the fused kernel, why (``backend_ssd_reason``), and the TESA path + SDPA kernel MATE's last
-forward dispatched to (``backend_tesa``). An OOM is an ``oom`` row.
+``max_iterations``, and by ``max_seconds`` from the start of the measurement: the budget planner's cap, at least
+one timed iteration); every per-iteration time is kept (``latency_ms_raw``, the warm-up calls in
+``warmup_ms_raw``) with p10/p50/p90. On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing, and the peak
+memory of the timed forwards (``mem_peak_*``, which the memory measurement reuses at the same point). On CPU:
+``perf_counter`` (after the forward returns, CPU ops are synchronous), only for points whose analytic forward
+cost is under ``latency.cpu_budget_gflop``; larger points get a ``skipped`` row with the reason. The SDPA and
+SSD backends that actually ran are read from the profiled first warm-up call (op and kernel names; an extra
+profiled forward when there is no warm-up or the scope is the sampling loop), not assumed; next to them the SSD
+backend the model selected and, when it is not the fused kernel, why (``backend_ssd_reason``), the TESA path +
+SDPA kernel MATE's last forward dispatched to (``backend_tesa``), which SDPA backends torch had enabled
+(``sdpa_enabled``), and the software and GPU (``measure.common.environment``). An OOM is an ``oom`` row; a
+forward so slow that no timed iteration fits ``max_seconds`` after the warm-up is a ``skipped`` row with
+``skip_reason: budget``.
 
 Scopes: ``denoiser_forward`` = one call at batch ``batch``; ``sampling_loop`` = the sampler ``generate`` runs
 (``evalkit.sampling.sample``: ``steps`` Euler steps, CFG as one forward of twice the batch when ``cfg_factor`` is
@@ -22,8 +28,9 @@ import time
 from typing import Any
 
 from evalkit import models
-from evalkit.measure.common import (Context, cuda_available, is_oom, profile_names, sdpa_backend_from_names,
-                                    ssd_backend_from_names, torch_dtype, video_point)
+from evalkit.measure.common import (Context, cuda_available, environment, is_oom, profile_names,
+                                    sdpa_backend_from_names, sdpa_enabled, ssd_backend_from_names, torch_dtype,
+                                    video_point)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -52,30 +59,65 @@ def _make_call(model: Any, inputs: tuple, scope: str, steps: int, cfg_factor: in
     return lambda: sample(model, x, context, mask, null, mask, cfg)
 
 
-def time_call(fn: Any, *, cuda: bool, warmup: int, min_iterations: int, min_seconds: float,
-              max_iterations: int) -> list[float]:
-    """Per-iteration milliseconds of ``fn()`` after ``warmup`` calls."""
+def cpu_skip_reason(spec: dict[str, Any], settings: dict[str, Any]) -> str | None:
+    """Why a point is not timed without CUDA (its analytic cost per timed call is over
+    ``latency.cpu_budget_gflop``), or None. Also what the budget planner predicts with (evalkit.sweep.predict)."""
+    ls, sampling = settings["latency"], settings["sampling"]
+    cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
+    gflop = models.estimate_flops(cfg, video_point(spec), cfg_factor=1).total * spec["batch"] / 1e9
+    if ls["scope"] == "sampling_loop":
+        gflop *= sampling["steps"] * sampling["cfg_factor"]
+    if gflop > ls["cpu_budget_gflop"]:
+        return f"no CUDA: {gflop:.4g} GFLOP per timed call is over latency.cpu_budget_gflop={ls['cpu_budget_gflop']:g}"
+    return None
+
+
+def _timed(fn: Any, cuda: bool) -> float:
+    """Milliseconds of one call of ``fn`` (CUDA events around it on GPU)."""
     import torch
 
-    for _ in range(warmup):
+    if cuda:
+        ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        ev0.record()
         fn()
+        ev1.record()
+        ev1.synchronize()
+        return float(ev0.elapsed_time(ev1))
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def time_call(fn: Any, *, cuda: bool, warmup: int, min_iterations: int, min_seconds: float,
+              max_iterations: int, max_seconds: float = 0.0, started: float | None = None,
+              first_warmup: Any = None, warmup_times: list[float] | None = None,
+              expected_call_s: float | None = None) -> list[float]:
+    """Per-iteration milliseconds of ``fn()`` after ``warmup`` calls. ``first_warmup`` (if given) replaces the
+    first warm-up call (the profiled one). With ``max_seconds`` > 0 a timed iteration starts only if, judged by
+    the previous call's time, it ends within ``max_seconds`` of ``started`` (default: now), so the result can
+    be empty; before the first timed call, a single (profiled, first-ever) warm-up call is judged by at most
+    twice ``expected_call_s`` (the planner's prediction), as it includes one-time costs. ``warmup_times``
+    receives the warm-up calls' milliseconds."""
+    import torch
+
+    started = time.perf_counter() if started is None else started
+    warmup_times = [] if warmup_times is None else warmup_times
+    for i in range(warmup):
+        warmup_times.append(_timed(first_warmup if i == 0 and first_warmup is not None else fn, cuda))
     if cuda:
         torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()   # the timed forwards' own peak (weights and inputs are resident)
     times: list[float] = []
+    last = warmup_times[-1] / 1e3 if warmup_times else 0.0
+    if expected_call_s and warmup == 1:
+        last = min(last, 2 * expected_call_s)
     start = time.perf_counter()
     while len(times) < max_iterations and (len(times) < min_iterations
                                            or time.perf_counter() - start < min_seconds):
-        if cuda:
-            ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            ev0.record()
-            fn()
-            ev1.record()
-            ev1.synchronize()
-            times.append(float(ev0.elapsed_time(ev1)))
-        else:
-            t0 = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t0) * 1e3)
+        if max_seconds > 0 and time.perf_counter() - started + last > max_seconds:
+            break
+        times.append(_timed(fn, cuda))
+        last = times[-1] / 1e3
     return times
 
 
@@ -88,41 +130,70 @@ def _module_facts(model: Any, attr: str) -> str:
 def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     import torch
 
+    started = time.perf_counter()
     ls, sampling = settings["latency"], settings["sampling"]
     cuda = cuda_available()
     dtype = ls["dtype_cuda"] if cuda else ls["dtype_cpu"]
     base = {"scope": ls["scope"], "steps": sampling["steps"], "cfg_factor": sampling["cfg_factor"],
             "warmup": ls["warmup"], "dtype": dtype, "device": "cuda" if cuda else "cpu",
-            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls["kernels"]}
+            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls["kernels"], **environment()}
     cfg = ctx.model_config(spec)
     point = video_point(spec)
-    if not cuda:
-        gflop = models.estimate_flops(cfg, point, cfg_factor=1).total * spec["batch"] / 1e9
-        if ls["scope"] == "sampling_loop":
-            gflop *= sampling["steps"] * sampling["cfg_factor"]
-        if gflop > ls["cpu_budget_gflop"]:
-            return [{**base, "status": "skipped",
-                     "message": f"no CUDA: {gflop:.4g} GFLOP per timed call is over "
-                                f"latency.cpu_budget_gflop={ls['cpu_budget_gflop']:g}"}]
+    if not cuda and (reason := cpu_skip_reason(spec, settings)):
+        return [{**base, "status": "skipped", "message": reason}]
+    device = "cuda" if cuda else "cpu"
+    warm: list[float] = []
+    names: set[str] = set()
     try:
-        model = ctx.model(spec, "cuda" if cuda else "cpu", dtype, ls["kernels"])
-        x, t, context = models.dummy_inputs(cfg, point, batch=spec["batch"], device="cuda" if cuda else "cpu",
-                                            dtype=torch_dtype(dtype))
+        model = ctx.model(spec, device, dtype, ls["kernels"])
+        x, t, context = models.dummy_inputs(cfg, point, batch=spec["batch"], device=device, dtype=torch_dtype(dtype))
         fn = _make_call(model, (x, t, context), ls["scope"], sampling["steps"], sampling["cfg_factor"])
+        # the first warm-up call is profiled (op and kernel names: which backends ran); it costs no extra forward
+        fold = ls["warmup"] > 0 and ls["scope"] == "denoiser_forward"
         with torch.inference_mode():
             raw = time_call(fn, cuda=cuda, warmup=ls["warmup"], min_iterations=ls["min_iterations"],
-                            min_seconds=ls["min_seconds"], max_iterations=ls["max_iterations"])
-            names = profile_names(lambda: model(x, t, context))
+                            min_seconds=ls["min_seconds"], max_iterations=ls["max_iterations"],
+                            max_seconds=ls.get("max_seconds", 0.0), started=started, warmup_times=warm,
+                            expected_call_s=((spec.get("budget") or {}).get("latency") or {}).get("predicted_call_s"),
+                            first_warmup=(lambda: names.update(profile_names(fn))) if fold else None)
+            peaks = _peaks_after(cuda)
+            if not fold:
+                names = profile_names(lambda: model(x, t, context))
     except Exception as exc:
         if is_oom(exc):
             ctx.release(real_only=True)
             return [{**base, "status": "oom", "message": f"{type(exc).__name__}: {str(exc)[:200]}"}]
         raise
-    return [{**base, "status": "ok", "message": "", "latency_ms_raw": [round(v, 4) for v in raw],
-             "iterations": len(raw), "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": percentile(raw, 50),
-             "latency_ms_p90": percentile(raw, 90), "latency_ms_mean": statistics.fmean(raw),
+    facts = {"warmup_ms_raw": [round(v, 4) for v in warm], "planned_iterations": ls["min_iterations"],
              "backend_sdpa": sdpa_backend_from_names(names), "backend_ssd": ssd_backend_from_names(names),
              "backend_ssd_selected": _module_facts(model, "backend") or "none",
              "backend_ssd_reason": _module_facts(model, "backend_reason"),
-             "backend_tesa": _module_facts(model, "te_backend") or "none",
-             "gpu": torch.cuda.get_device_name(0) if cuda else None}]
+             "backend_tesa": _module_facts(model, "te_backend") or "none", "sdpa_enabled": sdpa_enabled(),
+             "flops_analytic": models.estimate_flops(cfg, point).total * spec["batch"]}
+    if not raw:
+        return [{**base, **facts, "status": "skipped", "skip_reason": "budget", "iterations": 0,
+                 "message": f"budget: the warm-up took {sum(warm) / 1e3:.1f} s, so no timed iteration ends within "
+                            f"latency.max_seconds={ls['max_seconds']:g} s of the measurement's start"}]
+    p50 = percentile(raw, 50)
+    calls = 1 if ls["scope"] == "denoiser_forward" else sampling["steps"] * sampling["cfg_factor"]
+    if peaks:   # the memory measurement at this point reuses the timed forwards' peak (same inputs, dtype)
+        ctx.peaks[_peak_key(ctx, spec, dtype, ls["kernels"])] = peaks
+    return [{**base, **facts, "status": "ok", "message": "", "latency_ms_raw": [round(v, 4) for v in raw],
+             "iterations": len(raw), "stopped_by_max_seconds": len(raw) < ls["min_iterations"],
+             "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": p50, "latency_ms_p90": percentile(raw, 90),
+             "latency_ms_mean": statistics.fmean(raw),
+             "achieved_tflops": facts["flops_analytic"] * calls / (p50 / 1e3) / 1e12,
+             **({"mem_peak_allocated_bytes": peaks[0], "mem_peak_reserved_bytes": peaks[1]} if peaks else {})}]
+
+
+def _peak_key(ctx: Context, spec: dict[str, Any], dtype: str, kernels: str) -> tuple:
+    return (ctx.model_config(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"], dtype, kernels)
+
+
+def _peaks_after(cuda: bool) -> tuple[int, int] | None:
+    """(peak allocated, peak reserved) bytes since the last reset (time_call resets after the warm-up)."""
+    if not cuda:
+        return None
+    import torch
+
+    return int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())

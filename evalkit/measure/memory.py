@@ -1,15 +1,18 @@
 """Peak CUDA memory of one denoiser forward (the memory side of paper Table 1 / Fig. 6).
 
 ``torch.cuda.reset_peak_memory_stats()`` before, ``max_memory_allocated()`` / ``max_memory_reserved()`` after one
-``inference_mode`` forward in ``memory.dtype_cuda``. Weights are included
-(they are resident during sampling). No CUDA -> a ``skipped`` row; an OOM -> an ``oom`` row.
+``inference_mode`` forward in ``memory.dtype_cuda``. Weights are included (they are resident during sampling).
+When the latency measurement has just timed the same point with the same model, dtype and kernels in this
+process, its timed forwards already are such forwards (peak stats reset after the warm-up, weights and inputs
+resident): their peak is the record (``mem_source: latency_timed_forwards``) and no forward is run again; else
+one forward of its own (``mem_source: own_forward``). No CUDA -> a ``skipped`` row; an OOM -> an ``oom`` row.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from evalkit import models
-from evalkit.measure.common import Context, cuda_available, is_oom, torch_dtype, video_point
+from evalkit.measure.common import Context, cuda_available, environment, is_oom, torch_dtype, video_point
 
 
 def peak_forward_bytes(ctx: Context, spec: dict[str, Any], duration_s: float | None, dtype: str,
@@ -33,15 +36,23 @@ def peak_forward_bytes(ctx: Context, spec: dict[str, Any], duration_s: float | N
 
 def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
     ms = settings["memory"]
+    kernels = settings["latency"]["kernels"]
     base = {"dtype": ms["dtype_cuda"], "device": "cuda" if cuda_available() else "cpu"}
     if not cuda_available():
         return [{**base, "status": "skipped", "message": "no CUDA: peak GPU memory not measured"}]
+    base.update(environment())
+    key = (ctx.model_config(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"],
+           ms["dtype_cuda"], kernels)
+    if key in ctx.peaks:
+        alloc, reserved = ctx.peaks[key]
+        return [{**base, "status": "ok", "message": "", "mem_peak_allocated_bytes": alloc,
+                 "mem_peak_reserved_bytes": reserved, "mem_source": "latency_timed_forwards"}]
     try:
-        alloc, reserved = peak_forward_bytes(ctx, spec, None, ms["dtype_cuda"], settings["latency"]["kernels"])
+        alloc, reserved = peak_forward_bytes(ctx, spec, None, ms["dtype_cuda"], kernels)
     except Exception as exc:
         if is_oom(exc):
             ctx.release(real_only=True)
             return [{**base, "status": "oom", "message": f"{type(exc).__name__}: {str(exc)[:200]}"}]
         raise
     return [{**base, "status": "ok", "message": "", "mem_peak_allocated_bytes": alloc,
-             "mem_peak_reserved_bytes": reserved}]
+             "mem_peak_reserved_bytes": reserved, "mem_source": "own_forward"}]

@@ -32,11 +32,16 @@ def _lingen_family(sel: pd.DataFrame) -> pd.DataFrame:
 
 
 def _same_run_as_variants(sel: pd.DataFrame) -> pd.DataFrame:
-    """Keep the newest run that holds ablation variants (so the default is from the same run), if any does."""
+    """Keep the newest run (and, in a sweep with parts, its part group) that holds ablation variants, so the
+    default is from the same run and group, if any does."""
     if sel.empty:
         return sel
-    with_variants = set(sel.loc[sel["variant"].fillna("default") != "default", "_run_id"])
-    return sel[sel["_run_id"] == max(with_variants)] if with_variants else sel
+    var = sel[sel["variant"].fillna("default") != "default"]
+    with_variants = set(zip(var["_run_id"], var["_part_group"]))
+    if not with_variants:
+        return sel
+    run, group = max(with_variants)
+    return sel[(sel["_run_id"] == run) & (sel["_part_group"] == group)]
 
 
 def _flavor(sel: pd.DataFrame) -> str | None:
@@ -93,9 +98,9 @@ def _ratio(sel: pd.DataFrame, value: str) -> tuple[float | None, pd.DataFrame]:
         return None, sel
     sel = sel[sel["model"].isin(("lingen", "dit")) & (sel["variant"].fillna("default") == "default")]
     sel = sel[sel["flavor"] == _flavor(sel)] if not sel.empty else sel
-    if not sel.empty:   # both models from one run: the newest run that has both
-        both = [r for r, g in sel.groupby("_run_id") if {"lingen", "dit"} <= set(g["model"])]
-        sel = sel[sel["_run_id"] == max(both)] if both else sel.iloc[0:0]
+    if not sel.empty:   # both models from one run (and part group): the newest that has both
+        both = [r for r, g in sel.groupby(["_run_id", "_part_group"]) if {"lingen", "dit"} <= set(g["model"])]
+        sel = sel[(sel["_run_id"] == max(both)[0]) & (sel["_part_group"] == max(both)[1])] if both else sel.iloc[0:0]
     if "cohort" in sel and not sel.empty:
         sel = sel[sel["cohort"] == sel["cohort"].value_counts().index[0]]
     vals = {m: sel.loc[sel["model"] == m, value] for m in ("lingen", "dit")}

@@ -5,7 +5,9 @@ size) and the Table 2 analogue (ablation variants at 512p / 17 s with deltas to 
 FLOPs per video = recorded ``flops`` (one denoiser forward, 2 FLOPs per MAC) x ``steps`` x ``cfg_factor``, as the
 sweep's flops measurement documents. Latency per video = measured p50 of the sampling loop, or, for scope
 ``denoiser_forward``, p50 x steps x cfg_factor (evalkit/measure/latency.py). Latency is plotted only from records
-that have it, within one cohort (scope, dtype, hardware); every label carries the cohort.
+that have it, within one cohort (scope, dtype, hardware); every label carries the cohort. In a sweep with parts
+(experiments/paper_latency.yaml) each part group is rendered as if it were an experiment of its own (the
+artifact names carry it), so points of one group never mix with another group's (other steps, other models).
 """
 from __future__ import annotations
 
@@ -24,7 +26,12 @@ GOOD = ("ok", "flagged")   # flagged = counted vs analytic FLOPs differ > 1%; th
 
 
 def _slug(*parts: object) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", "_".join(str(p) for p in parts)).strip("-").lower()
+    return re.sub(r"[^A-Za-z0-9]+", "-", "_".join(str(p) for p in parts if p != "")).strip("-").lower()
+
+
+def _named(exp: str, group: str) -> str:
+    """How artifacts name an experiment's part group ("paper_latency/fig6a"; the experiment alone without one)."""
+    return f"{exp}/{group}" if group else exp
 
 
 def measurement(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -127,11 +134,11 @@ def _ratio_table(data: pd.DataFrame, root: Path, stem: str, flavor: str, runs: l
 def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     arts: list[Artifact] = []
     fl = measurement(df, "flops")
-    for (exp, flavor), sel in (fl.groupby(["_experiment", "flavor"]) if not fl.empty else []):
+    for (exp, group, flavor), sel in (fl.groupby(["_experiment", "_part_group", "flavor"]) if not fl.empty else []):
         data = _pair_frame(newest_run(sel), "video_flops")
         if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
-        stem = f"cost/fig_flops_scaling_{_slug(exp, flavor)}"
+        stem = f"cost/fig_flops_scaling_{_slug(exp, group, flavor)}"
         steps = sorted(set(fl["steps"].dropna().astype(int)))
         cfgs = sorted(set(fl["cfg_factor"].dropna().astype(int)))
         _scaling_figure(data, "video_flops",
@@ -141,18 +148,20 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"FLOPs vs duration and tokens, "
                              f"LinGen vs DiT ({flavor}); Fig. 1b / Fig. 6(b) analogue", runs=run_ids(data, runs),
                              sources=("Fig. 1b", "Fig. 6(b)"), notes=[RESOLUTION_NOTE]))
-        arts.append(_ratio_table(data, root, f"cost/table_flops_ratio_{_slug(exp, flavor)}", flavor, runs))
+        arts.append(_ratio_table(data, root, f"cost/table_flops_ratio_{_slug(exp, group, flavor)}", flavor, runs))
     lat = measurement(df, "latency")
-    for (exp, flavor, cohort), sel in (lat.groupby(["_experiment", "flavor", "cohort"]) if not lat.empty else []):
+    keys = ["_experiment", "_part_group", "flavor", "cohort"]
+    for (exp, group, flavor, cohort), sel in (lat.groupby(keys) if not lat.empty else []):
         data = _pair_frame(newest_run(sel), "video_latency_s")
         if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
-        stem = f"cost/fig_latency_scaling_{_slug(exp, flavor, cohort)}"
+        stem = f"cost/fig_latency_scaling_{_slug(exp, group, flavor, cohort)}"
         _scaling_figure(data, "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
-                        f"Latency, {flavor} flavor (Fig. 6a analogue)", root, stem)
+                        f"Latency, {flavor} flavor (Fig. 6a analogue{'; ' + _named(exp, group) if group else ''})",
+                        root, stem)
         arts.append(Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title=f"Latency vs duration and tokens, "
-                             f"LinGen vs DiT ({flavor}; {cohort}); Fig. 6(a) analogue", runs=run_ids(data, runs),
-                             sources=("Fig. 6(a)",)))
+                             f"LinGen vs DiT ({_named(exp, group) + ', ' if group else ''}{flavor}; {cohort}); "
+                             "Fig. 6(a) analogue", runs=run_ids(data, runs), sources=("Fig. 6(a)",)))
     return arts
 
 
@@ -161,13 +170,13 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     lat, fl = measurement(df, "latency"), measurement(df, "flops")
     groups: list[tuple[pd.DataFrame, str, str, str]] = []
     if not lat.empty:
-        for (exp, cohort), sel in lat.groupby(["_experiment", "cohort"]):
+        for (exp, group, cohort), sel in lat.groupby(["_experiment", "_part_group", "cohort"]):
             groups.append((newest_run(sel), "video_latency_s", f"latency per video (s; log)\n[{cohort}]",
-                           _slug(exp, "latency", cohort)))
+                           _slug(exp, group, "latency", cohort)))
     if not groups and not fl.empty:
-        for exp, sel in fl.groupby("_experiment"):
+        for (exp, group), sel in fl.groupby(["_experiment", "_part_group"]):
             groups.append((newest_run(sel), "video_flops", "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]",
-                           _slug(exp, "flops")))
+                           _slug(exp, group, "flops")))
     arts = []
     for sel, value, ylabel, slug in groups:
         sel = sel[sel["model"].isin(PAIR) & (sel["variant"].fillna("default") == "default")]

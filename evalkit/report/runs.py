@@ -52,8 +52,9 @@ def load_run(path: Path) -> Run:
 
 
 def records_frame(runs: list[Run]) -> pd.DataFrame:
-    """All records of ``runs``; columns ``_run_id``, ``_experiment``, ``_git_sha``, ``_hardware`` added, plus
-    ``resolution`` where height/width exist."""
+    """All records of ``runs``; columns ``_run_id``, ``_experiment``, ``_git_sha``, ``_hardware`` added,
+    ``_part_group`` (the record's ``part_group`` in a sweep with parts, else ""; renderers treat each group of a
+    run like an experiment of its own), plus ``resolution`` where height/width exist."""
     frames = []
     for run in runs:
         recs = read_records([run.path], strict=True)   # a torn or corrupt line fails the report, naming it
@@ -64,8 +65,9 @@ def records_frame(runs: list[Run]) -> pd.DataFrame:
         df["_git_sha"], df["_hardware"] = run.git_sha, run.hardware
         frames.append(df)
     if not frames:
-        return pd.DataFrame(columns=["kind", "_run_id"])
+        return pd.DataFrame(columns=["kind", "_run_id", "_part_group"])
     df = pd.concat(frames, ignore_index=True, sort=False)
+    df["_part_group"] = df["part_group"].fillna("").astype(str) if "part_group" in df else ""
     if "height" in df and "width" in df:
         short = df[["height", "width"]].min(axis=1)
         df["resolution"] = [f"{int(s)}p" if pd.notna(s) else None for s in short]

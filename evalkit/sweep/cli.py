@@ -5,6 +5,12 @@ Load + validate the experiment (every model, flavor and point, before any work) 
 this process by default, ``process``: one subprocess per point, ``submitit``: SLURM) with a progress bar ->
 summary table, plots into the run folder, and a one-line JSON summary as the last stdout line. Exit status 1
 when any record of the run is an ``error`` (unless ``--keep-going``), 2 on bad input.
+
+The progress bar counts predicted seconds (evalkit.sweep.predict), not records, so its ETA holds from the first
+point. ``--budget-s S`` runs the points in priority order within S seconds (evalkit.sweep.budget): iterations
+planned per point, no point started that is predicted not to finish, the rest ``skipped`` rows with
+``skip_reason: budget`` (retried when the command runs again). ``--dry-run`` prints the plan with predicted
+seconds per (point, measurement) and in total.
 """
 from __future__ import annotations
 
@@ -19,11 +25,13 @@ from typing import Any
 from evalkit.errors import FieldError
 from evalkit.experiment import add_experiment_args, load_experiment
 from evalkit.launch.config import add_launch_args, resolve_launch
-from evalkit.records import append, done_keys, read_records, results_file
+from evalkit.records import FINISHED, append, read_records, results_file
 from evalkit.runs import DEFAULT_RUNS_ROOT, WriterLock, now_iso, open_run
 from evalkit.sweep import plots, summary
+from evalkit.sweep.budget import BUDGET, plan_lines, plan_units, predict_all, run_budgeted
 from evalkit.sweep.plan import plan_points, point_items
-from evalkit.typed import plain_name, to_dict
+from evalkit.sweep.predict import Predictor
+from evalkit.typed import finite, plain_name, to_dict
 
 FN = "evalkit.sweep.runner:run_point"
 EPILOG = """examples:
@@ -32,7 +40,10 @@ EPILOG = """examples:
   python -m evalkit sweep size_ladder --set sampling.steps=100
   python -m evalkit sweep ablations --launcher process --set launch.timeout_s=3600 --keep-going
   python -m evalkit sweep scaling --new-run --set 'measurements=[flops]'
-  python -m evalkit sweep --dry-run                    # validate and list the planned records, run nothing
+  python -m evalkit sweep --dry-run                    # validate and print the plan (predicted seconds), run nothing
+  python -m evalkit sweep paper_latency --dry-run      # the GPU latency plan within its default budget
+  python -m evalkit sweep paper_latency --budget-s 420 # every latency claim, most important first, in 7 min
+  python -m evalkit sweep paper_latency --part fig6a_512p --budget-s 600
   python -m evalkit sweep scaling --launcher submitit --set launch.partition=gpu --set launch.gpus_per_job=1 --dry-run
 """
 
@@ -52,9 +63,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="write the run's plots")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm progress bar")
     p.add_argument("--dry-run", action=argparse.BooleanOptionalAction, default=False,
-                   help="validate and print the plan; run nothing")
+                   help="validate and print the plan (predicted seconds per record and in total); run nothing")
+    p.add_argument("--budget-s", type=float, default=None, metavar="S",
+                   help="run the most important points first within S seconds of wall time, planning iterations "
+                        "per point (default: the file's budget.seconds; 0 = no budget)")
+    p.add_argument("--part", dest="parts", action="append", default=[], metavar="NAME",
+                   help="only this part of a file with parts (repeatable)")
     add_launch_args(p, dry_run=False)
     return p
+
+
+def done_record_keys(run_dir: Path) -> set[str]:
+    """Keys finished in the run: ``ok | flagged | oom | skipped`` except rows the budget did not reach."""
+    if not run_dir.exists():
+        return set()
+    return {r["key"] for r in read_records([run_dir]) if "key" in r and r.get("status") in FINISHED
+            and r.get("skip_reason") != BUDGET}
+
+
+def _device(exp, dry_run: bool, specs: list[dict]) -> str:
+    """The device the plan is for: a run plans for where it runs; a dry run for ``budget.device`` (auto: here).
+    FLOPs are counted on the CPU (meta tensors) wherever the sweep runs: no torch import to find out."""
+    if all(m == "flops" for s_ in specs for m in s_["measurements"]):
+        return "cpu"
+    want = exp.config.budget.device
+    if dry_run and want != "auto":
+        return want
+    import torch
+
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    if not dry_run and want not in ("auto", here):
+        print(f"budget.device is {want}, but this run times on {here}: planning for {here}", file=sys.stderr)
+    return here
+
+
+class Clock:
+    """The progress bar in predicted seconds: ``total`` is the work still planned, ``advance`` the predicted
+    seconds of what just finished; ``history`` keeps (elapsed, done, total, eta) after each point."""
+
+    def __init__(self, total: float, desc: str, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=round(total, 2), desc=desc, unit="s", disable=not enabled, file=sys.stderr,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} predicted s [{elapsed}<{remaining}]{postfix}")
+        self.history: list[tuple[float, float, float, float | None]] = []
+
+    def advance(self, seconds: float, total: float | None = None, label: str = "") -> None:
+        if total is not None:
+            self.bar.total = round(total, 2)
+        self.bar.update(round(seconds, 2))
+        if label:
+            self.bar.set_postfix_str(label)
+        elapsed = time.perf_counter() - self.t0
+        done, tot = float(self.bar.n), float(self.bar.total or 0)
+        eta = (tot - done) * elapsed / done if done > 0 else None
+        self.history.append((elapsed, done, tot, eta))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _label(it: dict) -> str:
+    dur = "max" if it["duration_s"] is None else format(it["duration_s"], "g")
+    return f"{it.get('part', '') + ' ' if it.get('part') else ''}{it['model']}/{it['flavor']} " \
+           f"{it['height']}x{it['width']} {dur}s"
 
 
 def _latest(run_dir: Path, keys: set[str]) -> dict[str, dict]:
@@ -89,8 +162,12 @@ def main(argv: Sequence[str]) -> int:
     launch = resolve_launch(to_dict(exp.config.launch), launcher=args.launcher, where=f"{exp.name}.launch")
     if args.job_tag is not None:
         plain_name("--job-tag", args.job_tag)
-    specs = plan_points(exp)                       # validates every model/flavor/point before any work
-    timed = {"latency", "memory", "max_frames"} & set(exp.config.measurements)
+    specs = plan_points(exp, args.parts)           # validates every model/flavor/point before any work
+    budget_s = exp.config.budget.seconds if args.budget_s is None else finite("--budget-s", args.budget_s, minimum=0)
+    if budget_s and launch.launcher == "submitit":
+        raise FieldError("--budget-s", "a budget runs the points one after another from this process: use "
+                                       "launch.launcher inline or process (submitit jobs run elsewhere, at once)")
+    timed = {"latency", "memory", "max_frames"} & {m for s_ in specs for m in s_["measurements"]}
     if launch.launcher == "process" and launch.workers > 1 and timed:
         import torch
 
@@ -100,13 +177,19 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         from evalkit.launch import run_items
 
-        run_items(point_items(specs, set()), FN, launch=launch, dry_run=True, skip_done=set(),
+        items = point_items(specs, set())
+        run_items(items, FN, launch=launch, dry_run=True, skip_done=set(),
                   run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
-        for s in specs:
-            for m in s["measurements"]:
-                print(s["keys"][m])
+        device = _device(exp, dry_run=True, specs=specs)
+        predictor = Predictor(exp.config.budget, device, launch.launcher)
+        decisions = plan_units(items, predictor, budget_s) if budget_s else predict_all(items, predictor)
+        for line in plan_lines(decisions, device=device, budget_s=budget_s):
+            print(line)
+        planned = [d for d in decisions if d.run]
         print(json.dumps({"experiment": exp.name, "config_hash": exp.config_hash(), "points": len(specs),
-                          "planned": sum(len(s["measurements"]) for s in specs)}))
+                          "planned": len(planned), "not_planned_budget": len(decisions) - len(planned),
+                          "predicted_s": round(sum(d.predicted_s for d in planned), 1), "budget_s": budget_s,
+                          "device": device}))
         return 0
     run_dir, resumed = open_run(
         args.runs_root / exp.name, exp.config_hash(), run_dir=args.run_dir, new_run=args.new_run,
@@ -114,7 +197,7 @@ def main(argv: Sequence[str]) -> int:
                   "experiment_file": str(exp.path), "smoke": exp.smoke, "sets": list(exp.sets),
                   "command": " ".join(["python -m evalkit sweep", *argv])})
     with WriterLock(run_dir, args.job_tag):
-        ran = _run(exp, specs, launch, run_dir, resumed, args)
+        ran = _run(exp, specs, launch, run_dir, resumed, args, budget_s, t0)
     records = [r for r in read_records([run_dir]) if r.get("kind") == "cost"]
     print(summary.table(records))
     for r in summary.flops_ratios(records):
@@ -133,29 +216,48 @@ def main(argv: Sequence[str]) -> int:
     return 1 if errors and not args.keep_going else 0
 
 
-def _run(exp, specs: list[dict], launch, run_dir: Path, resumed: bool, args) -> int:
+def _run(exp, specs: list[dict], launch, run_dir: Path, resumed: bool, args, budget_s: float, t0: float) -> int:
     """Run the points not yet recorded; returns how many (point, measurement) records were due."""
-    from tqdm import tqdm
-
     from evalkit.launch import run_items
 
-    items = {it["key"]: it for it in point_items(specs, done_keys(run_dir))}
+    items = {it["key"]: it for it in point_items(specs, done_record_keys(run_dir))}
     due = sum(len(it["measurements"]) for it in items.values())
     planned = sum(len(s["measurements"]) for s in specs)
     print(f"{'resuming' if resumed else 'new run'} {run_dir} ({due} to run, {planned - due} already done, "
-          f"launcher {launch.launcher})", file=sys.stderr)
-    bar = tqdm(total=due, desc=f"sweep {exp.name}", unit="rec", disable=not args.progress, file=sys.stderr)
-
-    def on_item(key: str, status: str) -> None:
-        it = items[key]
-        bar.set_postfix_str(f"{it['model']}/{it['flavor']} {it['height']}x{it['width']} "
-                            f"{'max' if it['duration_s'] is None else format(it['duration_s'], 'g')}s")
-        bar.update(len(it["measurements"]))
-
+          f"launcher {launch.launcher}{f', budget {budget_s:g} s' if budget_s else ''})", file=sys.stderr)
+    predictor = Predictor(exp.config.budget, _device(exp, False, list(items.values())), launch.launcher)
     before = _latest(run_dir, {k for it in items.values() for k in it["keys"].values()})
-    result = run_items(list(items.values()), FN, launch=launch, run_dir=run_dir, skip_done=set(),
-                       name=f"sweep-{exp.name}", echo=lambda s: print(s, file=sys.stderr), on_item=on_item,
-                       results_tag=args.job_tag)
-    record_failures(result["errors"], items, before, run_dir, args.job_tag)
-    bar.close()
+    if budget_s:
+        order = list(items.values())
+        first = plan_units(order, predictor, budget_s - exp.config.budget.reserve_s - (time.perf_counter() - t0))
+        clock = Clock(sum(d.predicted_s for d in first if d.run), f"sweep {exp.name}", args.progress)
+
+        def on_point(it: dict, mine: list, rest: list) -> None:
+            clock.advance(sum(d.predicted_s for d in mine if d.run),
+                          total=clock.bar.n + sum(d.predicted_s for d in mine + rest if d.run), label=_label(it))
+
+        errors = run_budgeted(order, predictor, budget_s=budget_s, started=t0,
+                              reserve_s=exp.config.budget.reserve_s, launch=launch, run_dir=run_dir,
+                              job_tag=args.job_tag, echo=lambda s_: print(s_, file=sys.stderr), on_point=on_point)
+        record_failures(errors, {e["item"]["key"]: e["item"] for e in errors}, before, run_dir, args.job_tag)
+    else:
+        per_item: dict[str, float] = {}
+        for d in predict_all(list(items.values()), predictor):
+            key = d.spec["key"]
+            per_item[key] = per_item.get(key, 0.0) + d.predicted_s
+        clock = Clock(sum(per_item.values()), f"sweep {exp.name}", args.progress)
+
+        def on_item(key: str, status: str) -> None:
+            clock.advance(per_item.get(key, 0.0), label=_label(items[key]))
+
+        result = run_items(list(items.values()), FN, launch=launch, run_dir=run_dir, skip_done=set(),
+                           name=f"sweep-{exp.name}", echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item,
+                           results_tag=args.job_tag)
+        record_failures(result["errors"], items, before, run_dir, args.job_tag)
+    clock.close()
+    global LAST_CLOCK
+    LAST_CLOCK = clock
     return due
+
+
+LAST_CLOCK: Clock | None = None   # the last run's progress clock (benchmarks/sweep_eta.py reads its history)

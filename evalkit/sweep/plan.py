@@ -10,15 +10,18 @@ out) come last within each model (so a sweep that runs out of memory or time has
 flavor, resolution) as its own spec with ``duration_s: null``. An experiment with ``variations`` (a sensitivity
 sweep, evalkit.variations) repeats all of this once per expanded variation, with its overrides and resolutions;
 the specs (and so the records) carry ``variation``, ``variation_axis`` and ``variation_value``, and the record
-key names the variation.
+key names the variation. An experiment with ``parts`` (experiments/paper_latency.yaml) plans each part's complete
+config in the file's order (its priority order: the budget planner runs the first parts first); the specs carry
+``part``, ``part_group``, ``part_index`` and ``claim``, the key starts with ``<part>:`` and each part's own
+settings (steps, latency iterations, ...) travel in its specs.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from evalkit import measure, models
-from evalkit.errors import EvalkitError, FieldError
-from evalkit.experiment import Experiment
+from evalkit.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.experiment import Experiment, ExperimentConfig
 from evalkit.records import cost_key, variant_of
 from evalkit.typed import to_dict
 from evalkit.variations import expand_variations
@@ -32,17 +35,18 @@ def _geometry(cfg: Any, point: Any) -> dict[str, Any]:
             "num_tokens": int(models.num_tokens(cfg, point))}
 
 
-def _variation_specs(exp: Experiment, var: dict[str, Any], settings: dict[str, Any],
-                     per_point: list[str]) -> list[dict[str, Any]]:
-    """The specs of one point set: the experiment as written, or one expanded variation."""
-    c = exp.config
-    tag = {} if var["variation"] is None else {"variation": var["variation"], "variation_axis": var["axis"],
-                                               "variation_value": var["value"]}
+def _variation_specs(exp: Experiment, c: ExperimentConfig, var: dict[str, Any], settings: dict[str, Any],
+                     per_point: list[str], tag: dict[str, Any]) -> list[dict[str, Any]]:
+    """The specs of one point set of config ``c``: the experiment (or one part) as written, or one expanded
+    variation; ``tag`` (the part's fields) goes into every spec."""
+    tag = {**tag} if var["variation"] is None else {**tag, "variation": var["variation"],
+                                                     "variation_axis": var["axis"], "variation_value": var["value"]}
     specs: list[dict[str, Any]] = []
     for model in c.models:
         for flavor in c.flavors:
             overrides = dict(var["model_overrides"]) or None
-            where = f"{exp.name}.models={model!r} flavors={flavor!r}"
+            where = f"{exp.name}{'.parts(' + tag['part'] + ')' if tag.get('part') else ''}.models={model!r} " \
+                    f"flavors={flavor!r}"
             if var["variation"] is not None:
                 where += f" variation={var['variation']!r}"
             try:
@@ -74,16 +78,30 @@ def _variation_specs(exp: Experiment, var: dict[str, Any], settings: dict[str, A
     return specs
 
 
-def plan_points(exp: Experiment) -> list[dict[str, Any]]:
-    """Every point spec of the experiment; raises (ChoiceError/FieldError) on the first invalid one."""
-    c = exp.config
-    settings = {k: to_dict(getattr(c, k)) for k in SETTINGS_SECTIONS}
-    for i, m in enumerate(c.measurements):
-        measure.MEASUREMENTS.entry(m, f"{exp.name}.measurements[{i}]")
-    per_point = [m for m in c.measurements if m != "max_frames"]
+def plan_points(exp: Experiment, parts: list[str] | tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every point spec of the experiment (of the named ``parts`` only, when given), in priority order; raises
+    (ChoiceError/FieldError) on the first invalid one."""
+    resolved = exp.parts()
+    if parts:
+        names = [p.name for p, _ in resolved if p is not None]
+        if not names:
+            raise FieldError("--part", f"{exp.name} has no parts: drop --part")
+        for name in parts:
+            if name not in names:
+                raise ChoiceError("--part", name, names, what="part")
     specs: list[dict[str, Any]] = []
-    for var in expand_variations(c, exp.name):
-        specs += _variation_specs(exp, var, settings, per_point)
+    for index, (part, c) in enumerate(resolved):
+        if parts and part.name not in parts:
+            continue
+        where = exp.name if part is None else f"{exp.name}.parts[{index}]({part.name})"
+        tag = {} if part is None else {"part": part.name, "part_group": part.report_group, "part_index": index,
+                                       "claim": part.claim}
+        settings = {k: to_dict(getattr(c, k)) for k in SETTINGS_SECTIONS}
+        for i, m in enumerate(c.measurements):
+            measure.MEASUREMENTS.entry(m, f"{where}.measurements[{i}]")
+        per_point = [m for m in c.measurements if m != "max_frames"]
+        for var in expand_variations(c, where):
+            specs += _variation_specs(exp, c, var, settings, per_point, tag)
     for spec in specs:
         spec["keys"] = {m: cost_key(spec, m, measure.version(m)) for m in spec["measurements"]}
     return specs

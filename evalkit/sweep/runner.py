@@ -23,6 +23,7 @@ _CTX: Context | None = None
 COMMON_FIELDS = ("experiment", "model", "flavor", "variant", "resolution", "height", "width", "duration_s", "fps",
                  "num_frames", "latent_frames", "num_tokens", "params", "batch")
 VARIATION_FIELDS = ("variation", "variation_axis", "variation_value")  # only in sweeps with variations
+PART_FIELDS = ("part", "part_group", "part_index", "claim")             # only in sweeps with parts
 
 
 def default_context() -> Context:
@@ -35,7 +36,9 @@ def default_context() -> Context:
 
 def base_record(spec: dict[str, Any], measurement: str, run_dir: Path) -> dict[str, Any]:
     rec = {k: spec.get(k) for k in COMMON_FIELDS}
-    rec.update({k: spec[k] for k in VARIATION_FIELDS if spec.get(k) is not None})
+    rec.update({k: spec[k] for k in VARIATION_FIELDS + PART_FIELDS if spec.get(k) is not None})
+    if spec.get("budget"):   # the budget planner's figures for this measurement (evalkit.sweep.budget)
+        rec.update(spec["budget"].get(measurement, {}))
     rec.update(key=spec["keys"][measurement], kind="cost", run_id=Path(run_dir).name, measurement=measurement,
                measurement_version=measure.version(measurement), model_overrides=spec.get("model_overrides") or {})
     return rec

@@ -2,7 +2,8 @@
 
 Pure functions of records (the same records the reports read). FLOPs are one denoiser forward in the
 2-per-MAC convention; the DiT/LinGen ratio is printed per (flavor, resolution, duration) where both ran, and per
-variation in a sweep with variations (experiments/sensitivity.yaml).
+variation in a sweep with variations (experiments/sensitivity.yaml), per part in a sweep with parts.
+:func:`latency_table` is the short latency table a GPU run ends with (benchmarks/gpu/run.sh).
 """
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ def flops_ratios(records: list[dict[str, Any]], num: str = "dit", den: str = "li
 
 
 def _flavor(r: dict[str, Any]) -> str:
-    """The flavor, with the variation's name in a sweep with variations (its rows and ratios stay apart)."""
-    return f"{r['flavor']} {r['variation']}" if r.get("variation") else r["flavor"]
+    """The flavor, with the variation's (or part's) name in a sweep with variations (parts): its rows and ratios
+    stay apart."""
+    label = f"{r['flavor']} {r['variation']}" if r.get("variation") else r["flavor"]
+    return f"{label} {r['part']}" if r.get("part") else label
 
 
 def table(records: list[dict[str, Any]]) -> str:
@@ -81,3 +84,41 @@ def summary_json(records: list[dict[str, Any]], *, experiment: str, run_dir: str
             "largest_point": None if top is None else f"{top['flavor']} {top['height']}x{top['width']} "
                                                        f"{top['duration_s']:g}s",
             "plots": plots, "seconds": round(seconds, 2)}
+
+
+def _video_s(r: dict[str, Any]) -> float:
+    """Seconds per video: one-forward p50 x steps x CFG factor (the sampling loop's p50 as it is)."""
+    per = r["steps"] * r["cfg_factor"] if r.get("scope") == "denoiser_forward" else 1
+    return r["latency_ms_p50"] / 1e3 * per
+
+
+def latency_table(records: list[dict[str, Any]]) -> str:
+    """One line per latency record (ok or not): part, point, p50 per forward, per video, iterations, peak
+    memory, achieved TFLOP/s, backends, then the DiT/LinGen latency ratio at every point where both ran."""
+    lat = [r for r in records if r.get("kind") == "cost" and r.get("measurement") == "latency"]
+    mem = {(r.get("part"), r["model"], r["flavor"], r["height"], r["width"], r["duration_s"]): r for r in records
+           if r.get("measurement") == "memory" and r.get("status") == "ok"}
+    head = (f"{'part':<12}{'model':<18}{'flavor':<7}{'res':<9}{'dur':>5}{'fwd p50':>11}{'per video':>11}{'it':>4}"
+            f"{'peak GiB':>10}{'TFLOP/s':>9}  backends (sdpa / ssd / tesa) or status")
+    lines = [head, "-" * len(head)]
+    for r in sorted(lat, key=lambda r: (r.get("part_index", 0), r["model"], r["flavor"], r["height"],
+                                        r["duration_s"])):
+        m = mem.get((r.get("part"), r["model"], r["flavor"], r["height"], r["width"], r["duration_s"]))
+        peak = m["mem_peak_allocated_bytes"] if m else r.get("mem_peak_allocated_bytes")
+        row = (f"{r.get('part') or '-':<12}{r['model']:<18}{r['flavor']:<7}{r['height']}x{r['width']:<5}"
+               f"{r['duration_s']:>5g}")
+        if r["status"] == "ok":
+            lines.append(row + f"{r['latency_ms_p50'] / 1e3:>10.3f}s{_video_s(r):>10.1f}s{r['iterations']:>4}"
+                         f"{'-' if peak is None else f'{peak / 2**30:.1f}':>10}{r.get('achieved_tflops', 0):>9.0f}  "
+                         f"{r.get('backend_sdpa')} / {r.get('backend_ssd')} / {r.get('backend_tesa')}")
+        else:
+            lines.append(row + f"{'-':>11}{'-':>11}{'-':>4}{'-':>10}{'-':>9}  {r['status']}: "
+                         f"{(r.get('message') or '')[:70]}")
+    ok = {(r.get("part_group") or r.get("part"), r["flavor"], r["height"], r["width"], r["duration_s"], r["model"]): r
+          for r in lat if r["status"] == "ok" and r.get("variant", "default") == "default"}
+    for (g, fl, h, w, d, model), r in sorted(ok.items(), key=lambda kv: str(kv[0])):
+        other = ok.get((g, fl, h, w, d, "lingen"))
+        if model == "dit" and other is not None:
+            lines.append(f"DiT/LinGen latency, {g or '-'} {fl} {h}x{w} {d:g} s: "
+                         f"{r['latency_ms_p50'] / other['latency_ms_p50']:.2f}x")
+    return "\n".join(lines)

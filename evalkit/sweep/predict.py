@@ -1,0 +1,337 @@
+"""Predicted seconds of every (point, measurement) of a sweep: the clock of the budget planner
+(``sweep --budget-s``, :mod:`evalkit.sweep.budget`) and of the progress bar's ETA.
+
+Not a paper figure: it decides which of the paper's latency claims (Fig. 6a, Table 2, Fig. 20, Table 1 max
+frames; experiments/paper_latency.yaml) fit into a fixed amount of GPU time. A prediction is arithmetic on the
+point's analytic FLOPs (``models.estimate_flops``, 0.2 ms) and a :class:`Throughput` profile of the device:
+
+    forward  = forward_overhead_s + FLOPs / (peak_tflops x achieved_fraction[model]) x scale[model]
+    latency  = [startup] + [build] + [first_forward] + (warmup + iterations) x call (+ 1 profiled forward
+               when warmup is 0: the profile rides on the first warm-up call otherwise)
+    memory   = 0 right after a latency unit of the same point (its peak comes from the timed forwards),
+               else [startup] + [build] + [first_forward] + 1 forward
+    max_frames = [startup] + [build] + the bisection's probes (each one forward at its duration)
+    flops    = [startup] + [meta build] + count_s[model] (+ fvcore_s[model] where fvcore runs)
+
+Bracketed terms are paid only when the simulated process state (:class:`SimState`: process started, the one
+real-device model the measurement context keeps, the meta models it caches) says so, exactly as
+``evalkit.measure.common.Context`` caches. Rows the measurement only skips (no CUDA) cost ``skip_s``.
+``scale[model]`` starts at 1 and is set from each measured latency (measured / predicted forward), so the
+plan follows the machine once it has timed one forward of a model.
+
+The profiles: :class:`CudaThroughput` defaults are assumptions (restated with their sources in
+experiments/paper_latency.yaml); :class:`CpuThroughput` defaults were measured on this project's shared 2-core
+box (see the comments). Pure python: never imports torch (nor, at import, the models: experiment files load
+their ``budget:`` section from here, and ``report`` never imports the models).
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from evalkit.errors import EvalkitError, FieldError
+
+Device = Literal["cuda", "cpu"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Throughput:
+    """How fast one device runs the sweep's measurements (all seconds are wall seconds)."""
+    peak_tflops: float = 989.0
+    achieved_fraction: dict[str, float] = field(default_factory=lambda: {"default": 0.3})  # model -> fraction
+    forward_overhead_s: float = 0.01        # per forward, independent of its FLOPs (launches, Python)
+    startup_s: float = 30.0                 # once per process: imports, CUDA context, kernel JIT compiles
+    build_s: float = 2.0                    # per real-device model build ...
+    build_s_per_gparam: float = 0.5         # ... plus this per billion parameters
+    first_forward_s: float = 2.0            # extra on a freshly built model's first forward
+    meta_build_s: dict[str, float] = field(default_factory=lambda: {"default": 0.05})  # flops: meta build
+    count_s: dict[str, float] = field(default_factory=lambda: {"default": 0.2})        # flops: one count
+    fvcore_s: dict[str, float] = field(default_factory=lambda: {"default": 0.1})       # flops: fvcore trace
+    skip_s: float = 0.002                   # a measurement that only writes a `skipped` row
+
+
+@dataclass(frozen=True, kw_only=True)
+class CudaThroughput(Throughput):
+    """One H100/H200-class GPU, bf16. assumed: the values experiments/paper_latency.yaml states with sources."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuThroughput(Throughput):
+    """This project's shared 2-core box, float32 (measured at load average 3-5, 2026-12; see each comment)."""
+    peak_tflops: float = 0.1                # nominal: 2 cores x ~2.5 GHz x 32 fp32 FLOP/cycle ~ 0.16 TFLOP/s
+    # tiny models at 64x112: LinGen 0.27 / 0.44 s per forward at 8.5 / 17 s (~1.5 GFLOP/s on the margin),
+    # DiT 0.29 s at 17 s, 1.27 s at 68 s (~15 GFLOP/s), w/ Mamba 1.7 / 3.6 s (reference selective scan)
+    achieved_fraction: dict[str, float] = field(default_factory=lambda: {
+        "default": 0.015, "dit": 0.15, "lingen-no-ma": 0.05, "lingen-mamba1": 0.0015})
+    forward_overhead_s: float = 0.1
+    startup_s: float = 4.5                  # torch import (1.5-3 s) + the first LinGen build's imports (~2.4 s)
+    build_s: float = 0.05                   # tiny models build in 0.03-0.08 s
+    build_s_per_gparam: float = 60.0        # real CPU weights (never planned here beyond tiny sizes)
+    first_forward_s: float = 0.0
+    meta_build_s: dict[str, float] = field(default_factory=lambda: {"default": 0.04, "dit": 0.008})
+    # one FLOP count on meta (per layer kind: LinGen 4 kinds, DiT 1), 4b at any point: 0.19-0.22 / 0.03-0.05 s
+    count_s: dict[str, float] = field(default_factory=lambda: {"default": 0.2, "dit": 0.04})
+    # fvcore's jit trace on meta: DiT-4B 0.07-0.12 s; LinGen's fails fast (~0.03 s) and records why
+    fvcore_s: dict[str, float] = field(default_factory=lambda: {"default": 0.05, "dit": 0.1})
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetSettings:
+    """The ``budget:`` section of a sweep file: ``--budget-s`` default and the devices' throughput profiles.
+
+    ``device`` is the profile ``--dry-run`` plans for (``auto``: CUDA when torch sees it, else CPU); a real run
+    always plans for the device it runs on. Excluded from the config hash: it changes which points run and how
+    many iterations each gets, never what a record measures."""
+    seconds: float = 0.0                     # 0: no budget (every point runs with its configured iterations)
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    reserve_s: float = 5.0                   # kept free at the end (summary table, plots)
+    cuda: CudaThroughput = field(default_factory=CudaThroughput)
+    cpu: CpuThroughput = field(default_factory=CpuThroughput)
+
+
+def check_budget(b: BudgetSettings, where: str) -> None:
+    """Ranges: every number >= 0, fractions in (0, 1], each per-model table with a ``default``."""
+    for name, value in (("seconds", b.seconds), ("reserve_s", b.reserve_s)):
+        if value < 0:
+            raise FieldError(f"{where}.budget.{name}", f"must be >= 0, got {value}")
+    from evalkit import models
+
+    for dev, prof in (("cuda", b.cuda), ("cpu", b.cpu)):
+        w = f"{where}.budget.{dev}"
+        if not prof.peak_tflops > 0:
+            raise FieldError(f"{w}.peak_tflops", f"must be > 0, got {prof.peak_tflops}")
+        for name in ("forward_overhead_s", "startup_s", "build_s", "build_s_per_gparam", "first_forward_s", "skip_s"):
+            if getattr(prof, name) < 0:
+                raise FieldError(f"{w}.{name}", f"must be >= 0, got {getattr(prof, name)}")
+        for name in ("achieved_fraction", "meta_build_s", "count_s", "fvcore_s"):
+            table = getattr(prof, name)
+            if "default" not in table:
+                raise FieldError(f"{w}.{name}", f"needs a 'default' entry (used for models not listed), got "
+                                                f"{sorted(table)}")
+            for model, v in table.items():
+                if model != "default":
+                    models.REGISTRY.entry(model, f"{w}.{name}.{model}")
+                bad = not 0 < v <= 1 if name == "achieved_fraction" else v < 0
+                if bad:
+                    raise FieldError(f"{w}.{name}.{model}", f"must be {'in (0, 1]' if name == 'achieved_fraction' else '>= 0'}, got {v}")
+
+
+def _per_model(table: dict[str, float], model: str) -> float:
+    return float(table.get(model, table["default"]))
+
+
+def model_key(spec: dict[str, Any]) -> str:
+    """What the measurement context caches a model by (registry name, flavor, overrides)."""
+    return json.dumps([spec["model"], spec["flavor"], spec.get("model_overrides") or {}], sort_keys=True)
+
+
+def point_key(spec: dict[str, Any]) -> str:
+    return json.dumps([model_key(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"]])
+
+
+@dataclass(kw_only=True)
+class SimState:
+    """The process state a prediction depends on: started?, the one cached real model (and whether it has run a
+    forward), the meta models cached (most recent last), points whose latency ran (memory reuses their peak)."""
+    started: bool = False
+    real: str | None = None
+    real_warm: bool = False
+    meta: list[str] = field(default_factory=list)
+    timed_points: set[str] = field(default_factory=set)
+
+    def copy(self) -> SimState:
+        return SimState(started=self.started, real=self.real, real_warm=self.real_warm, meta=list(self.meta),
+                        timed_points=set(self.timed_points))
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnitPlan:
+    """How much work one unit does: a latency unit's warm-up calls and timed iterations; a max-frames unit's
+    probes (``iterations``; the bisection stops after that many, or at its time cap)."""
+    warmup: int = 0
+    iterations: int = 0
+
+
+class Predictor:
+    """Seconds per unit on one device (``cuda`` | ``cpu``) for a launcher (``inline``: one process keeps its
+    models; ``process``/``submitit``: every point starts a fresh process)."""
+
+    def __init__(self, budget: BudgetSettings, device: Device, launcher: str = "inline") -> None:
+        self.device = device
+        self.prof: Throughput = budget.cuda if device == "cuda" else budget.cpu
+        self.fresh_process_per_point = launcher != "inline"
+        self.scale: dict[str, float] = {}
+        self._ratios: dict[str, list[float]] = {}
+
+    # -- the pieces ---------------------------------------------------------------------------------------------
+    def flops(self, spec: dict[str, Any], duration_s: float | None = None) -> float:
+        from evalkit import models
+
+        cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
+        d = spec["duration_s"] if duration_s is None else duration_s
+        point = models.VideoPoint(height=spec["height"], width=spec["width"], duration_s=d, fps=spec["fps"])
+        return models.estimate_flops(cfg, point).total * spec["batch"]
+
+    def forward_s(self, spec: dict[str, Any], duration_s: float | None = None) -> float:
+        """One denoiser forward at the spec's point (or at ``duration_s``)."""
+        rate = self.prof.peak_tflops * 1e12 * _per_model(self.prof.achieved_fraction, spec["model"])
+        return self.prof.forward_overhead_s + self.flops(spec, duration_s) / rate * self.scale.get(spec["model"], 1.0)
+
+    def call_s(self, spec: dict[str, Any]) -> float:
+        """One timed call of the latency measurement: a forward, or the whole sampling loop."""
+        lat, samp = spec["settings"]["latency"], spec["settings"]["sampling"]
+        if lat["scope"] == "sampling_loop":
+            return self.forward_s(spec) * samp["steps"] * samp["cfg_factor"]
+        return self.forward_s(spec)
+
+    def build_s(self, spec: dict[str, Any]) -> float:
+        return self.prof.build_s + self.prof.build_s_per_gparam * spec["params"] / 1e9
+
+    def skipped_on_cpu(self, spec: dict[str, Any], measurement: str) -> bool:
+        """The measurement will only write a `skipped` row here (the same rule as the measurements')."""
+        if self.device == "cuda" or measurement == "flops":
+            return False
+        if measurement in ("memory", "max_frames"):
+            return True
+        from evalkit.measure.latency import cpu_skip_reason
+
+        return cpu_skip_reason(spec, spec["settings"]) is not None
+
+    def desired(self, spec: dict[str, Any], measurement: str = "latency") -> UnitPlan:
+        """What the measurement does unbudgeted: ``min_iterations`` and ``min_seconds``, at most
+        ``max_iterations`` (max frames: the whole bisection)."""
+        if measurement == "max_frames":
+            return UnitPlan(iterations=len(bisection_durations(spec)))
+        lat = spec["settings"]["latency"]
+        n = max(lat["min_iterations"], math.ceil(lat["min_seconds"] / max(self.call_s(spec), 1e-9)))
+        return UnitPlan(warmup=lat["warmup"], iterations=min(n, lat["max_iterations"]))
+
+    def minimal(self, spec: dict[str, Any], measurement: str = "latency") -> UnitPlan:
+        """The least a budget may cut a unit to: latency one warm-up call (kernel selection and JIT compiles
+        happen there) unless the file asks for none, and one timed iteration; max frames its first two probes
+        (the shortest and the longest duration: a bracket, or the answer when the longest fits)."""
+        if measurement == "max_frames":
+            return UnitPlan(iterations=2)
+        return UnitPlan(warmup=min(spec["settings"]["latency"]["warmup"], 1), iterations=1)
+
+    # -- one unit -----------------------------------------------------------------------------------------------
+    def _enter(self, state: SimState) -> float:
+        """Start-up paid by the unit (a fresh process for every point under process/submitit launchers)."""
+        return 0.0 if state.started else self.prof.startup_s
+
+    def _real(self, spec: dict[str, Any], state: SimState) -> float:
+        """Build + first-forward cost of having the spec's model on the device."""
+        if state.real == model_key(spec):
+            return 0.0 if state.real_warm else self.prof.first_forward_s
+        return self.build_s(spec) + self.prof.first_forward_s
+
+    def cost(self, spec: dict[str, Any], measurement: str, state: SimState,
+             plan: UnitPlan | None = None) -> float:
+        """Predicted seconds of (spec, measurement) from ``state`` (which is not changed)."""
+        if self.skipped_on_cpu(spec, measurement):
+            return self.prof.skip_s
+        s = self._enter(state)
+        if measurement == "flops":
+            mk = model_key(spec)
+            if mk not in state.meta:
+                s += _per_model(self.prof.meta_build_s, spec["model"])
+            s += _per_model(self.prof.count_s, spec["model"])
+            fs = spec["settings"]["flops"]
+            if fs["fvcore"] and (not fs["fvcore_max_tokens"] or spec["num_tokens"] <= fs["fvcore_max_tokens"]):
+                s += _per_model(self.prof.fvcore_s, spec["model"])
+            return s
+        s += self._real(spec, state)
+        if measurement == "latency":
+            plan = plan or self.desired(spec)
+            profiled = 0 if plan.warmup and spec["settings"]["latency"]["scope"] == "denoiser_forward" else 1
+            return s + (plan.warmup + plan.iterations) * self.call_s(spec) + profiled * self.forward_s(spec)
+        if measurement == "memory":
+            if point_key(spec) in state.timed_points and state.real == model_key(spec):
+                return self.prof.skip_s
+            return s + self.forward_s(spec)
+        if measurement == "max_frames":
+            probes = bisection_durations(spec)
+            n = len(probes) if plan is None else plan.iterations
+            return s + sum(self.forward_s(spec, d) for d in probes[:n])
+        raise FieldError("measurement", f"no prediction for measurement {measurement!r}")
+
+    def apply(self, spec: dict[str, Any], measurement: str, state: SimState) -> None:
+        """``state`` after the unit ran (the process's model cache, as Context keeps it)."""
+        if self.skipped_on_cpu(spec, measurement):
+            state.started = True
+            return
+        state.started = True
+        if measurement == "flops":
+            mk = model_key(spec)
+            if mk in state.meta:
+                state.meta.remove(mk)
+            state.meta = (state.meta + [mk])[-2:]
+            return
+        if state.real != model_key(spec):
+            state.real, state.timed_points = model_key(spec), set()
+        state.real_warm = True
+        if measurement == "latency":
+            state.timed_points.add(point_key(spec))
+
+    def end_point(self, state: SimState) -> None:
+        """After a point: a fresh process per point forgets everything."""
+        if self.fresh_process_per_point:
+            state.started, state.real, state.real_warm, state.meta, state.timed_points = False, None, False, [], set()
+
+    def observe(self, spec: dict[str, Any], record: dict[str, Any]) -> None:
+        """Learn from a measured latency record: scale[model] = the median over its points so far of measured
+        forward / predicted forward (overhead excluded; the median, so one disturbed point does not swing it)."""
+        if record.get("measurement") != "latency" or record.get("status") != "ok" or not record.get("latency_ms_p50"):
+            return
+        measured = record["latency_ms_p50"] / 1e3
+        if spec["settings"]["latency"]["scope"] == "sampling_loop":
+            samp = spec["settings"]["sampling"]
+            measured /= samp["steps"] * samp["cfg_factor"]
+        old = self.scale.get(spec["model"], 1.0)
+        base = (self.forward_s(spec) - self.prof.forward_overhead_s) / old
+        if base > 0:
+            ratios = self._ratios.setdefault(spec["model"], [])
+            ratios.append(max(1e-3, (measured - self.prof.forward_overhead_s) / base))
+            self.scale[spec["model"]] = statistics.median(ratios)
+
+
+def bisection_durations(spec: dict[str, Any]) -> list[float]:
+    """Durations a max-frames bisection probes, predicted conservatively: the shortest and the longest valid
+    duration (as evalkit.measure.max_frames finds them), then every midpoint as if it fitted (each step moves
+    up, so each probe is as long as it can be)."""
+    from evalkit import models
+
+    ms = spec["settings"]["max_frames"]
+    key = json.dumps([point_key(spec), ms["max_duration_s"], spec["ref_duration_s"]])
+    if key in _BISECTION:
+        return _BISECTION[key]
+    cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
+    fps, ref = int(spec["fps"]), float(spec["ref_duration_s"])
+    t_ref = models.latent_shape(cfg, models.VideoPoint(height=spec["height"], width=spec["width"],
+                                                       duration_s=ref, fps=fps))[1]
+    quantum = (round(ref * fps) // t_ref) / fps
+
+    def valid(k: int) -> bool:
+        try:
+            models.validate_point(cfg, models.VideoPoint(height=spec["height"], width=spec["width"],
+                                                         duration_s=k * quantum, fps=fps))
+            return True
+        except EvalkitError:
+            return False
+
+    ks = [k for k in range(1, int(ms["max_duration_s"] / quantum) + 1) if valid(k)]
+    probes: list[float] = []
+    if ks:
+        lo, hi = 0, len(ks) - 1
+        probes = [ks[lo] * quantum] + ([ks[hi] * quantum] if hi > lo else [])
+        while hi - lo > 1:
+            lo = (lo + hi) // 2
+            probes.append(ks[lo] * quantum)
+    _BISECTION[key] = probes
+    return probes
+
+
+_BISECTION: dict[str, list[float]] = {}

@@ -1,0 +1,189 @@
+"""``sweep --budget-s`` for real on tiny models (CPU): a point predicted not to fit is never started and is a
+``skipped`` row with reason "budget" and its prediction; planned iterations and the records' provenance fields;
+resuming retries the budget rows only; the timing cap inside one measurement; the max-frames bisection stopping
+at its time cap; memory reusing the latency's peak; the progress bar counting predicted seconds."""
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalkit.measure import latency as latency_mod
+from evalkit.measure import max_frames as mf_mod
+from evalkit.measure import memory as memory_mod
+from evalkit.measure.common import Context
+from evalkit.records import read_records
+from evalkit.sweep import cli
+
+# 1 GFLOP/s predicted: tiny DiT at 64x112 8.5 s is ~0.5 s per forward; LinGen is predicted at 1e-5 of that rate
+# (hours: far more than it really takes here), so its point must be refused on the prediction alone, whatever the
+# planner learns from timing DiT
+PROFILE = {"peak_tflops": 0.001, "achieved_fraction": {"default": 1.0, "lingen": 1e-5}, "forward_overhead_s": 0.1,
+           "startup_s": 1.0, "build_s": 0.2, "build_s_per_gparam": 0.0, "first_forward_s": 0.1}
+EXP = {"kind": "sweep", "name": "tb", "models": ["dit", "lingen"], "flavors": ["tiny"],
+       "resolutions": {"64p": [64, 112]}, "durations_s": [8.5], "measurements": ["latency", "memory"],
+       "latency": {"warmup": 1, "min_iterations": 2, "min_seconds": 0.0, "max_iterations": 5,
+                   "cpu_budget_gflop": 100.0},
+       "budget": {"device": "cpu", "reserve_s": 0.0, "cpu": PROFILE}}
+
+
+def sweep(capsys, path: Path, runs: Path, *argv: str) -> tuple[int, dict]:
+    rc = cli.main([str(path), "--runs-root", str(runs), "--no-plots", *argv])
+    return rc, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def exp_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tb.yaml"
+    path.write_text("# budget sweep test\n" + yaml.safe_dump(EXP))
+    return path
+
+
+def test_budget_runs_what_fits_and_rows_the_rest(tmp_path: Path, capsys, exp_file: Path, monkeypatch) -> None:
+    started = []
+    real = latency_mod.run
+    monkeypatch.setattr(latency_mod, "run", lambda spec, *a: started.append(spec["model"]) or real(spec, *a))
+    rc, summ = sweep(capsys, exp_file, tmp_path / "runs", "--budget-s", "20")
+    assert rc == 0
+    recs = {(r["model"], r["measurement"]): r for r in read_records([summ["run_dir"]])}
+    assert started == ["dit"]                                 # the LinGen point was never started
+    ok = recs[("dit", "latency")]
+    assert ok["status"] == "ok" and ok["iterations"] == 2 == len(ok["latency_ms_raw"])   # planned: all it asked
+    assert ok["budget_s"] == 20 and ok["predicted_s"] > 0 and len(ok["warmup_ms_raw"]) == 1
+    for field in ("torch_version", "cuda_version", "triton_version", "mamba_ssm_version", "gpu", "dtype",
+                  "backend_sdpa", "backend_ssd", "backend_ssd_reason", "backend_tesa", "sdpa_enabled",
+                  "flops_analytic", "achieved_tflops"):
+        assert field in ok, field
+    assert ok["backend_sdpa"] == "cpu_flash" and ok["dtype"] == "float32"
+    row = recs[("lingen", "latency")]
+    assert row["status"] == "skipped" and row["skip_reason"] == "budget", row
+    assert row["message"].startswith("budget: predicted") and row["predicted_s"] > 1000
+    for m in ("dit", "lingen"):   # memory only writes its row here: never held back by the budget
+        assert recs[(m, "memory")]["message"].startswith("no CUDA") and "skip_reason" not in recs[(m, "memory")]
+
+
+def test_resume_retries_only_the_budget_rows(tmp_path: Path, capsys, exp_file: Path) -> None:
+    _, first = sweep(capsys, exp_file, tmp_path / "runs", "--budget-s", "20")
+    before = {r["key"]: r for r in read_records([first["run_dir"]])}
+    rc, second = sweep(capsys, exp_file, tmp_path / "runs", "--budget-s", "0")   # no budget: the rest
+    assert rc == 0 and second["run_dir"] == first["run_dir"] and second["ran"] == 1
+    after = {r["key"]: r for r in read_records([second["run_dir"]])}
+    for key, r in before.items():
+        if r.get("skip_reason") == "budget":
+            assert after[key]["status"] == "ok" and after[key]["iterations"] == 2
+            assert "skip_reason" not in after[key] and "budget_s" not in after[key]
+        else:
+            assert after[key] == r                                 # finished records are kept as they were
+
+
+def test_budget_with_submitit_is_refused_before_any_work(tmp_path: Path, exp_file: Path) -> None:
+    from evalkit.errors import FieldError
+
+    with pytest.raises(FieldError, match="--budget-s: a budget runs the points one after another"):
+        cli.main([str(exp_file), "--runs-root", str(tmp_path), "--budget-s", "5", "--launcher", "submitit"])
+    assert not (tmp_path / "tb").exists()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def perf_counter(self) -> float:
+        return self.t
+
+
+def test_time_call_stops_at_max_seconds(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(latency_mod, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+
+    def fn() -> None:
+        clock.t += 0.5
+
+    warm: list[float] = []
+    times = latency_mod.time_call(fn, cuda=False, warmup=1, min_iterations=10, min_seconds=0, max_iterations=10,
+                                  max_seconds=2.6, started=100.0, warmup_times=warm)
+    assert warm == [500.0] and times == [500.0] * 4 and clock.t == 102.5   # a 5th would end at 103.0 > 102.6
+    clock.t = 100.0
+    assert latency_mod.time_call(fn, cuda=False, warmup=1, min_iterations=3, min_seconds=0, max_iterations=3,
+                                 max_seconds=0.9, started=100.0) == []       # nothing fits after the warm-up
+    clock.t = 100.0                # a first call with one-time costs is judged by the planner's prediction
+    assert len(latency_mod.time_call(fn, cuda=False, warmup=1, min_iterations=3, min_seconds=0, max_iterations=3,
+                                     max_seconds=1.0, started=100.0, expected_call_s=0.2)) == 1
+
+
+def test_max_frames_bisection_stops_at_its_time_cap(monkeypatch) -> None:
+    import torch
+
+    clock = FakeClock()
+    monkeypatch.setattr(mf_mod, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    monkeypatch.setattr(mf_mod, "cuda_available", lambda: True)
+    monkeypatch.setattr(mf_mod, "environment", lambda: {"gpu": "FAKE"})
+    monkeypatch.setattr(mf_mod, "_memory_cap", lambda gib: (0.5, 160 * 2**30))
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda *a: None)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    probes = []
+
+    def peak(ctx, spec, duration_s, dtype, kernels):   # 1 s per latent frame; fits up to 40 latent frames
+        k = round(duration_s * 16 / 8)
+        probes.append(k)
+        clock.t += k * 1.0
+        if k > 40:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return (k * 2**30, k * 2**30)
+
+    monkeypatch.setattr(mf_mod, "peak_forward_bytes", peak)
+    spec = {"model": "lingen", "flavor": "tiny", "model_overrides": {}, "height": 64, "width": 112, "fps": 16,
+            "batch": 1, "ref_duration_s": 8.5, "duration_s": None}
+    settings = {"max_frames": {"max_duration_s": 68.0, "dtype_cuda": "bfloat16", "memory_limit_gib": 80.0,
+                               "max_seconds": 0.0}, "latency": {"kernels": "auto"}}
+    full = mf_mod.run(spec, settings, Context())[0]
+    assert full["status"] == "ok" and full["max_latent_frames"] == 40 and full["max_frames"] == 320
+    assert full["message"] == "" and full["memory_limit_bytes"] == 80 * 2**30
+    assert [p[1] for p in full["probes"]][:2] == [True, False] and full["probes"][1][0] == 68.0
+    probes.clear()
+    clock.t = 100.0
+    settings["max_frames"]["max_seconds"] = 300.0
+    capped = mf_mod.run(spec, settings, Context())[0]
+    assert sum(probes) <= 300                              # no probe started that would end after the cap
+    assert capped["max_frames"] < 320 and "lower bound" in capped["message"]
+    assert capped["max_frames_upper"] is not None and capped["max_frames_upper"] > capped["max_frames"]
+
+
+def test_memory_reuses_the_timed_forwards_peak(monkeypatch) -> None:
+    monkeypatch.setattr(memory_mod, "cuda_available", lambda: True)
+    monkeypatch.setattr(memory_mod, "environment", lambda: {"gpu": "FAKE"})
+    monkeypatch.setattr(memory_mod, "peak_forward_bytes", lambda *a: pytest.fail("ran a forward of its own"))
+    ctx = Context()
+    spec = {"model": "dit", "flavor": "tiny", "height": 64, "width": 112, "duration_s": 8.5, "batch": 1}
+    settings = {"memory": {"dtype_cuda": "bfloat16"}, "latency": {"kernels": "auto"}}
+    ctx.peaks[(ctx.model_config(spec), 64, 112, 8.5, 1, "bfloat16", "auto")] = (123, 456)
+    rec = memory_mod.run(spec, settings, ctx)[0]
+    assert rec["mem_peak_allocated_bytes"] == 123 and rec["mem_source"] == "latency_timed_forwards"
+    monkeypatch.setattr(memory_mod, "peak_forward_bytes", lambda *a: (7, 8))
+    rec = memory_mod.run({**spec, "duration_s": 17.0}, settings, ctx)[0]   # another point: its own forward
+    assert rec["mem_peak_allocated_bytes"] == 7 and rec["mem_source"] == "own_forward"
+
+
+def test_progress_counts_predicted_seconds(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("# flops only\n" + yaml.safe_dump({
+        "kind": "sweep", "name": "f", "models": ["lingen", "dit"], "flavors": ["tiny"],
+        "resolutions": {"64p": [64, 112]}, "durations_s": [8.5, 17], "flops": {"fvcore": False}}))
+    rc, _ = sweep(capsys, path, tmp_path / "runs")
+    assert rc == 0
+    from evalkit.experiment import load_experiment
+    from evalkit.sweep.budget import predict_all
+    from evalkit.sweep.plan import plan_points, point_items
+    from evalkit.sweep.predict import Predictor
+
+    exp = load_experiment(path)
+    pred = [d.predicted_s for d in predict_all(point_items(plan_points(exp), set()),
+                                               Predictor(exp.config.budget, "cpu"))]
+    hist = cli.LAST_CLOCK.history
+    assert len(hist) == 4 and hist[-1][1] == pytest.approx(sum(pred), abs=0.05) == hist[-1][2]
+    assert [round(b - a, 2) for a, b in zip([0.0] + [h[1] for h in hist], [h[1] for h in hist])] == \
+        pytest.approx([round(p, 2) for p in pred], abs=0.011)
+    assert pred[0] > exp.config.budget.cpu.startup_s          # the first point carries the process start-up
