@@ -31,8 +31,12 @@ def _sweep(name: str, smoke: bool, sets: Sequence[str]) -> None:
           f"resolutions {', '.join(f'{k}={h}x{w}' for k, (h, w) in exp.config.resolutions.items())}; "
           f"durations {', '.join(f'{d:g}' for d in exp.config.durations_s)} s"
           + (f"; {len({p.get('variation') for p in points})} variations" if exp.config.variations else ""))
+    if exp.config.parts:
+        print(f"  {len(exp.config.parts)} parts in priority order: "
+              + ", ".join(f"{p.name} ({sum(1 for s in points if s.get('part') == p.name)} points)"
+                          for p in exp.config.parts))
     print(f"  {len(points)} points, {n_meas} point x measurement records planned "
-          f"({', '.join(exp.config.measurements)})")
+          f"({', '.join(sorted({m for s in points for m in s['measurements']}))})")
 
 
 def _train(name: str, sets: Sequence[str]) -> None:

@@ -20,7 +20,8 @@ from evalkit.sweep.predict import Predictor, SimState, UnitPlan
 # a synthetic GPU profile (planned here, nothing runs): 1 GFLOP/s, so tiny DiT at 64x112 costs 0.53 s (8.5 s) ..
 # 16.5 s (68 s) per forward
 PROFILE = {"peak_tflops": 0.001, "achieved_fraction": {"default": 1.0}, "forward_overhead_s": 0.1,
-           "startup_s": 1.0, "build_s": 0.2, "build_s_per_gparam": 0.0, "first_forward_s": 0.1}
+           "startup_s": 1.0, "import_s": 0.0, "point_overhead_s": 0.0, "build_s": 0.2, "build_s_per_gparam": 0.0,
+           "first_forward_s": 0.1}
 EXP = {"kind": "sweep", "name": "b", "models": ["dit", "lingen"], "flavors": ["tiny"],
        "resolutions": {"64p": [64, 112]}, "durations_s": [8.5, 17, 68], "measurements": ["latency", "memory"],
        "latency": {"warmup": 2, "min_iterations": 3, "min_seconds": 0.0, "max_iterations": 10,

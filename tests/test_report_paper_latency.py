@@ -78,7 +78,8 @@ def test_fig6a_is_one_figure_of_the_fig6a_group(rendered) -> None:
     want = p50["fig6a_512p:dit/4b/512p=512x896/68s@16fps/b1/latency.v3"] / \
         p50["fig6a_512p:lingen/4b/512p=512x896/68s@16fps/b1/latency.v3"]
     assert float(r["ratio_dit_over_lingen"]) == pytest.approx(want)
-    lingen17 = next(r for r in rows if r["model"] == "lingen" and r["resolution"] == "512p" and float(r["duration_s"]) == 17)
+    lingen17 = next(r for r in rows if r["model"] == "lingen" and r["resolution"] == "512p"
+                    and float(r["duration_s"]) == 17)
     assert float(lingen17["video_latency_s"]) == pytest.approx(
         p50["fig6a_512p:lingen/4b/512p=512x896/17s@16fps/b1/latency.v3"] / 1e3 * 50 * 2, rel=1e-5)   # its own part's
 

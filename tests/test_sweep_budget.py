@@ -18,12 +18,13 @@ from evalkit.measure.common import Context
 from evalkit.records import read_records
 from evalkit.sweep import cli
 
-# 1 GFLOP/s predicted: tiny DiT at 64x112 8.5 s is ~0.5 s per forward; LinGen is predicted at 1e-5 of that rate
+# 1 GFLOP/s predicted: tiny DiT at 64x112 8.5 s is ~0.5 s per forward; LinGen w/o MA is predicted at 1e-5 of it
 # (hours: far more than it really takes here), so its point must be refused on the prediction alone, whatever the
 # planner learns from timing DiT
-PROFILE = {"peak_tflops": 0.001, "achieved_fraction": {"default": 1.0, "lingen": 1e-5}, "forward_overhead_s": 0.1,
-           "startup_s": 1.0, "build_s": 0.2, "build_s_per_gparam": 0.0, "first_forward_s": 0.1}
-EXP = {"kind": "sweep", "name": "tb", "models": ["dit", "lingen"], "flavors": ["tiny"],
+PROFILE = {"peak_tflops": 0.001, "achieved_fraction": {"default": 1.0, "lingen-no-ma": 1e-5}, "forward_overhead_s": 0.1,
+           "startup_s": 1.0, "import_s": 0.0, "point_overhead_s": 0.0, "build_s": 0.2, "build_s_per_gparam": 0.0,
+           "first_forward_s": 0.1}
+EXP = {"kind": "sweep", "name": "tb", "models": ["dit", "lingen-no-ma"], "flavors": ["tiny"],
        "resolutions": {"64p": [64, 112]}, "durations_s": [8.5], "measurements": ["latency", "memory"],
        "latency": {"warmup": 1, "min_iterations": 2, "min_seconds": 0.0, "max_iterations": 5,
                    "cpu_budget_gflop": 100.0},
@@ -49,7 +50,7 @@ def test_budget_runs_what_fits_and_rows_the_rest(tmp_path: Path, capsys, exp_fil
     rc, summ = sweep(capsys, exp_file, tmp_path / "runs", "--budget-s", "20")
     assert rc == 0
     recs = {(r["model"], r["measurement"]): r for r in read_records([summ["run_dir"]])}
-    assert started == ["dit"]                                 # the LinGen point was never started
+    assert started == ["dit"]                                 # the LinGen w/o MA point was never started
     ok = recs[("dit", "latency")]
     assert ok["status"] == "ok" and ok["iterations"] == 2 == len(ok["latency_ms_raw"])   # planned: all it asked
     assert ok["budget_s"] == 20 and ok["predicted_s"] > 0 and len(ok["warmup_ms_raw"]) == 1
@@ -58,10 +59,10 @@ def test_budget_runs_what_fits_and_rows_the_rest(tmp_path: Path, capsys, exp_fil
                   "flops_analytic", "achieved_tflops"):
         assert field in ok, field
     assert ok["backend_sdpa"] == "cpu_flash" and ok["dtype"] == "float32"
-    row = recs[("lingen", "latency")]
+    row = recs[("lingen-no-ma", "latency")]
     assert row["status"] == "skipped" and row["skip_reason"] == "budget", row
     assert row["message"].startswith("budget: predicted") and row["predicted_s"] > 1000
-    for m in ("dit", "lingen"):   # memory only writes its row here: never held back by the budget
+    for m in ("dit", "lingen-no-ma"):   # memory only writes its row here: never held back by the budget
         assert recs[(m, "memory")]["message"].startswith("no CUDA") and "skip_reason" not in recs[(m, "memory")]
 
 

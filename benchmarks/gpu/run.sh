@@ -21,6 +21,7 @@
 #   SITE        the --target folder (/tmp/evalkit-site)
 #   PYTHON      the interpreter (python3)
 #   RUNS_ROOT   where the sweep's run folder is made (/tmp/evalkit-runs)
+#   SWEEP_ARGS  more arguments for the sweep, e.g. "--part fig6a_512p" or "--set latency.min_iterations=5"
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
@@ -39,6 +40,7 @@ WHEELS=${WHEELS:-.whl}
 SITE=${SITE:-/tmp/evalkit-site}
 PYTHON=${PYTHON:-python3}
 RUNS_ROOT=${RUNS_ROOT:-/tmp/evalkit-runs}
+SWEEP_ARGS=${SWEEP_ARGS:-}
 mkdir -p "$OUT"
 LOG="$OUT/log.txt"
 : >"$LOG"
@@ -90,16 +92,20 @@ if [ "$BUDGET" -lt 10 ]; then
   RUN_DIR=""
 else
   say "4/5 sweep paper_latency $SMOKE --budget-s $BUDGET (the plan first)"
-  "$PYTHON" -m evalkit sweep paper_latency $SMOKE --budget-s "$BUDGET" --dry-run 2>&1 | grep -v '^job ' >>"$LOG"
+  # shellcheck disable=SC2086  # SWEEP_ARGS is a list of arguments
+  "$PYTHON" -m evalkit sweep paper_latency $SMOKE $SWEEP_ARGS --budget-s "$BUDGET" --dry-run 2>&1 | grep -v '^job ' \
+    >>"$LOG"
   # the budget planner ends its last point within BUDGET; timeout is the backstop for a forward far slower
   # than predicted (every record written until then is kept)
-  timeout $((BUDGET + TAIL_S / 2)) "$PYTHON" -m evalkit sweep paper_latency $SMOKE --budget-s "$BUDGET" \
+  # shellcheck disable=SC2086
+  timeout $((BUDGET + TAIL_S / 2)) "$PYTHON" -m evalkit sweep paper_latency $SMOKE $SWEEP_ARGS --budget-s "$BUDGET" \
     --runs-root "$RUNS_ROOT" --new-run --no-progress --keep-going >"$OUT/sweep.txt" 2>&1
   SWEEP_RC=$?
   grep -v '^USDT' "$OUT/sweep.txt" | tail -n 40 >>"$LOG"
   # the sweep's last stdout line is its JSON summary (run_dir); after a kill, the newest run folder
-  RUN_DIR=$(tail -n 1 "$OUT/sweep.txt" | "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["run_dir"])' \
-    2>/dev/null || ls -dt "$RUNS_ROOT"/paper_latency/*/ 2>/dev/null | head -n 1)
+  RUN_DIR=$(tail -n 1 "$OUT/sweep.txt" \
+    | "$PYTHON" -c 'import json,sys; print(json.loads(sys.stdin.read())["run_dir"])' 2>/dev/null \
+    || ls -dt "$RUNS_ROOT"/paper_latency/*/ 2>/dev/null | head -n 1)
   RUN_DIR=${RUN_DIR%/}
   say "sweep exit status $SWEEP_RC, run folder ${RUN_DIR:-none}"
 fi

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
             print(f"max frames, {r['model']}/{r['flavor']} {r['height']}x{r['width']}: {found} {r['status']} "
                   f"{r.get('message', '')}".rstrip())
     counts = Counter((r["status"], r.get("skip_reason") or "") for r in records)
-    print("records: " + ", ".join(f"{n} {s}{' (' + why + ')' if why else ''}" for (s, why), n in sorted(counts.items())))
+    print("records: " + ", ".join(f"{n} {s}{' (' + why + ')' if why else ''}"
+                                  for (s, why), n in sorted(counts.items())))
     return 0
 
 

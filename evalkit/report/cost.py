@@ -175,8 +175,8 @@ def model_size(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
                            _slug(exp, group, "latency", cohort)))
     if not groups and not fl.empty:
         for (exp, group), sel in fl.groupby(["_experiment", "_part_group"]):
-            groups.append((newest_run(sel), "video_flops", "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]",
-                           _slug(exp, group, "flops")))
+            groups.append((newest_run(sel), "video_flops",
+                           "FLOPs per video (log)\n[forward x steps x CFG; 2 FLOPs/MAC]", _slug(exp, group, "flops")))
     arts = []
     for sel, value, ylabel, slug in groups:
         sel = sel[sel["model"].isin(PAIR) & (sel["variant"].fillna("default") == "default")]

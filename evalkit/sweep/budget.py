@@ -63,15 +63,15 @@ def _adjustable(m: str) -> bool:
 def plan_units(items: list[dict[str, Any]], predictor: Predictor, seconds: float,
                state: SimState | None = None) -> list[Decision]:
     """The plan of the due units of ``items`` (point specs, each with its due ``measurements``) in ``seconds``."""
-    state = (state or SimState()).copy()
+    state = (state or predictor.initial_state()).copy()
     left = seconds
     out: list[Decision] = []
     deferred: list[int] = []
 
-    def consider(spec: dict[str, Any], m: str, st: SimState) -> Decision:
+    def consider(spec: dict[str, Any], m: str, st: SimState, first: bool = False) -> Decision:
         nonlocal left
         plan = predictor.minimal(spec, m) if _adjustable(m) else None
-        cost = predictor.cost(spec, m, st, plan)
+        cost = predictor.cost(spec, m, st, plan) + (predictor.prof.point_overhead_s if first else 0.0)
         note = _note(predictor, spec, m, st)
         # a unit that only writes its `skipped` row (no CUDA here) is never held back by the budget
         d = Decision(spec=spec, measurement=m, run=cost <= left or note == NO_CUDA, predicted_s=cost, plan=plan,
@@ -88,7 +88,7 @@ def plan_units(items: list[dict[str, Any]], predictor: Predictor, seconds: float
                 deferred.append(len(out))               # its latency did not fit: memory alone, last of all
                 out.append(Decision(spec=spec, measurement=m, run=False, predicted_s=0.0))
                 continue
-            out.append(consider(spec, m, state))
+            out.append(consider(spec, m, state, first=m == spec["measurements"][0]))
         predictor.end_point(state)
     for i in deferred:
         out[i] = consider(out[i].spec, out[i].measurement, state)
@@ -131,12 +131,13 @@ def _next(plan: UnitPlan, want: UnitPlan) -> UnitPlan | None:
 
 def predict_all(items: list[dict[str, Any]], predictor: Predictor) -> list[Decision]:
     """Every due unit with the work its settings ask for (no budget): the progress bar's clock."""
-    state, out = SimState(), []
+    state, out = predictor.initial_state(), []
     for spec in items:
         for m in spec["measurements"]:
             plan = predictor.desired(spec, m) if _adjustable(m) else None
+            extra = predictor.prof.point_overhead_s if m == spec["measurements"][0] else 0.0
             out.append(Decision(spec=spec, measurement=m, run=True, plan=plan, note=_note(predictor, spec, m, state),
-                                predicted_s=predictor.cost(spec, m, state, plan)))
+                                predicted_s=predictor.cost(spec, m, state, plan) + extra))
             predictor.apply(spec, m, state)
         predictor.end_point(state)
     return out
@@ -169,8 +170,8 @@ def plan_lines(decisions: list[Decision], *, device: str, budget_s: float | None
         lines.append(f"{i:>4}  {d.key:<{w}}  {_plan_label(d):<22}{d.predicted_s:>10.1f}s{cum:>11.1f}s")
     skipped = [d for d in decisions if not d.run]
     lines.append(f"predicted total {total:.1f} s" + (f" of the {budget_s:g} s budget" if budget_s else "")
-                 + (f"; {len(skipped)} not planned (budget): they would need {sum(d.predicted_s for d in skipped):.1f} s"
-                    if skipped else ""))
+                 + (f"; {len(skipped)} not planned (budget): they would need "
+                    f"{sum(d.predicted_s for d in skipped):.1f} s" if skipped else ""))
     return lines
 
 
@@ -215,7 +216,7 @@ def run_budgeted(items: list[dict[str, Any]], predictor: Predictor, *, budget_s:
     the plan of everything after it)`` is called after each point (the progress bar)."""
     from evalkit.launch import run_items
 
-    state, errors = SimState(), []
+    state, errors = predictor.initial_state(), []
     for i, spec in enumerate(items):
         left = budget_s - reserve_s - (time.perf_counter() - started)
         plan = plan_units(items[i:], predictor, left, state)

@@ -98,27 +98,30 @@ def _device(exp, dry_run: bool, specs: list[dict]) -> str:
 
 
 class Clock:
-    """The progress bar in predicted seconds: ``total`` is the work still planned, ``advance`` the predicted
-    seconds of what just finished; ``history`` keeps (elapsed, done, total, eta) after each point."""
+    """The progress bar in predicted seconds: ``total`` is the work planned, ``advance`` adds the predicted
+    seconds of what just finished; ``history`` keeps (elapsed, done, total, eta) after each point, where
+    eta = (total - done) x elapsed / done: the bar's own estimate (also with the bar disabled)."""
 
     def __init__(self, total: float, desc: str, enabled: bool) -> None:
         from tqdm import tqdm
 
         self.t0 = time.perf_counter()
+        self.done, self.total = 0.0, float(total)
         self.bar = tqdm(total=round(total, 2), desc=desc, unit="s", disable=not enabled, file=sys.stderr,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} predicted s [{elapsed}<{remaining}]{postfix}")
         self.history: list[tuple[float, float, float, float | None]] = []
 
     def advance(self, seconds: float, total: float | None = None, label: str = "") -> None:
+        self.done += seconds
         if total is not None:
+            self.total = total
             self.bar.total = round(total, 2)
         self.bar.update(round(seconds, 2))
         if label:
             self.bar.set_postfix_str(label)
         elapsed = time.perf_counter() - self.t0
-        done, tot = float(self.bar.n), float(self.bar.total or 0)
-        eta = (tot - done) * elapsed / done if done > 0 else None
-        self.history.append((elapsed, done, tot, eta))
+        eta = (self.total - self.done) * elapsed / self.done if self.done > 0 else None
+        self.history.append((elapsed, self.done, self.total, eta))
 
     def close(self) -> None:
         self.bar.close()
@@ -182,7 +185,8 @@ def main(argv: Sequence[str]) -> int:
                   run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
         device = _device(exp, dry_run=True, specs=specs)
         predictor = Predictor(exp.config.budget, device, launch.launcher)
-        decisions = plan_units(items, predictor, budget_s) if budget_s else predict_all(items, predictor)
+        decisions = plan_units(items, predictor, budget_s - exp.config.budget.reserve_s) if budget_s else \
+            predict_all(items, predictor)
         for line in plan_lines(decisions, device=device, budget_s=budget_s):
             print(line)
         planned = [d for d in decisions if d.run]
@@ -234,7 +238,7 @@ def _run(exp, specs: list[dict], launch, run_dir: Path, resumed: bool, args, bud
 
         def on_point(it: dict, mine: list, rest: list) -> None:
             clock.advance(sum(d.predicted_s for d in mine if d.run),
-                          total=clock.bar.n + sum(d.predicted_s for d in mine + rest if d.run), label=_label(it))
+                          total=clock.done + sum(d.predicted_s for d in mine + rest if d.run), label=_label(it))
 
         errors = run_budgeted(order, predictor, budget_s=budget_s, started=t0,
                               reserve_s=exp.config.budget.reserve_s, launch=launch, run_dir=run_dir,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,7 +44,9 @@ class Throughput:
     peak_tflops: float = 989.0
     achieved_fraction: dict[str, float] = field(default_factory=lambda: {"default": 0.3})  # model -> fraction
     forward_overhead_s: float = 0.01        # per forward, independent of its FLOPs (launches, Python)
-    startup_s: float = 30.0                 # once per process: imports, CUDA context, kernel JIT compiles
+    import_s: float = 5.0                   # once per process: importing torch (not paid where it is imported)
+    startup_s: float = 30.0                 # once per process besides: CUDA context, kernel JIT compiles
+    point_overhead_s: float = 0.05          # per point: job file and record writes (fsync), launcher bookkeeping
     build_s: float = 2.0                    # per real-device model build ...
     build_s_per_gparam: float = 0.5         # ... plus this per billion parameters
     first_forward_s: float = 2.0            # extra on a freshly built model's first forward
@@ -67,7 +70,10 @@ class CpuThroughput(Throughput):
     achieved_fraction: dict[str, float] = field(default_factory=lambda: {
         "default": 0.015, "dit": 0.15, "lingen-no-ma": 0.05, "lingen-mamba1": 0.0015})
     forward_overhead_s: float = 0.1
-    startup_s: float = 4.5                  # torch import (1.5-3 s) + the first LinGen build's imports (~2.4 s)
+    import_s: float = 2.0                   # `import torch`: 1.5-3 s
+    startup_s: float = 2.4                  # the first LinGen build's imports and custom ops (2.3-2.7 s)
+    # per point: the default sweep's 22 points took ~0.05 s each beyond their measurements (benchmarks/sweep_eta.py)
+    point_overhead_s: float = 0.05
     build_s: float = 0.05                   # tiny models build in 0.03-0.08 s
     build_s_per_gparam: float = 60.0        # real CPU weights (never planned here beyond tiny sizes)
     first_forward_s: float = 0.0
@@ -103,7 +109,8 @@ def check_budget(b: BudgetSettings, where: str) -> None:
         w = f"{where}.budget.{dev}"
         if not prof.peak_tflops > 0:
             raise FieldError(f"{w}.peak_tflops", f"must be > 0, got {prof.peak_tflops}")
-        for name in ("forward_overhead_s", "startup_s", "build_s", "build_s_per_gparam", "first_forward_s", "skip_s"):
+        for name in ("forward_overhead_s", "import_s", "startup_s", "point_overhead_s", "build_s",
+                     "build_s_per_gparam", "first_forward_s", "skip_s"):
             if getattr(prof, name) < 0:
                 raise FieldError(f"{w}.{name}", f"must be >= 0, got {getattr(prof, name)}")
         for name in ("achieved_fraction", "meta_build_s", "count_s", "fvcore_s"):
@@ -114,9 +121,9 @@ def check_budget(b: BudgetSettings, where: str) -> None:
             for model, v in table.items():
                 if model != "default":
                     models.REGISTRY.entry(model, f"{w}.{name}.{model}")
-                bad = not 0 < v <= 1 if name == "achieved_fraction" else v < 0
-                if bad:
-                    raise FieldError(f"{w}.{name}.{model}", f"must be {'in (0, 1]' if name == 'achieved_fraction' else '>= 0'}, got {v}")
+                frac = name == "achieved_fraction"
+                if (not 0 < v <= 1) if frac else v < 0:
+                    raise FieldError(f"{w}.{name}.{model}", f"must be {'in (0, 1]' if frac else '>= 0'}, got {v}")
 
 
 def _per_model(table: dict[str, float], model: str) -> float:
@@ -134,8 +141,10 @@ def point_key(spec: dict[str, Any]) -> str:
 
 @dataclass(kw_only=True)
 class SimState:
-    """The process state a prediction depends on: started?, the one cached real model (and whether it has run a
-    forward), the meta models cached (most recent last), points whose latency ran (memory reuses their peak)."""
+    """The process state a prediction depends on: torch imported?, started?, the one cached real model (and
+    whether it has run a forward), the meta models cached (most recent last), points whose latency ran (memory
+    reuses their peak)."""
+    imported: bool = False
     started: bool = False
     real: str | None = None
     real_warm: bool = False
@@ -143,8 +152,8 @@ class SimState:
     timed_points: set[str] = field(default_factory=set)
 
     def copy(self) -> SimState:
-        return SimState(started=self.started, real=self.real, real_warm=self.real_warm, meta=list(self.meta),
-                        timed_points=set(self.timed_points))
+        return SimState(imported=self.imported, started=self.started, real=self.real, real_warm=self.real_warm,
+                        meta=list(self.meta), timed_points=set(self.timed_points))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,9 +227,16 @@ class Predictor:
         return UnitPlan(warmup=min(spec["settings"]["latency"]["warmup"], 1), iterations=1)
 
     # -- one unit -----------------------------------------------------------------------------------------------
+    def initial_state(self) -> SimState:
+        """The state of the process the first point runs in: this one (torch already imported or not), or a
+        fresh one per point."""
+        return SimState(imported="torch" in sys.modules and not self.fresh_process_per_point)
+
     def _enter(self, state: SimState) -> float:
         """Start-up paid by the unit (a fresh process for every point under process/submitit launchers)."""
-        return 0.0 if state.started else self.prof.startup_s
+        if state.started:
+            return 0.0
+        return self.prof.startup_s + (0.0 if state.imported else self.prof.import_s)
 
     def _real(self, spec: dict[str, Any], state: SimState) -> float:
         """Build + first-forward cost of having the spec's model on the device."""
@@ -260,8 +276,8 @@ class Predictor:
 
     def apply(self, spec: dict[str, Any], measurement: str, state: SimState) -> None:
         """``state`` after the unit ran (the process's model cache, as Context keeps it)."""
+        state.imported = True
         if self.skipped_on_cpu(spec, measurement):
-            state.started = True
             return
         state.started = True
         if measurement == "flops":
@@ -279,7 +295,8 @@ class Predictor:
     def end_point(self, state: SimState) -> None:
         """After a point: a fresh process per point forgets everything."""
         if self.fresh_process_per_point:
-            state.started, state.real, state.real_warm, state.meta, state.timed_points = False, None, False, [], set()
+            state.imported, state.started, state.real, state.real_warm = False, False, None, False
+            state.meta, state.timed_points = [], set()
 
     def observe(self, spec: dict[str, Any], record: dict[str, Any]) -> None:
         """Learn from a measured latency record: scale[model] = the median over its points so far of measured

@@ -83,6 +83,7 @@ def summary_json(records: list[dict[str, Any]], *, experiment: str, run_dir: str
             "dit_over_lingen_flops_at_largest": None if top is None else round(top["ratio"], 3),
             "largest_point": None if top is None else f"{top['flavor']} {top['height']}x{top['width']} "
                                                        f"{top['duration_s']:g}s",
+            "skipped_budget": sum(1 for r in records if r.get("kind") == "cost" and r.get("skip_reason") == "budget"),
             "plots": plots, "seconds": round(seconds, 2)}
 
 
