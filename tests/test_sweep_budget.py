@@ -188,3 +188,17 @@ def test_progress_counts_predicted_seconds(tmp_path: Path, capsys) -> None:
     assert [round(b - a, 2) for a, b in zip([0.0] + [h[1] for h in hist], [h[1] for h in hist])] == \
         pytest.approx([round(p, 2) for p in pred], abs=0.011)
     assert pred[0] > exp.config.budget.cpu.startup_s          # the first point carries the process start-up
+
+
+def test_run_plots_one_set_per_part_group(tmp_path: Path) -> None:
+    from evalkit.sweep.plots import write_plots
+
+    def rec(group: str, model: str, d: float, ms: float) -> dict:
+        return {"kind": "cost", "measurement": "latency", "status": "ok", "model": model, "flavor": "4b",
+                "resolution": "512p", "height": 512, "width": 896, "duration_s": d, "latency_ms_p50": ms,
+                "params": 4e9, "part": group, "part_group": group, "device": "cuda", "gpu": "G"}
+
+    records = [rec("fig6a", m, d, d * (10 if m == "dit" else 1)) for m in ("lingen", "dit") for d in (17, 68)]
+    records += [rec("table2", m, 17, 5.0) for m in ("lingen", "lingen-no-tesa")]
+    names = sorted(Path(p).name for p in write_plots(records, tmp_path))
+    assert names == ["latency_fig6a_vs_duration.png", "latency_table2_by_model.png"]

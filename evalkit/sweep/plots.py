@@ -3,7 +3,9 @@
 Which plot fits depends on the experiment: several durations per model (``scaling``: paper Fig. 1b / 6 shape) ->
 value vs duration, one panel per resolution, one line per (model, flavor); one duration but several sizes
 (``size_ladder``: Fig. 20 shape) -> value vs parameters, one line per model; one point per model
-(``ablations``: Table 2 shape) -> one bar per model. Log y throughout, written into ``<run_dir>/plots/``. Only
+(``ablations``: Table 2 shape) -> one bar per model. In a sweep with parts, one plot per part group
+(``latency_<group>_vs_*.png``: paper_latency's Fig. 6a, Table 2, Fig. 20 shapes apart). Log y throughout, written
+into ``<run_dir>/plots/``. Only
 records with numbers are drawn (skipped latency rows are absent, never zero). The polished figures, with their
 CSVs, come from ``python -m evalkit report``; these are for looking at a run right after it finishes.
 """
@@ -82,17 +84,21 @@ def _figure(points: list[dict[str, Any]], value_key: str, ylabel: str, title: st
 
 
 def write_plots(records: list[dict[str, Any]], run_dir: Path) -> list[str]:
-    """Write the run's plots; returns their paths (none when nothing numeric was recorded)."""
+    """Write the run's plots (one set per part group in a sweep with parts); returns their paths (none when
+    nothing numeric was recorded)."""
     out = []
-    p = _figure(_points(records, "flops", "flops", ("ok", "flagged")), "flops",
-                "FLOPs per denoiser forward (2 per MAC)", "Counted FLOPs (on the meta device)",
-                Path(run_dir) / "plots" / "flops.png")
-    if p:
-        out.append(str(p))
-    lat = _points(records, "latency", "latency_ms_p50", ("ok",))
-    devices = sorted({str(r.get("gpu") or r.get("device")) for r in lat})
-    p = _figure(lat, "latency_ms_p50", "latency p50 (ms)", f"Measured latency ({', '.join(devices)})",
-                Path(run_dir) / "plots" / "latency.png")
-    if p:
-        out.append(str(p))
+    for group in sorted({str(r.get("part_group") or "") for r in records}):
+        recs = [r for r in records if str(r.get("part_group") or "") == group]
+        tag, where = (f"_{group}", f", part group {group}") if group else ("", "")
+        p = _figure(_points(recs, "flops", "flops", ("ok", "flagged")), "flops",
+                    "FLOPs per denoiser forward (2 per MAC)", f"Counted FLOPs (on the meta device{where})",
+                    Path(run_dir) / "plots" / f"flops{tag}.png")
+        if p:
+            out.append(str(p))
+        lat = _points(recs, "latency", "latency_ms_p50", ("ok",))
+        devices = sorted({str(r.get("gpu") or r.get("device")) for r in lat})
+        p = _figure(lat, "latency_ms_p50", "latency p50 (ms)", f"Measured latency ({', '.join(devices)}{where})",
+                    Path(run_dir) / "plots" / f"latency{tag}.png")
+        if p:
+            out.append(str(p))
     return out
