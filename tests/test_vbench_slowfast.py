@@ -20,6 +20,11 @@ sys.path.insert(0, str(FIX))
 from videos import decode, static_frames, write_mp4  # noqa: E402
 
 FAKE = (sys.executable, str(FIX / "fake_worker.py"))
+
+
+@pytest.fixture(autouse=True)
+def _private_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "evalkit-cache"))
 TABLE = {0.0: 0.0, 0.5: 0.8, 1.0: 1.0}  # synthetic quantile table: clip-to-clip score -> in-clip scale
 
 
@@ -108,7 +113,7 @@ def test_slow_fast_weights_missing_offline(tmp_path):
     msg = str(err.value)
     assert str(tmp_path / "cache" / "dinov2_model" / "checkpoints" / "dinov2_vitb14_pretrain.pth") in msg
     assert "git clone https://github.com/facebookresearch/dinov2" in msg and "--slow-fast" in msg
-    assert str(tmp_path / "cache" / "dino_model" / "dino_vitbase16_pretrain.pth") in msg  # in-clip DINO too
+    assert str(tmp_path / "cache" / "dino_model" / "checkpoints" / "dino_vitbase16_pretrain.pth") in msg  # in-clip
     gaps = weights.missing(["background_consistency"], tmp_path, slow_fast=True)["background_consistency"]
     assert {w.rel for w in gaps} >= {"dreamsim_model/ensemble_lora", "dreamsim_model/clip_vitb16_pretrain.pth.tar"}
 
@@ -120,7 +125,8 @@ def test_slow_fast_record_fusion_and_resume(tmp_path, monkeypatch):
     cfg = RunConfig(**_long_setup(tmp_path))
     with pytest.raises(EvalkitError, match="clip-to-clip"):  # interrupted after the in-clip shard
         run(cfg)
-    calls = lambda: [json.loads(x) for x in log.read_text().splitlines()]  # noqa: E731
+    calls = lambda: [c for c in map(json.loads, log.read_text().splitlines())  # noqa: E731
+                     if c["action"] != "check_weights"]
     assert [c["action"] for c in calls()] == ["evaluate", "clip2clip"]
     assert calls()[1]["videos"] == ["a boat-0.mp4"]  # only the multi-clip video gets a first-frames video
     monkeypatch.delenv("FAKE_WORKER_FAIL")

@@ -92,3 +92,25 @@ def aggregate(scores: Mapping[str, float], partial: bool = False, *,
         quality_weight + semantic_weight)
     return {"quality_score": q, "semantic_score": s, "total_score": total,
             "partial": bool(missing), "missing": missing, "n_dimensions": len(vals)}
+
+
+def aggregate_records(records: list[Mapping]) -> dict:
+    """Quality / Semantic / Total from vbench records, each computed only from a complete dimension set.
+
+    A group score needs every dimension of its group with a record of status ``ok`` (a ``flagged`` record scored
+    fewer videos than the suite has); the total needs both groups. Returns the three scores (None where the set
+    is incomplete), ``missing`` (no record), ``incomplete`` (flagged records) and ``complete`` (all 16 ok)."""
+    ok = {r["dimension"]: r["score"] for r in records if r.get("status") == "ok"}
+    flagged = sorted(r["dimension"] for r in records if r.get("status") == "flagged" and r["dimension"] not in ok)
+    missing = [d for d in DIMENSIONS if d not in ok and d not in flagged]
+
+    def group(dims: tuple[str, ...]) -> float | None:
+        if any(d not in ok for d in dims):
+            return None
+        return _group(_clean({d: ok[d] for d in dims}), dims, WEIGHTS, NORMALIZE)
+
+    q, s = group(QUALITY_DIMENSIONS), group(SEMANTIC_DIMENSIONS)
+    total = None if q is None or s is None else (QUALITY_WEIGHT * q + SEMANTIC_WEIGHT * s) / (
+        QUALITY_WEIGHT + SEMANTIC_WEIGHT)
+    return {"quality_score": q, "semantic_score": s, "total_score": total, "missing": missing,
+            "incomplete": flagged, "complete": total is not None}

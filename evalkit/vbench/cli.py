@@ -14,6 +14,9 @@ from evalkit.runs import REPO_ROOT
 from evalkit.launch.config import add_launch_args, strip_launch_flags
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
+ENV_HELP = ("VBench venv (default $EVALKIT_VBENCH_ENV, else <cache>/vbench-env with <cache> = $EVALKIT_CACHE_DIR, "
+            "else $XDG_CACHE_HOME/lingen-evalkit, else ~/.cache/lingen-evalkit)")
+
 EXAMPLES = """examples:
   python -m evalkit vbench setup
   python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality
@@ -43,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{setup,prefetch,run}")
     s = sub.add_parser("setup", help="create and verify the VBench environment (reused when valid)", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--env", type=Path, default=None, help="venv folder (default $EVALKIT_VBENCH_ENV or "
-                                                          ".cache/vbench-env)")
+    s.add_argument("--env", type=Path, default=None, help=ENV_HELP + "; the install log goes next to it, "
+                                                          "<env>-install.log")
     s.add_argument("--profile", default="minimal", help="minimal (temporal_flickering, offline) | full (all "
                                                         "declared vbench dependencies) | long (full + dreamsim, scenedetect, "
                                                         "moviepy<2 for run --mode long --slow-fast)")
@@ -62,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--videos", type=Path, required=True, help="folder of {prompt}-{index}.mp4 files")
     r.add_argument("--mode", default="standard", help="standard | custom | long")
     r.add_argument("--dimensions", nargs="+", required=True, help="dimension keys, or all/quality/semantic")
-    r.add_argument("--name", required=True, help="name of the video set (model) in the records")
+    r.add_argument("--name", required=True, help="name of the video set (model) in the records; a plain file "
+                                                 "name (it names the run folder)")
     r.add_argument("--prompt-file", type=Path, default=None,
                    help="custom/long: .txt (one prompt a line) or .json (list, or {file name: prompt})")
     r.add_argument("--samples-per-prompt", type=int, default=5, help="custom suites from a prompt list")
@@ -70,8 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shard-size", type=int, default=0, help="videos (clips) per worker process; 0: one per "
                                                               "dimension (VBench's exact single-process numbers)")
     r.add_argument("--cache-dir", type=Path, default=None, help="VBENCH_CACHE_DIR (weights)")
-    r.add_argument("--env", type=Path, default=None, help="VBench venv (default $EVALKIT_VBENCH_ENV or "
-                                                          ".cache/vbench-env)")
+    r.add_argument("--env", type=Path, default=None, help=ENV_HELP)
+    r.add_argument("--full-info", type=Path, default=None,
+                   help="standard suite: a VBench full-info JSON instead of the installed package's "
+                        "VBench_full_info.json (e.g. a subset); records carry its sha256")
+    r.add_argument("--allow-unofficial-weights", action=argparse.BooleanOptionalAction, default=False,
+                   help="score with evaluator files whose sha256 differs from the released file's (known for the "
+                        "CLIP models); records say weights_official: false")
+    r.add_argument("--long-text", default="prompt", help="long mode, custom prompts: the text temporal_style and "
+                   "overall_consistency compare with: prompt (the video's prompt, as VBench's custom_input does) | "
+                   "folder-name (VBench-Long's long_custom_input: the clip folder name '{prompt}-{i}')")
     r.add_argument("--device", default="auto", help="auto | cpu | cuda (inside the VBench env)")
     r.add_argument("--allow-missing", action=argparse.BooleanOptionalAction, default=False,
                    help="score what is present; records are flagged partial")
@@ -96,21 +108,32 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _summary(records: list[dict]) -> None:
-    from evalkit.vbench.aggregate import aggregate
+def _summary(records: list[dict]) -> dict | None:
+    """Print the per-dimension table and the group scores; a group score only from its complete dimension set."""
+    from evalkit.vbench.aggregate import aggregate_records
 
     if not records:
-        return
+        return None
     print(f"\n{'dimension':<24} {'score':>9} {'videos':>9}  status")
     for r in records:
-        print(f"{r['dimension']:<24} {r['score']:>9.4f} {r['n_evaluated']:>4}/{r['n_expected']:<4}  {r['status']}")
-    agg = aggregate({r["dimension"]: r["score"] for r in records}, partial=True)
-    label = f" (partial: {agg['n_dimensions']}/16 dimensions, missing ones not counted)" if agg["partial"] else ""
+        print(f"{r['dimension']:<24} {r['score']:>9.4f} {r['n_evaluated']:>4}/{r['n_expected']:<4}  {r['status']}"
+              + (f" ({r['message']})" if r.get("message") else ""))
+    agg = aggregate_records(records)
 
     def fmt(x: float | None) -> str:
         return "n/a" if x is None else f"{100 * x:.2f}%"
+    why = []
+    if agg["missing"]:
+        why.append(f"not scored: {', '.join(agg['missing'])}")
+    if agg["incomplete"]:
+        why.append(f"incomplete videos: {', '.join(agg['incomplete'])}")
     print(f"quality {fmt(agg['quality_score'])}  semantic {fmt(agg['semantic_score'])}  "
-          f"total {fmt(agg['total_score'])}{label}")
+          f"total {fmt(agg['total_score'])}" + (f"  (a group score needs every dimension of the group "
+                                               f"complete; {'; '.join(why)})" if why else ""))
+    if any(r.get("weights_official") is False for r in records):
+        print("note: some evaluator weights are not the released files (weights_official: false): these scores "
+              "are not comparable with published VBench numbers")
+    return agg
 
 
 def main(argv: list[str]) -> int:
@@ -133,15 +156,18 @@ def main(argv: list[str]) -> int:
         print(f"{len(got)} file(s) fetched; every weight of {', '.join(dims)} is in {cache}")
         return 0
     from evalkit.vbench import weights
-    from evalkit.vbench.runner import RunConfig, run
+    from evalkit.vbench.runner import RunConfig, check_name, run, validate
 
+    check_name(args.name)  # it becomes the default run folder's name
     cfg = RunConfig(videos=args.videos, mode=args.mode, dimensions=_dims(args.dimensions), name=args.name,
                     out=args.out or REPO_ROOT / "runs" / "vbench" / f"{args.name}-{args.mode}",
                     prompt_file=args.prompt_file, samples_per_prompt=args.samples_per_prompt,
                     shard_size=args.shard_size, cache_dir=args.cache_dir or weights.default_cache_dir(),
-                    env=args.env, allow_missing=args.allow_missing, slow_fast=args.slow_fast,
-                    vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
+                    env=args.env, full_info=args.full_info, allow_missing=args.allow_missing,
+                    allow_unofficial_weights=args.allow_unofficial_weights, long_text=args.long_text,
+                    slow_fast=args.slow_fast, vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
                     static_filter=args.static_filter, device=args.device)
+    validate(cfg)  # arguments, prompts and the videos folder, before the VBench environment or any job
     from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import barrier, dist_info, init_process_group
 

@@ -1,10 +1,13 @@
 """The dedicated Python environment that holds the real ``vbench`` package (vbench.md §6; issue 5).
 
 VBench's pins (``transformers==4.33.2``, ``numpy<2``, its own torch/torchvision) clash with evalkit's, so it lives
-in its own venv, by default ``.cache/vbench-env`` under the repository (``$EVALKIT_VBENCH_ENV`` overrides), and
-evalkit only ever runs ``_worker.py`` with that venv's python. ``setup`` creates it, installs the pinned packages,
-and verifies it (import vbench, score a 4-frame video with the package's flicker function); a valid env whose
-stamp matches the pins is reused without touching the network.
+in its own venv (5-7 GB), by default in the user cache folder (XDG base directory convention):
+``$XDG_CACHE_HOME/lingen-evalkit/vbench-env``, i.e. ``~/.cache/lingen-evalkit/vbench-env``; ``$EVALKIT_CACHE_DIR``
+moves the whole evalkit cache folder, ``$EVALKIT_VBENCH_ENV`` (or ``--env``) the environment alone. evalkit only
+ever runs ``_worker.py`` with that venv's python. ``setup`` creates it, installs the pinned packages while printing
+pip's progress (every line also goes to ``<env>-install.log`` next to the env), and verifies it (import vbench,
+score a 4-frame video with the package's flicker function); a valid env whose stamp matches the pins is reused
+without touching the network.
 
 Profiles:
 - ``minimal`` (default): vbench 0.1.5 without its declared dependencies, plus exactly what ``import vbench`` and
@@ -22,25 +25,28 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError
-from evalkit.runs import REPO_ROOT
 
 VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6), vbench.md "Sources and versions"
 # torch < 2.6: 0.1.5's motion_smoothness loads AMT with torch.load's old weights_only=False default (vbench.md §6.3);
 # PyPI's torch is the CUDA build (runs on CPU); torchvision 0.20.1 is the matching release.
 TORCH_PINS = ("torch==2.5.1", "torchvision==0.20.1")
+# vbench 0.1.5 declares pyiqa unpinned but imports its internals (pyiqa.archs.musiq_arch.MUSIQ) and evalkit's weight
+# check builds MUSIQ with that version's defaults: pinned to the release pip resolves for vbench 0.1.5 + torch 2.5.1.
+_FULL = TORCH_PINS + (f"vbench=={VBENCH_VERSION}", "pyiqa==0.1.10")
 PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # profile -> (installed with dependencies, installed with --no-deps)
     "minimal": (TORCH_PINS + ("numpy<2", "decord==0.6.0", "opencv-python-headless==4.10.0.84", "tqdm"),
                 (f"vbench=={VBENCH_VERSION}",)),
-    "full": (TORCH_PINS + (f"vbench=={VBENCH_VERSION}",), ()),
-    # full + the undeclared imports of vbench2_beta_long (vbench.md §5.1) that the long-mode --slow-fast worker
-    # action loads: dreamsim (background clip-to-clip), scenedetect and moviepy<2 (imported by its utils.py).
-    # Not install-tested here (no CUDA/weights on the build box): the resolver must keep transformers 4.33.2.
-    "long": (TORCH_PINS + (f"vbench=={VBENCH_VERSION}", "dreamsim==0.2.1", "scenedetect", "moviepy<2"), ()),
+    "full": (_FULL, ()),
+    # full + the undeclared imports of vbench2_beta_long (its utils.py imports scenedetect and moviepy.editor, which
+    # moviepy 2 removed) and dreamsim for the --slow-fast background extractor; peft pinned to a release that still
+    # imports with vbench's transformers 4.33.2 (dreamsim pulls peft unpinned).
+    "long": (_FULL + ("dreamsim==0.2.1", "peft==0.5.0", "scenedetect==0.6.4", "moviepy<2"), ()),
 }
 STAMP = "evalkit-vbench-env.json"
 WORKER = Path(__file__).with_name("_worker.py")
@@ -65,25 +71,76 @@ class VBenchEnv:
             return None
 
 
+def user_cache_dir() -> Path:
+    """evalkit's user cache folder: ``$EVALKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/lingen-evalkit``, else
+    ``~/.cache/lingen-evalkit`` (XDG base directory specification: a relative ``$XDG_CACHE_HOME`` is ignored)."""
+    if os.environ.get("EVALKIT_CACHE_DIR"):
+        return Path(os.environ["EVALKIT_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "lingen-evalkit"
+
+
 def default_env_path() -> Path:
-    return Path(os.environ.get("EVALKIT_VBENCH_ENV") or REPO_ROOT / ".cache" / "vbench-env")
+    """``$EVALKIT_VBENCH_ENV``, else ``<user cache folder>/vbench-env`` (see :func:`user_cache_dir`)."""
+    if os.environ.get("EVALKIT_VBENCH_ENV"):
+        return Path(os.environ["EVALKIT_VBENCH_ENV"]).expanduser()
+    return user_cache_dir() / "vbench-env"
 
 
-def _run(cmd: list[str], log: Path | None, what: str) -> None:
+# pip lines worth showing while an install runs (the rest only goes to the log)
+_PROGRESS = ("Collecting", "Downloading", "Installing collected", "Successfully", "Building wheel", "ERROR",
+             "Using cached")
+HEARTBEAT_S = 20.0
+
+
+def _run(cmd: list[str], log: Path | None, what: str, heartbeat_s: float = HEARTBEAT_S) -> None:
+    """Run ``cmd``; with a ``log``, every output line is appended to it and pip's progress lines are printed as
+    they come (with the elapsed time), plus a line every ``heartbeat_s`` of silence (a long download prints
+    nothing: pip shows no progress bar when its output is not a terminal)."""
     print(f"  $ {' '.join(cmd)}", flush=True)
     if log is None:
         proc = subprocess.run(cmd, capture_output=True, text=True)
         out = proc.stdout + proc.stderr
-    else:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"$ {' '.join(cmd)}\n")
+        if proc.returncode != 0:
+            tail = "\n".join(out.splitlines()[-25:])
+            raise EvalkitError(f"{what} failed (exit {proc.returncode}); last lines:\n{tail}")
+        return
+    t0 = time.perf_counter()
+    last = {"t": t0, "line": ""}
+    lines: list[str] = []
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(f"$ {' '.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(heartbeat_s / 4):
+                now = time.perf_counter()
+                if now - last["t"] >= heartbeat_s:
+                    print(f"  [{now - t0:6.0f} s] ... still working (last: {last['line'][:90] or 'starting'})",
+                          flush=True)
+                    last["t"] = now
+
+        ticker = threading.Thread(target=beat, daemon=True)
+        ticker.start()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            fh.write(line)
             fh.flush()
-            proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True)
-        out = log.read_text(encoding="utf-8", errors="replace")
+            line = line.rstrip()
+            lines = (lines + [line])[-25:]
+            if line.lstrip().startswith(_PROGRESS):
+                last["line"] = line.strip()
+                last["t"] = time.perf_counter()
+                print(f"  [{last['t'] - t0:6.0f} s] {last['line'][:150]}", flush=True)
+        proc.wait()
+        done.set()
+        ticker.join()
     if proc.returncode != 0:
-        tail = "\n".join(out.splitlines()[-25:])
-        raise EvalkitError(f"{what} failed (exit {proc.returncode}); last lines:\n{tail}"
-                           + (f"\nfull log: {log}" if log else ""))
+        raise EvalkitError(f"{what} failed (exit {proc.returncode}); last lines:\n" + "\n".join(lines)
+                           + f"\nfull log: {log}")
 
 
 def verify(env: VBenchEnv) -> dict:

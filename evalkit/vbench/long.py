@@ -27,7 +27,9 @@ DINOv2 / DreamSim features, computed by the worker in the VBench env) is mapped 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import shutil
 from bisect import bisect_left
 from fractions import Fraction
 from pathlib import Path
@@ -131,11 +133,12 @@ def clip_names(video_stem: str, n_frames: int, fps: float, seconds: float) -> li
     return [f"{video_stem}_{i:03d}.mp4" for i in range(len(ranges))]
 
 
-def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[Path]:
+def split_video(path: Path | str, out_dir: Path | str, seconds: float, source_sha256: str = "") -> list[Path]:
     """Split ``path`` into clips under ``out_dir/{stem}/``; returns the clip paths in order.
 
-    Idempotent: when every expected clip is already there (and a ``.done`` marker written after the last one),
-    nothing is re-encoded, so an interrupted long run resumes.
+    Idempotent: when every expected clip is already there and the ``.done`` marker (written after the last clip)
+    names the same source content (``source_sha256``, the video's sha256) and clip length, nothing is re-encoded,
+    so an interrupted long run resumes; a changed source video is split again (its old clips are removed).
     """
     import av
 
@@ -146,8 +149,16 @@ def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[P
     dest = Path(out_dir) / path.stem
     marker = dest / ".done"
     clips = [dest / n for n in names]
-    if marker.exists() and all(c.exists() for c in clips):
+    stamp = {"source_sha256": source_sha256, "seconds": seconds, "frames": info.frames, "fps": info.fps,
+             "clips": names}
+    try:
+        same = json.loads(marker.read_text()) == stamp
+    except (OSError, ValueError):
+        same = False
+    if same and all(c.exists() for c in clips):
         return clips
+    if dest.exists():
+        shutil.rmtree(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with av.open(str(path)) as container:
         frames = list(container.decode(container.streams.video[0]))
@@ -156,7 +167,7 @@ def split_video(path: Path | str, out_dir: Path | str, seconds: float) -> list[P
         # fresh YUV planes per frame (a frame may go into two clips: the padded last clip)
         _write_yuv_lossless(clip, [fr.to_ndarray(format="yuv420p") for fr in frames[start:stop]], rate,
                             (info.width, info.height))
-    marker.write_text(f"{len(clips)} clips of {seconds} s from {info.frames} frames at {info.fps} fps\n")
+    marker.write_text(json.dumps(stamp))
     return clips
 
 

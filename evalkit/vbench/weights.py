@@ -1,15 +1,25 @@
-"""Evaluator weights VBench needs per dimension: offline check and ``prefetch`` (vbench.md §3).
+"""Evaluator weights VBench needs per dimension: where VBench reads them, offline check and ``prefetch``.
 
 VBench downloads its evaluator weights at run time with ``wget`` (``vbench/utils.py:init_submodules``). evalkit
 runs VBench with ``load_ckpt_from_local=True`` so that CLIP and DINO are read from ``$VBENCH_CACHE_DIR`` too, and
 checks BEFORE a run that every file a requested dimension needs is there; a missing one is an error that lists, per
 dimension, the files and where to put them (and the URL to fetch them from on a machine with internet).
-``prefetch`` downloads them into the cache. Paths and URLs are those of the vbench 0.1.5 wheel's
-``init_submodules`` unless noted; the 0.1.5 GRiT (Azure) and aesthetic URLs are stale, so the HEAD (45e79ec) ones
-are used (vbench.md §3.2, §6.3).
+``prefetch`` downloads them. Paths and URLs are those of the vbench 0.1.5 wheel's ``init_submodules`` unless noted;
+the 0.1.5 GRiT (Azure) and aesthetic URLs are stale, so the VBench git HEAD (45e79ec) ones are used.
 
-Not covered by the file check (they live in other caches; vbench.md §3.1): ``bert-base-uncased`` in the Hugging
-Face cache (scene, and the GRiT tokenizer of the 4 GRiT dimensions). They are listed as notes in the error.
+Two places are not what ``init_submodules`` suggests:
+- DINO (subject_consistency): VBench passes ``dino_model/dino_vitbase16_pretrain.pth`` to ``torch.hub.load``, but
+  DINO's ``hubconf.dino_vitb16`` ignores that argument and reads its weights through
+  ``torch.hub.load_state_dict_from_url``, i.e. from ``<torch hub dir>/checkpoints/``. evalkit's worker sets the hub
+  dir to ``dino_model/``, so the file read is ``dino_model/checkpoints/dino_vitbase16_pretrain.pth``; the name VBench
+  tests is made a link to it (by ``prefetch`` and by the worker).
+- ``bert-base-uncased`` (scene: Tag2Text's tokenizer and ``BertModel.from_pretrained``; the GRiT dimensions: the
+  tokenizer) comes from the Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or
+  ``~/.cache/huggingface/hub``), not from ``VBENCH_CACHE_DIR``; the worker runs with ``HF_HUB_OFFLINE=1``.
+
+Checksums: evalkit records the sha256 of every file (weightcheck.py). The released file's sha256 is known for the
+two CLIP models (it is part of their URL, and ``clip.load`` verifies it on download); for the others no published
+checksum is known, so ``official_sha256`` is None.
 """
 from __future__ import annotations
 
@@ -32,16 +42,29 @@ class Weight:
     kind: str = "file"       # "file" | "zip" (extract ``rel`` from the downloaded zip) | "git" (clone into rel)
     unzip_to: str = ""       # zip: folder under the cache the archive is extracted into
     holds: str = ""          # zip: what the archive holds (for the error message)
+    official_sha256: str | None = None   # sha256 of the released file, where published
+    files: tuple[str, ...] = ()          # hf: the files of the snapshot that must be there
 
 
 _HF_VB = "https://huggingface.co/OpenGVLab/VBench_Used_Models/resolve/main/"
-_CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", url="https://openaipublic.azureedge.net/clip/models/"
-                   "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
-_CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", url="https://openaipublic.azureedge.net/clip/models/"
-                   "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt")
+DINO_READ = "dino_model/checkpoints/dino_vitbase16_pretrain.pth"   # read (torch hub dir = dino_model/)
+DINO_TESTED = "dino_model/dino_vitbase16_pretrain.pth"            # tested by init_submodules: a link to DINO_READ
+# openai-clip clip/clip.py _MODELS: the URL's path component is the file's sha256, verified by clip._download
+_B32_SHA = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+_L14_SHA = "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"
+_CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", official_sha256=_B32_SHA,
+                   url=f"https://openaipublic.azureedge.net/clip/models/{_B32_SHA}/ViT-B-32.pt")
+_CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", official_sha256=_L14_SHA,
+                   url=f"https://openaipublic.azureedge.net/clip/models/{_L14_SHA}/ViT-L-14.pt")
+# bert-base-uncased from the Hugging Face hub cache (module docstring)
+_BERT_TOKENIZER = Weight(rel="bert-base-uncased", kind="hf", url="https://huggingface.co/bert-base-uncased",
+                         files=("vocab.txt", "config.json"))
+_BERT = Weight(rel="bert-base-uncased", kind="hf", url="https://huggingface.co/bert-base-uncased",
+               files=("vocab.txt", "config.json", "pytorch_model.bin|model.safetensors"))
 _RAFT = Weight(rel="raft_model/models/raft-things.pth", kind="zip", unzip_to="raft_model", holds="models/raft-things.pth",
                url="https://dl.dropboxusercontent.com/s/4j4z58wuv8o0mfz/models.zip")
-_GRIT = Weight(rel="grit_model/grit_b_densecap_objectdet.pth", url=_HF_VB + "grit_b_densecap_objectdet.pth")  # HEAD e2cacab
+_GRIT = (Weight(rel="grit_model/grit_b_densecap_objectdet.pth", url=_HF_VB + "grit_b_densecap_objectdet.pth"),  # e2cacab
+         _BERT_TOKENIZER)
 _VICLIP = (Weight(rel="ViCLIP/ViClip-InternVid-10M-FLT.pth", url=_HF_VB + "ViClip-InternVid-10M-FLT.pth"),
            Weight(rel="ViCLIP/bpe_simple_vocab_16e6.txt.gz",
                   url="https://raw.githubusercontent.com/openai/CLIP/main/clip/bpe_simple_vocab_16e6.txt.gz"))
@@ -51,7 +74,7 @@ WEIGHTS: dict[str, tuple[Weight, ...]] = {
     "temporal_flickering": (),  # pixel MAE; no learned model (its standard-suite static filter uses RAFT)
     "subject_consistency": (
         Weight(rel="dino_model/facebookresearch_dino_main", kind="git", url="https://github.com/facebookresearch/dino"),
-        Weight(rel="dino_model/dino_vitbase16_pretrain.pth",
+        Weight(rel=DINO_READ,  # read by DINO's hubconf via torch.hub (module docstring), not the name VBench tests
                url="https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth")),
     "background_consistency": (_CLIP_B32,),
     "appearance_style": (_CLIP_B32,),
@@ -66,16 +89,16 @@ WEIGHTS: dict[str, tuple[Weight, ...]] = {
     "dynamic_degree": (_RAFT,),
     "human_action": (Weight(rel="umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth",
                             url=_HF_VB + "l16_ptk710_ftk710_ftk400_f16_res224.pth"),),
-    "object_class": (_GRIT,), "multiple_objects": (_GRIT,), "color": (_GRIT,), "spatial_relationship": (_GRIT,),
+    "object_class": _GRIT, "multiple_objects": _GRIT, "color": _GRIT, "spatial_relationship": _GRIT,
     "scene": (Weight(rel="caption_model/tag2text_swin_14m.pth",
-                     url="https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth"),),
+                     url="https://huggingface.co/spaces/xinyu1205/recognize-anything/resolve/main/tag2text_swin_14m.pth"),
+              _BERT),
     "temporal_style": _VICLIP, "overall_consistency": _VICLIP,
 }
-# Needs outside VBENCH_CACHE_DIR (vbench.md §3.1): reported, not checked.
 NOTES: dict[str, str] = {
-    **{d: "also needs bert-base-uncased in the Hugging Face cache (GRiT tokenizer); detectron2 in the VBench env"
+    **{d: "also needs detectron2 in the VBench env (not on PyPI: pip install "
+          "'git+https://github.com/facebookresearch/detectron2.git' into it)"
        for d in ("object_class", "multiple_objects", "color", "spatial_relationship")},
-    "scene": "also needs bert-base-uncased (tokenizer and weights) in the Hugging Face cache",
 }
 # Long mode --slow-fast (eval_long.py --dev_flag) clip-to-clip extractors, loaded by _worker.py from the cache:
 # DINOv2 ViT-B/14 through torch.hub with the hub dir set to dinov2_model/ (VBench: torch.hub.load(
@@ -101,6 +124,53 @@ SLOW_FAST_WEIGHTS: dict[str, tuple[Weight, ...]] = {
 STATIC_FILTER_WEIGHTS = (_RAFT,)  # static filter before temporal_flickering (standard suite / VBench-Long)
 
 
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache huggingface_hub uses: ``$HF_HUB_CACHE``, ``$HUGGINGFACE_HUB_CACHE``,
+    ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME/huggingface/hub`` or ``~/.cache/huggingface/hub``."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache") / "huggingface" / "hub"
+
+
+def hf_snapshot(repo: str) -> Path | None:
+    """The snapshot folder ``refs/main`` points to (``models--{org}--{name}/snapshots/<rev>``), or None."""
+    root = hf_hub_cache() / ("models--" + repo.replace("/", "--"))
+    try:
+        rev = (root / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    snap = root / "snapshots" / rev
+    return snap if snap.is_dir() else None
+
+
+def resolve(w: Weight, cache_dir: Path) -> list[Path]:
+    """The files of ``w`` on disk (empty when any is missing): for "hf", the snapshot's files (``a|b``: either)."""
+    if w.kind != "hf":
+        p = Path(cache_dir) / w.rel
+        return [p] if p.exists() else []
+    snap = hf_snapshot(w.rel)
+    if snap is None:
+        return []
+    out = []
+    for alternatives in w.files:
+        hit = [snap / f for f in alternatives.split("|") if (snap / f).is_file()]
+        if not hit:
+            return []
+        out.append(hit[0])
+    return out
+
+
+def where(w: Weight, cache_dir: Path) -> Path:
+    """Where ``w`` is expected (for messages)."""
+    if w.kind == "hf":
+        return hf_hub_cache() / ("models--" + w.rel.replace("/", "--"))
+    return Path(cache_dir) / w.rel
+
+
 def default_cache_dir() -> Path:
     """VBench's own default: ``$VBENCH_CACHE_DIR`` or ``~/.cache/vbench`` (vbench/utils.py)."""
     return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
@@ -117,7 +187,7 @@ def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = Fa
         needs = list(WEIGHTS[dim]) + (list(STATIC_FILTER_WEIGHTS) if static_filter and dim == "temporal_flickering"
                                       else [])
         needs += list(SLOW_FAST_WEIGHTS.get(dim, ())) if dim in sf_dims else []
-        gone = [w for w in needs if not (Path(cache_dir) / w.rel).exists()]
+        gone = [w for w in needs if not resolve(w, cache_dir)]
         if gone:
             out[dim] = gone
     return out
@@ -132,8 +202,10 @@ class MissingWeightsError(EvalkitError):
             for w in ws:
                 what = "git clone " + w.url if w.kind == "git" else (
                     f"unzip {w.url} (it holds {w.holds}) into {Path(cache_dir) / w.unzip_to}"
-                    if w.kind == "zip" else w.url)
-                lines.append(f"    {Path(cache_dir) / w.rel}    <- {what}")
+                    if w.kind == "zip" else (f"the Hugging Face model {w.rel} ({', '.join(w.files)}; "
+                                             "prefetch downloads it into this hub cache)" if w.kind == "hf"
+                                             else w.url))
+                lines.append(f"    {where(w, cache_dir)}    <- {what}")
                 why = (failures or {}).get(w.rel) or (failures or {}).get(w.url)
                 if why:
                     lines.append(f"      download failed: {why}")
@@ -166,13 +238,36 @@ def _git_clone(url: str, dest: Path) -> None:
         raise OSError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"git exit {proc.returncode}")
 
 
+def _hf_download(repo: str, patterns: tuple[str, ...]) -> None:
+    """``huggingface_hub.snapshot_download`` run with the VBench environment's python (evalkit does not depend on
+    huggingface_hub; the env has it through transformers) into :func:`hf_hub_cache`."""
+    from evalkit.vbench import env as venv
+
+    code = ("import sys; from huggingface_hub import snapshot_download; "
+            "snapshot_download(sys.argv[2], allow_patterns=sys.argv[3:], cache_dir=sys.argv[1])")
+    proc = subprocess.run([str(venv.require().python), "-c", code, str(hf_hub_cache()), repo, *patterns],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise OSError((proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+
+
+def link_dino(cache_dir: Path) -> None:
+    """Make the file name VBench's init_submodules tests point at the DINO weights actually read."""
+    read, tested = Path(cache_dir) / DINO_READ, Path(cache_dir) / DINO_TESTED
+    if read.is_file() and not os.path.lexists(tested):
+        tested.symlink_to(os.path.relpath(read, tested.parent))
+
+
 def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False, slow_fast: bool = False,
              download: Callable[[str, Path], None] = _download,
-             clone: Callable[[str, Path], None] = _git_clone) -> list[Path]:
-    """Download every missing weight of ``dimensions`` into ``cache_dir``; returns the paths fetched.
+             clone: Callable[[str, Path], None] = _git_clone,
+             hf_download: Callable[[str, tuple[str, ...]], None] = _hf_download) -> list[Path]:
+    """Download every missing weight of ``dimensions`` into ``cache_dir`` (Hugging Face models into the hub
+    cache); returns the paths fetched.
 
     Files already present are skipped; a failed download leaves no partial file and, after trying all of them,
-    raises :class:`MissingWeightsError` naming what is still missing and why.
+    raises :class:`MissingWeightsError` naming what is still missing and why. A downloaded file whose released
+    sha256 is known and differs is deleted and reported as a failure.
     """
     cache_dir = Path(cache_dir)
     gaps = missing(dimensions, cache_dir, static_filter, slow_fast)
@@ -187,6 +282,10 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
             dest = cache_dir / w.rel
             print(f"  fetching {w.url} -> {dest}", flush=True)
             try:
+                if w.kind == "hf":
+                    hf_download(w.rel, tuple(f for alt in w.files for f in alt.split("|")))
+                    fetched += resolve(w, cache_dir)
+                    continue
                 if w.kind == "git":
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     clone(w.url, dest)
@@ -200,9 +299,17 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
                 else:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     download(w.url, dest)
+                    if w.official_sha256:
+                        from evalkit.vbench.inputs import sha256_file
+
+                        got = sha256_file(dest)
+                        if got != w.official_sha256:
+                            dest.unlink()
+                            raise OSError(f"downloaded file has sha256 {got}, the release has {w.official_sha256}")
                 fetched.append(dest)
             except OSError as exc:  # URLError, timeouts, refused connections, git failures
                 failures[w.rel] = failures[w.url] = f"{type(exc).__name__}: {exc}"
+    link_dino(cache_dir)
     still = missing(dimensions, cache_dir, static_filter, slow_fast)
     if still:
         raise MissingWeightsError(still, cache_dir, failures)
