@@ -66,13 +66,15 @@ def test_interpolation_and_fusion_by_hand(tmp_path):
     assert longmod.interpolate(t, 0.75) == pytest.approx(0.9)
     assert longmod.interpolate(t, 0.5) == pytest.approx(0.8)
     assert longmod.interpolate(t, 1.3) == 1.0 and longmod.interpolate(t, -0.2) == 0.0  # clamped at the ends
-    final, rows = longmod.fuse({"a-0.mp4": 0.9, "a-1.mp4": 0.95}, {"a-0.mp4": 0.25}, sf)
-    a, b = rows
-    assert a["mapped_clip2clip_score"] == pytest.approx(0.4)
+    # per clip (VBench-Long's in-clip list has one entry per clip): two clips of a-0, one of a-1
+    final, rows = longmod.fuse([("a-0.mp4", 0.9), ("a-0.mp4", 0.8), ("a-1.mp4", 0.95)], {"a-0.mp4": 0.25}, sf)
+    a, a2, b = rows
+    assert a["mapped_clip2clip_score"] == pytest.approx(0.4) and a2["mapped_clip2clip_score"] == pytest.approx(0.4)
     assert a["video_results"] == pytest.approx(0.3 * 0.9 + 0.7 * 0.4)  # 0.55
+    assert a2["video_results"] == pytest.approx(0.3 * 0.8 + 0.7 * 0.4)  # 0.52
     # single-clip video: no first-frames video, looked up as 0 -> mapped 0 -> fused = in-clip score
     assert b["clip2clip_score"] is None and b["mapped_clip2clip_score"] == 0.0 and b["video_results"] == 0.95
-    assert final == pytest.approx((0.55 + 0.95) / 2)
+    assert final == pytest.approx((0.55 + 0.52 + 0.95) / 3)
 
 
 def test_missing_slow_fast_config_is_an_error_before_work(tmp_path):
@@ -138,17 +140,16 @@ def test_slow_fast_record_fusion_and_resume(tmp_path, monkeypatch):
     per = {}
     for c in clips:
         per.setdefault(Path(c["video_path"]).name.rsplit("_", 1)[0], []).append(c["video_results"])
-    inclip = {k: sum(v) / len(v) for k, v in per.items()}
     raw = next(iter(c2c["video_results"].values()))
     mapped = 0.8 * raw / 0.5 if raw <= 0.5 else 0.8 + 0.2 * (raw - 0.5) / 0.5  # TABLE by hand
-    fused0 = 0.5 * inclip["a boat-0"] + 0.5 * mapped
+    fused = [0.5 * s + 0.5 * mapped for s in per["a boat-0"]] + per["a boat-1"]   # per clip; single clip as is
     assert rec["slow_fast"] is True and (rec["w_inclip"], rec["w_clip2clip"]) == (0.5, 0.5)
-    assert rec["inclip_score"] == pytest.approx((inclip["a boat-0"] + inclip["a boat-1"]) / 2, abs=1e-15)
-    assert rec["score"] == pytest.approx((fused0 + inclip["a boat-1"]) / 2, abs=1e-12)
-    rows = {r["video_path"]: r for r in json.loads(Path(rec["raw_json"]).read_text())["subject_consistency"][2]}
-    assert rows["a boat-0.mp4"]["clip2clip_score"] == raw
-    assert rows["a boat-0.mp4"]["mapped_clip2clip_score"] == pytest.approx(mapped)
-    assert rows["a boat-1.mp4"]["video_results"] == rows["a boat-1.mp4"]["inclip_score"]  # single clip
+    assert rec["inclip_score"] == pytest.approx(sum(c["video_results"] for c in clips) / 4, abs=1e-15)
+    assert rec["score"] == pytest.approx(sum(fused) / 4, abs=1e-12)
+    rows = json.loads(Path(rec["raw_json"]).read_text())["subject_consistency"][2]
+    assert [r["video_path"] for r in rows] == ["a boat-0.mp4"] * 3 + ["a boat-1.mp4"]
+    assert rows[0]["clip2clip_score"] == raw and rows[0]["mapped_clip2clip_score"] == pytest.approx(mapped)
+    assert rows[3]["video_results"] == rows[3]["inclip_score"]  # single clip
     assert run(cfg) == [] and len(calls()) == 3  # done: nothing re-run
     plain = run(RunConfig(**{**cfg.__dict__, "slow_fast": False}))[0]  # separate record, in-clip shard reused
     assert len(calls()) == 3 and plain["slow_fast"] is False and plain["score"] == rec["inclip_score"]

@@ -227,7 +227,9 @@ def test_missing_videos_flag_partial_records(tmp_path, monkeypatch):
     assert rec["status"] == "ok" and (rec["n_expected"], rec["n_evaluated"]) == (3, 3)
 
 
-def test_long_mode_averages_clips_per_video_then_over_videos(tmp_path):
+def test_long_mode_score_is_the_mean_over_clips(tmp_path):
+    """VBench-Long's reorganize_clips_results groups each clip on its own (by the clip's path), so its final score
+    is the mean over clips; the mean of per-video means is kept as video_mean_score."""
     d = tmp_path / "videos"
     write_mp4(d / "a boat-0.mp4", static_frames(5 * 16, size=16))   # 5 s -> 3 clips of 2 s
     write_mp4(d / "a boat-1.mp4", static_frames(2 * 16, size=16))   # 2 s -> 1 clip
@@ -241,8 +243,9 @@ def test_long_mode_averages_clips_per_video_then_over_videos(tmp_path):
     for c in clips:
         by_video.setdefault(Path(c["video_path"]).name.rsplit("_", 1)[0], []).append(c["video_results"])
     assert sorted(len(v) for v in by_video.values()) == [1, 3]
-    want = sum(sum(v) / len(v) for v in by_video.values()) / 2
-    assert rec["score"] == pytest.approx(want, abs=1e-15)
+    assert rec["score"] == pytest.approx(sum(c["video_results"] for c in clips) / 4, abs=1e-15)
+    assert rec["video_mean_score"] == pytest.approx(sum(sum(v) / len(v) for v in by_video.values()) / 2, abs=1e-15)
+    assert rec["score"] != pytest.approx(rec["video_mean_score"], abs=1e-9)     # 3 clips vs 1: they differ
     with pytest.raises(FieldError, match="slow_fast"):  # the clip-to-clip term is long mode only
         run(RunConfig(**{**cfg.__dict__, "slow_fast": True, "mode": "custom"}))
 
@@ -260,3 +263,40 @@ def test_default_worker_is_the_venv_python(tmp_path, monkeypatch):
     assert cmd[0] == str(tmp_path / "env" / "bin" / "python") and cmd[1].endswith("evalkit/vbench/_worker.py")
     monkeypatch.setenv("EVALKIT_VBENCH_WORKER", "python3 fake.py")
     assert worker_command(cfg) == ["python3", "fake.py"]
+
+
+# --- the VBench environment: user cache location, install progress ---------------------------------------------
+
+def test_environment_lives_in_the_user_cache(tmp_path, monkeypatch):
+    from evalkit.vbench import env as venv
+
+    for var in ("EVALKIT_CACHE_DIR", "EVALKIT_VBENCH_ENV", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert venv.default_env_path() == tmp_path / "home" / ".cache" / "lingen-evalkit" / "vbench-env"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")             # XDG spec: only absolute paths count
+    assert venv.user_cache_dir() == tmp_path / "home" / ".cache" / "lingen-evalkit"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert venv.default_env_path() == tmp_path / "xdg" / "lingen-evalkit" / "vbench-env"
+    monkeypatch.setenv("EVALKIT_CACHE_DIR", str(tmp_path / "c"))
+    assert venv.default_env_path() == tmp_path / "c" / "vbench-env"
+    monkeypatch.setenv("EVALKIT_VBENCH_ENV", str(tmp_path / "e"))
+    assert venv.default_env_path() == tmp_path / "e"
+    from evalkit.results import REPO_ROOT
+
+    assert REPO_ROOT not in venv.default_env_path().parents
+
+
+def test_install_steps_print_progress_and_log_everything(tmp_path, capsys):
+    from evalkit.vbench import env as venv
+
+    script = ("import time; print('Collecting torch==2.5.1', flush=True); print('noise', flush=True); "
+              "time.sleep(0.6); print('Downloading torch-2.5.1.whl (906 MB)', flush=True); time.sleep(0.6)")
+    log = tmp_path / "env-install.log"
+    venv._run([sys.executable, "-c", script], log, "pip install", heartbeat_s=0.2)
+    out = capsys.readouterr().out.split("\n", 1)[1]                              # after the command line
+    assert "Collecting torch==2.5.1" in out and "Downloading torch-2.5.1.whl" in out and "noise" not in out
+    assert "still working (last: Downloading torch-2.5.1.whl" in out          # a long silent download
+    assert "noise" in log.read_text() and "Collecting" in log.read_text()
+    with pytest.raises(EvalkitError, match=r"(?s)pip install failed \(exit 3\).*boom.*full log"):
+        venv._run([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log, "pip install")

@@ -1,7 +1,9 @@
 """VBench-Long clip splitting with PyAV (VBench++ / VBench-Long protocol, vbench.md §5.2).
 
-VBench-Long (``vbench2_beta_long``) cuts each long video into fixed-length clips, scores every clip with the
-standard VBench dimension, averages the clip scores per long video and then over videos (§5.3). This module does
+VBench-Long (``vbench2_beta_long``) cuts each long video into fixed-length clips and scores every clip with the
+standard VBench dimension; its ``reorganize_clips_results`` means to average the clip scores per long video and
+then over videos, but groups the clips by their own path (``video_path.split("filtered_clips")[0]`` is the whole
+path unless the static filter copied the clip), so its final score is the mean over clips (modes.LongMode). This module does
 the splitting, re-implemented after ``vbench2_beta_long/utils.py:split_video_into_clips`` (0.1.5 wheel):
 
 1. frames per clip = int(video fps) x clip seconds;
@@ -21,7 +23,7 @@ Slow-fast (``eval_long.py --dev_flag``, §5.3) for subject_consistency and backg
 clips, in clip order (``create_video_from_first_frames``; videos with a single clip get none), written here
 losslessly like the clips (:func:`first_frames_video`). Its clip-to-clip score (the same consistency formula with
 DINOv2 / DreamSim features, computed by the worker in the VBench env) is mapped to the in-clip scale by
-:func:`interpolate` over a quantile mapping table and fused with the per-video in-clip score (:func:`fuse`, after
+:func:`interpolate` over a quantile mapping table and fused with each clip's in-clip score (:func:`fuse`, after
 ``fuse_inclip_clip2clip``). Tables and weights are read from the user's VBench checkout (:func:`load_slow_fast`).
 """
 from __future__ import annotations
@@ -305,14 +307,17 @@ def interpolate(table: tuple[tuple[float, float], ...], x: float) -> float:
     return v0 + (v1 - v0) * (x - k0) / (k1 - k0)
 
 
-def fuse(inclip: dict[str, float], clip2clip: dict[str, float], sf: SlowFast) -> tuple[float, list[dict]]:
-    """Fused score per long video and their mean (``fuse_inclip_clip2clip`` with --dev_flag).
+def fuse(clips: list[tuple[str, float]], clip2clip: dict[str, float], sf: SlowFast) -> tuple[float, list[dict]]:
+    """Fused score per clip and their mean (``fuse_inclip_clip2clip`` with --dev_flag, as VBench-Long computes it).
 
-    ``inclip``: per-video mean of the clip scores; ``clip2clip``: per-video score of the first-frames video (absent
-    for a single-clip video, which VBench looks up as 0). fused = w_inclip*inclip + w_clip2clip*mapped, except
-    mapped == 0 (VBench's tables map 0 to 0: a single-clip video) where fused = inclip."""
+    ``clips``: (long video file name, in-clip score) per clip; ``clip2clip``: per long video, the score of its
+    first-frames video (absent for a single-clip video, which VBench looks up as 0). VBench-Long's "per video"
+    in-clip list is in fact one entry per clip (``reorganize_clips_results`` groups by the clip's own path), and
+    the lookup by the long video's file name gives every clip of a video that video's clip-to-clip score; so
+    fused = w_inclip*clip + w_clip2clip*mapped per clip, except mapped == 0 (VBench's tables map 0 to 0: a
+    single-clip video) where fused = clip, and the final score is the mean over clips."""
     rows = []
-    for video, s_in in inclip.items():
+    for video, s_in in clips:
         raw = clip2clip.get(video)
         mapped = interpolate(sf.table, 0.0 if raw is None else raw)
         fused = s_in * sf.w_inclip + mapped * sf.w_clip2clip if mapped != 0.0 else s_in
@@ -320,5 +325,5 @@ def fuse(inclip: dict[str, float], clip2clip: dict[str, float], sf: SlowFast) ->
                      "mapped_clip2clip_score": mapped, "w_inclip": sf.w_inclip, "w_clip2clip": sf.w_clip2clip,
                      "video_results": fused})
     if not rows:
-        raise ValueError("no video to fuse")
+        raise ValueError("no clip to fuse")
     return sum(r["video_results"] for r in rows) / len(rows), rows

@@ -4,9 +4,12 @@ to score a shard of them, how shard results merge into one score, and what a rec
 - ``standard``: VBench's own ``vbench_standard`` mode on the standard prompt suite (``VBench_full_info.json``).
 - ``custom``: VBench's ``custom_input`` mode on the user's prompts (or prompts read from the file names).
 - ``long``: VBench-Long (``vbench2_beta_long``, VBench++): every video split into clips (long.py), each clip scored
-  by the standard dimension, clip scores averaged per long video, then over videos (``reorganize_clips_results``;
-  imaging_quality / 100). On the standard suite the worker gets VBench-Long's ``long_vbench_standard`` full-info
-  list (the suite's entries, auxiliary labels included, with the clips of ``{prompt}-{i}`` as ``video_list``), so
+  by the standard dimension; the score is the mean over clips (imaging_quality / 100), which is what
+  ``reorganize_clips_results`` computes (it groups "per long video" by each clip's own path, so every clip is its
+  own group; with the same number of clips per video this equals the mean of per-video means, which the record
+  also gives as ``video_mean_score``). On the standard suite the worker gets VBench-Long's
+  ``long_vbench_standard`` full-info list (the suite's entries, auxiliary labels included, with the clips of
+  ``{prompt}-{i}`` as ``video_list``), so
   the dimensions that need labels (object_class, multiple_objects, scene, appearance_style, color,
   spatial_relationship) are scored as VBench-Long scores them; on a custom suite it gets ``long_custom_input``'s
   (one entry per long video; the text, for temporal_style and overall_consistency, is ``long_text``: the prompt, or
@@ -14,7 +17,7 @@ to score a shard of them, how shard results merge into one score, and what a rec
 
 Shards of a dimension can be merged exactly only where VBench's single-process aggregate is the plain mean of the
 per-video results (``MEAN_OF_VIDEOS``, read from each ``vbench/<dim>.py``); the others are frame-weighted. In long
-mode every dimension merges exactly (per-video means of clip results).
+mode every dimension merges exactly (a mean of clip results).
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ class Merged:
     raw: list                          # VBench-format [score, per-unit results(, per-video means)]
     n_units: int
     video_means: dict[str, float] = dataclasses.field(default_factory=dict)
+    unit_scores: tuple[tuple[str, float], ...] = ()    # long mode: (long video, clip result) per clip
 
 
 class Mode:
@@ -208,16 +212,21 @@ class LongMode(Mode):
         for u, v in results:
             per_video[u.video].append(v)
         means = {k: sum(v) / len(v) for k, v in per_video.items()}
-        score = sum(means.values()) / len(means) / (100.0 if dim in PERCENT_SCALE else 1.0) if means else None
+        scale = 100.0 if dim in PERCENT_SCALE else 1.0
+        score = sum(v for _, v in results) / len(results) / scale if results else None  # reorganize_clips_results
         raw = [score, [{"video_path": str(u.path), "video_results": v} for u, v in results],
                [{"video_path": k, "video_results": m} for k, m in means.items()]]
-        return Merged(score=score, evaluated=frozenset(means), raw=raw, n_units=len(results), video_means=means)
+        return Merged(score=score, evaluated=frozenset(means), raw=raw, n_units=len(results), video_means=means,
+                      unit_scores=tuple((u.video, v) for u, v in results))
 
     def protocol(self, dim: str) -> str:
         return "vbench-long in-clip (eval_long.py without --dev_flag)"
 
     def record_fields(self, dim: str, merged: Merged) -> dict:
-        fields = {**super().record_fields(dim, merged), "n_clips": merged.n_units, "slow_fast": False}
+        scale = 100.0 if dim in PERCENT_SCALE else 1.0
+        fields = {**super().record_fields(dim, merged), "n_clips": merged.n_units, "slow_fast": False,
+                  "long_aggregate": "mean over clips (vbench2_beta_long reorganize_clips_results)",
+                  "video_mean_score": sum(merged.video_means.values()) / len(merged.video_means) / scale}
         if self.full_info is None and dim in ("temporal_style", "overall_consistency"):
             fields["long_text"] = self.cfg.long_text
         if dim == "temporal_flickering":

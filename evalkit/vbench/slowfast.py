@@ -50,7 +50,7 @@ def fuse(cfg: Any, dim: str, merged: Merged, raw_inclip: Path, fast: dict[str, P
     c2c = {Path(p).name: float(v) for p, v in by_path.items()}
     if set(c2c) != set(fast):
         raise EvalkitError(f"{c2c_file}: clip-to-clip scores for {sorted(c2c)}, expected {sorted(fast)}")
-    final, rows = longmod.fuse(merged.video_means, c2c, sf)
+    final, rows = longmod.fuse(list(merged.unit_scores), c2c, sf)
     path = raw_inclip.with_name(f"{cfg.name}_eval_results_slowfast.json")
     path.write_text(json.dumps({dim: [final, merged.raw[1], rows]}, indent=2))
     return {"score": final, "inclip_score": merged.score, "raw_json": str(path), "raw_json_inclip": str(raw_inclip),

@@ -20,6 +20,7 @@ Stand-ins for things that are downloaded from somewhere other than a weight URL 
 Writes ``CACHE_DIR/fixtures.json`` ({group: [files]}) last; a group already listed there is not rebuilt.
 """
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -47,9 +48,20 @@ def dino_vitb16(pretrained=True, **kwargs):
 ''' % DINO_URL
 
 
+def _sane(sd):
+    """Parameters a module leaves uninitialised (``torch.empty``: ViCLIP's ``proj`` and ``positional_embedding``,
+    filled only by a checkpoint) get N(0, 0.02) values, so random-weight scores are finite."""
+    out = {}
+    for k, v in sd.items():
+        if v.is_floating_point() and v.numel() and (not torch.isfinite(v).all() or v.abs().max() > 1e3):
+            v = torch.randn(v.shape, dtype=v.dtype) * 0.02
+        out[k] = v
+    return out
+
+
 def _half(sd):
     """fp16 copy of the floating tensors (halves the big files; VBench's loaders copy into fp32 parameters)."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+    return {k: v.half() if v.is_floating_point() else v for k, v in _sane(sd).items()}
 
 
 def _save(obj, path):
@@ -68,7 +80,7 @@ def amt(cache, hf):
 
     cfg = OmegaConf.load(os.path.join(os.path.dirname(vbench.__file__), "third_party/amt/cfgs/AMT-S.yaml"))
     model = build_from_cfg(cfg.network)  # as vbench/motion_smoothness.py:MotionSmoothness.load_model
-    return [_save({"state_dict": model.state_dict()}, f"{cache}/amt_model/amt-s.pth")]
+    return [_save({"state_dict": _sane(model.state_dict())}, f"{cache}/amt_model/amt-s.pth")]
 
 
 def raft(cache, hf):
@@ -77,7 +89,7 @@ def raft(cache, hf):
     from vbench.third_party.RAFT.core.raft import RAFT
 
     model = RAFT(EasyDict(small=False, mixed_precision=False, alternate_corr=False))  # vbench/dynamic_degree.py
-    sd = {"module." + k: v for k, v in model.state_dict().items()}  # the release was saved from DataParallel
+    sd = {"module." + k: v for k, v in _sane(model.state_dict()).items()}  # saved from DataParallel
     return [_save(sd, f"{cache}/raft_model/models/raft-things.pth")]
 
 
@@ -126,7 +138,7 @@ def musiq(cache, hf):
     from pyiqa.archs.musiq_arch import MUSIQ
 
     model = MUSIQ(pretrained=False)  # vbench/imaging_quality.py builds MUSIQ(pretrained_model_path=...): defaults
-    return [_save(model.state_dict(), f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
+    return [_save(_sane(model.state_dict()), f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
 
 
 def umt(cache, hf):
@@ -155,11 +167,12 @@ def _bert(hf):
     letters = "abcdefghijklmnopqrstuvwxyz"
     vocab = ["[PAD]"] + [f"[unused{i}]" for i in range(99)] + ["[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     vocab += list(letters) + [f"##{c}" for c in letters] + list("0123456789.,!?'-")
-    vocab += ["a", "picture", "of", "the", "in", "on", "with", "and", "street", "room", "sky", "water"]
+    vocab += ["picture", "of", "the", "in", "on", "with", "and", "street", "room", "sky", "water", "alley"]
     n = 0
     while len(vocab) < 30522:  # made-up words, so the vocabulary has BERT's size (Tag2Text's configs use 30522)
         vocab.append(letters[n % 26] + letters[(n // 26) % 26] + letters[(n // 676) % 26] + str(n // 17576))
         n += 1
+    assert len(set(vocab)) == 30522
     with open(f"{snap}/vocab.txt", "w") as fh:
         fh.write("\n".join(vocab) + "\n")
     with open(f"{snap}/tokenizer_config.json", "w") as fh:
@@ -201,7 +214,11 @@ def main(argv):
     os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
     torch.manual_seed(0)
     index_path = f"{cache}/fixtures.json"
+    with open(__file__, "rb") as fh:
+        version = hashlib.sha256(fh.read()).hexdigest()
     index = json.load(open(index_path)) if os.path.exists(index_path) else {}
+    if index.get("generator_sha256") != version:  # another generator made these: rebuild every group
+        index = {"generator_sha256": version}
     for g in groups:
         if g not in GROUPS:
             raise SystemExit(f"unknown group {g!r}; valid: {GROUPS}")

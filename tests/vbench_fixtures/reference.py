@@ -1,0 +1,59 @@
+"""VBench's and VBench-Long's own code called directly, without evalkit's worker: the references of the ``vbench``
+tests (run INSIDE the VBench environment: ``python reference.py SPEC.json``; writes ``SPEC.json.out``).
+
+Actions:
+- "evaluate": ``VBench(device, full_info, out).evaluate(videos_path, name, prompt_list, dimension_list,
+  local=True, mode=...)`` on the user's folder, as ``vbench/launch/evaluate.py`` does; returns VBench's results JSON.
+- "reorganize": ``vbench2_beta_long.utils.reorganize_clips_results`` on clip-level results (VBench-Long's per long
+  video mean and final score).
+- "long_full_info": ``VBenchLong.build_full_info_json`` on a folder whose ``split_clip/`` holds clips
+  (``long_vbench_standard`` or ``long_custom_input``); returns the full-info list VBench-Long would score.
+- "duration": ``vbench2_beta_long.utils.get_duration_from_json`` for each video (the clip length VBench-Long picks).
+"""
+import json
+import os
+import sys
+
+
+def main(path):
+    spec = json.load(open(path))
+    os.environ["VBENCH_CACHE_DIR"] = spec.get("cache_dir", "/nonexistent")
+    os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+
+    if spec.get("cache_dir"):
+        torch.hub.set_dir(os.path.join(spec["cache_dir"], "dino_model"))
+    action, out = spec["action"], None
+    if action == "evaluate":
+        from vbench import VBench
+
+        bench = VBench(torch.device("cpu"), spec["full_info"], spec["output_dir"])
+        bench.evaluate(videos_path=spec["videos_path"], name="ref", prompt_list=spec.get("prompts") or [],
+                       dimension_list=spec["dimensions"], local=True, mode=spec["mode"])
+        out = json.load(open(os.path.join(spec["output_dir"], "ref_eval_results.json")))
+    elif action == "reorganize":
+        from vbench2_beta_long.utils import reorganize_clips_results
+
+        final, _, per_video = reorganize_clips_results(spec["results"], spec["dimension"])
+        out = {"final": final, "per_video": per_video}
+    elif action == "long_full_info":
+        from vbench2_beta_long import VBenchLong
+
+        bench = VBenchLong(torch.device("cpu"), spec["full_info"], spec["output_dir"])
+        info = bench.build_full_info_json(spec["videos_path"], "ref", spec["dimensions"], mode=spec["mode"],
+                                          num_of_samples_per_prompt=spec.get("samples", 5))
+        out = json.load(open(info))
+    elif action == "duration":
+        from vbench2_beta_long.utils import get_duration_from_json, load_clip_lengths
+
+        lengths = load_clip_lengths(spec["clip_length_config"])
+        info = json.load(open(spec["full_info"]))
+        out = {v: get_duration_from_json(v, info, lengths) for v in spec["videos"]}
+    else:
+        raise SystemExit(f"unknown action {action!r}")
+    with open(path + ".out", "w") as fh:
+        json.dump(out, fh)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
