@@ -292,3 +292,23 @@ def test_aggregate_only_from_complete_sets():
     assert part["quality_score"] == full["quality_score"]            # the quality set is still complete
     short = aggregate_records([r for r in recs if r["dimension"] != "dynamic_degree"])
     assert short["quality_score"] is None and short["missing"] == ["dynamic_degree"]
+
+
+def test_a_non_finite_score_is_an_error_row_scored_again(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_WORKER_LOG", str(log))
+    monkeypatch.setenv("FAKE_WORKER_NAN", "1")
+    vids = tmp_path / "videos"
+    for i in range(2):
+        write_mp4(vids / f"a cat-{i}.mp4", static_frames(8, seed=i))
+    cfg = RunConfig(videos=vids, mode="custom", dimensions=("temporal_flickering",), name="m", out=tmp_path / "run",
+                    worker_cmd=FAKE)
+    rec = run(cfg)[0]
+    assert rec["status"] == "error" and "non-finite score" in rec["message"]
+    assert aggregate_records([rec])["missing"] == list(DIMENSIONS)         # never aggregated
+    monkeypatch.delenv("FAKE_WORKER_NAN")
+    (again,) = run(cfg)                       # not "done"; the finished shard (same inputs) gives the same nan
+    assert again["status"] == "error" and len(_calls(log)) == 1
+    write_mp4(vids / "a cat-1.mp4", static_frames(8, seed=5))             # new inputs: a new shard
+    (third,) = run(cfg)
+    assert third["status"] == "ok" and len(_calls(log)) == 2

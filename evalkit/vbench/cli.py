@@ -194,8 +194,9 @@ def main(argv: list[str]) -> int:
     from evalkit.vbench.runner import slow_fast_dims
 
     sf = slow_fast_dims(cfg)
-    _summary([r for r in read_records([cfg.out]) if r.get("kind") == "vbench" and r.get("mode") == cfg.mode
-              and r.get("model") == cfg.name and r.get("dimension") in cfg.dimensions
-              and bool(r.get("slow_fast")) == (r.get("dimension") in sf)] or records)
+    shown = [r for r in read_records([cfg.out]) if r.get("kind") == "vbench" and r.get("mode") == cfg.mode
+             and r.get("model") == cfg.name and r.get("dimension") in cfg.dimensions
+             and bool(r.get("slow_fast")) == (r.get("dimension") in sf)] or records
+    _summary(shown)
     print(f"records: {cfg.out / 'results.jsonl'}")
-    return 0
+    return 1 if any(r.get("status") == "error" for r in shown) else 0

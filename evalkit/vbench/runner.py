@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import shutil
@@ -200,8 +201,12 @@ def _record(cfg: RunConfig, mode: Mode, dim: str, key: str, n_exp: int, n_presen
         problems.append(f"partial: {n_present} of {n_exp} expected videos present")
     if skipped and dim not in MAY_SKIP:
         problems.append(f"VBench returned results for {n_scored} of {n_present} videos")
+    finite = math.isfinite(merged.score)
+    if not finite:  # an error row: never aggregated, scored again on the next run
+        problems.insert(0, f"VBench returned a non-finite score ({merged.score}); per-video results in {raw_json}")
     rec = {"key": key, "kind": "vbench", "experiment": "vbench", "run_id": cfg.out.name,
-           "status": "flagged" if problems else "ok", "message": "; ".join(problems), "created": now_iso(),
+           "status": "error" if not finite else ("flagged" if problems else "ok"), "message": "; ".join(problems),
+           "created": now_iso(),
            "model": cfg.name, "dimension": dim, "score": merged.score, "n_expected": n_exp, "n_present": n_present,
            "n_evaluated": n_present if dim in MAY_SKIP else n_scored, "n_scored": n_scored,
            "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode, "raw_json": str(raw_json),

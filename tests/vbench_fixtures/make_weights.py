@@ -49,11 +49,13 @@ def dino_vitb16(pretrained=True, **kwargs):
 
 
 def _sane(sd):
-    """Parameters a module leaves uninitialised (``torch.empty``: ViCLIP's ``proj`` and ``positional_embedding``,
-    filled only by a checkpoint) get N(0, 0.02) values, so random-weight scores are finite."""
+    """Parameters a module leaves uninitialised (``torch.empty``: ViCLIP's ``proj``, ``text_projection`` and
+    ``positional_embedding``, filled only by a checkpoint: garbage or zeros) and other all-zero matrices get
+    N(0, 0.02) values, so random-weight features have a norm and scores are finite."""
     out = {}
     for k, v in sd.items():
-        if v.is_floating_point() and v.numel() and (not torch.isfinite(v).all() or v.abs().max() > 1e3):
+        if v.is_floating_point() and v.numel() and (not torch.isfinite(v).all() or v.abs().max() > 1e3
+                                                    or (v.dim() >= 2 and v.abs().max() < 1e-20)):
             v = torch.randn(v.shape, dtype=v.dtype) * 0.02
         out[k] = v
     return out
@@ -61,7 +63,7 @@ def _sane(sd):
 
 def _half(sd):
     """fp16 copy of the floating tensors (halves the big files; VBench's loaders copy into fp32 parameters)."""
-    return {k: v.half() if v.is_floating_point() else v for k, v in _sane(sd).items()}
+    return _sane({k: v.half() if v.is_floating_point() else v for k, v in _sane(sd).items()})
 
 
 def _save(obj, path):

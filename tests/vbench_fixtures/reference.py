@@ -39,9 +39,16 @@ def main(path):
     elif action == "long_full_info":
         from vbench2_beta_long import VBenchLong
 
-        bench = VBenchLong(torch.device("cpu"), spec["full_info"], spec["output_dir"])
-        info = bench.build_full_info_json(spec["videos_path"], "ref", spec["dimensions"], mode=spec["mode"],
-                                          num_of_samples_per_prompt=spec.get("samples", 5))
+        # VBench-Long takes the videos' suffix from the first os.listdir entry of the folder, which may be its own
+        # split_clip/ folder (no suffix: then no clip matches); list the videos first, as in a folder of videos
+        listdir = os.listdir
+        os.listdir = lambda p=".": sorted(listdir(p), key=lambda n: (not n.endswith(".mp4"), n))
+        try:
+            bench = VBenchLong(torch.device("cpu"), spec["full_info"], spec["output_dir"])
+            info = bench.build_full_info_json(spec["videos_path"], "ref", spec["dimensions"], mode=spec["mode"],
+                                              num_of_samples_per_prompt=spec.get("samples", 5))
+        finally:
+            os.listdir = listdir
         out = json.load(open(info))
     elif action == "duration":
         from vbench2_beta_long.utils import get_duration_from_json, load_clip_lengths
