@@ -104,6 +104,21 @@ def test_long_standard_suite_gives_vbench_long_entries_with_labels(tmp_path):
     assert by["scene"]["n_clips"] == 4 and by["scene"]["n_evaluated"] == 2 and by["scene"]["suite"] == "standard"
 
 
+def test_a_prompt_in_two_entries_is_scored_with_the_entry_that_lists_the_dimension(tmp_path):
+    """The bund prompt is an appearance_style entry and an overall_consistency/aesthetic/imaging one: VBench must get
+    the entry listing the dimension it scores (else it finds no video and divides by zero)."""
+    base = _standard(tmp_path, {BUND: 1}, frames=3 * 16)
+    for mode in ("standard", "long"):
+        recs = run(RunConfig(mode=mode, dimensions=("appearance_style", "aesthetic_quality"), samples_per_prompt=1,
+                             allow_missing=True, cache_dir=_cache(tmp_path, ["appearance_style", "aesthetic_quality"]),
+                             **{**base, "out": tmp_path / mode}))
+        for rec in recs:
+            folder = Path(rec["raw_json_shards"][0]).parent
+            info = (_spec(rec)["entries"] if mode == "long" else
+                    json.loads((folder / "work" / "full_info.json").read_text()))
+            assert [rec["dimension"] in e["dimension"] for e in info] == [True], (mode, rec["dimension"])
+
+
 # --- bug 2: a prompt's clip length is the longest over every full-info entry with that prompt --------------------
 
 def test_long_clip_length_is_the_max_over_all_entries_of_the_prompt(tmp_path):

@@ -300,3 +300,28 @@ def test_install_steps_print_progress_and_log_everything(tmp_path, capsys):
     assert "noise" in log.read_text() and "Collecting" in log.read_text()
     with pytest.raises(EvalkitError, match=r"(?s)pip install failed \(exit 3\).*boom.*full log"):
         venv._run([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log, "pip install")
+
+
+def test_prefetch_puts_bert_in_the_hugging_face_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    gaps = weights.missing(["scene"], tmp_path / "cache")["scene"]
+    assert [w.kind for w in gaps] == ["file", "hf"]
+    msg = str(weights.MissingWeightsError({"scene": gaps}, tmp_path / "cache"))
+    assert str(tmp_path / "hf" / "hub" / "models--bert-base-uncased") in msg and "vocab.txt" in msg
+    asked = []
+
+    def fake_hf(repo, patterns):  # what huggingface_hub.snapshot_download leaves in the cache
+        asked.append((repo, patterns))
+        snap = tmp_path / "hf" / "hub" / "models--bert-base-uncased" / "snapshots" / "r1"
+        snap.mkdir(parents=True)
+        (snap.parent.parent / "refs").mkdir()
+        (snap.parent.parent / "refs" / "main").write_text("r1")
+        for f in ("vocab.txt", "config.json", "model.safetensors"):
+            (snap / f).write_text(f)
+
+    weights.prefetch(["scene"], tmp_path / "cache", download=lambda url, dest: dest.write_bytes(b"w"),
+                     hf_download=fake_hf)
+    assert asked == [("bert-base-uncased", ("vocab.txt", "config.json", "pytorch_model.bin", "model.safetensors"))]
+    assert weights.missing(["scene"], tmp_path / "cache") == {}

@@ -71,6 +71,12 @@ class Mode:
                  shas: dict[str, str], full_info_sha256: str | None = None) -> None:
         self.cfg, self.full_info, self.present, self.shas = cfg, full_info, present, shas
         self.full_info_sha256 = full_info_sha256
+        # (prompt, dimension) -> the full-info entry that lists the dimension (a prompt can be in several entries:
+        # "The bund Shanghai, oil painting" is an appearance_style entry and an overall_consistency one)
+        self._entry = {(x["prompt_en"], d): k for k, x in enumerate(full_info or []) for d in x["dimension"]}
+
+    def entry_for(self, e: comp.Expected, dim: str) -> int:
+        return self._entry.get((e.prompt, dim), e.entry)
 
     @property
     def suite(self) -> str:
@@ -81,7 +87,8 @@ class Mode:
 
     def units(self, dim: str) -> list[Unit]:
         return [Unit(path=self.cfg.videos / e.filename, name=e.filename, prompt=e.prompt, video=e.filename,
-                     entry=e.entry, content=self.shas[e.filename]) for e in self.present if dim in e.dimensions]
+                     entry=self.entry_for(e, dim), content=self.shas[e.filename])
+                for e in self.present if dim in e.dimensions]
 
     def shards(self, units: list[Unit]) -> list[list[Unit]]:
         size = self.cfg.shard_size
@@ -173,8 +180,8 @@ class LongMode(Mode):
             src = self.cfg.videos / e.filename
             for clip in longmod.split_video(src, self.cfg.out / "clips" / f"{secs:g}s", secs,
                                             source_sha256=self.shas[e.filename]):
-                units.append(Unit(path=clip, name=clip.name, prompt=e.prompt, video=e.filename, entry=e.entry,
-                                  content=f"{self.shas[e.filename]}:{secs:g}"))
+                units.append(Unit(path=clip, name=clip.name, prompt=e.prompt, video=e.filename,
+                                  entry=self.entry_for(e, dim), content=f"{self.shas[e.filename]}:{secs:g}"))
         return units
 
     def text(self, u: Unit) -> str:
