@@ -329,3 +329,17 @@ def test_a_non_finite_score_is_an_error_row_scored_again(tmp_path, monkeypatch):
     write_mp4(vids / "a cat-1.mp4", static_frames(8, seed=5))             # new inputs: a new shard
     (third,) = run(cfg)
     assert third["status"] == "ok" and len(_calls(log)) == 2
+
+
+def test_reports_say_the_static_filter_was_not_applied(tmp_path):
+    """Bug 7, reports: standard- and long-mode VBench tables note that temporal_flickering was not static-filtered."""
+    import pandas as pd
+
+    from evalkit.report import quality
+
+    rows = [{"kind": "vbench", "status": "ok", "mode": m, "model": "x", "dimension": d, "score": 0.9,
+             "static_filter": False if d == "temporal_flickering" else None, "_run_id": "r"}
+            for m in ("standard", "custom") for d in ("temporal_flickering", "aesthetic_quality")]
+    quality.vbench_tables(pd.DataFrame(rows), [], tmp_path)
+    assert "static filter" in (tmp_path / "vbench" / "standard_quality.md").read_text()
+    assert "static filter" not in (tmp_path / "vbench" / "custom_quality.md").read_text()   # custom: no filter

@@ -87,12 +87,19 @@ def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifac
         ref = rows_all[rows_all["table"] == tid].copy() if tid else rows_all.iloc[0:0]
         ref["model"] = ref["model"] + f" (paper {tid})"
         both = pd.concat([pd.DataFrame(measured), ref], ignore_index=True, sort=False)
+        flick = sel[sel["dimension"] == "temporal_flickering"]
+        unfiltered = mode != "custom" and not flick.empty and (
+            "static_filter" not in flick or not flick["static_filter"].fillna(False).astype(bool).all())
         for half in ("quality", "semantic"):
             stem = f"vbench/{mode}_{half}"
+            notes = ["Measured rows from vbench records (scores x 100); PARTIAL = aggregate over the "
+                     "dimensions present only (never zero-filled).",
+                     f"Paper rows: {tid or 'none for this mode'} ({SRC})."]
+            if unfiltered and half == "quality":  # VBench's standard protocol filters static videos first
+                notes.append("Temp. Flick. (measured): every video scored; VBench's RAFT static filter (vbench "
+                             "static_filter), part of its standard protocol, was not applied.")
             write_table(root, stem, _layout(both, half), title=f"VBench ({mode}) {half} columns, measured vs paper",
-                        notes=["Measured rows from vbench records (scores x 100); PARTIAL = aggregate over the "
-                               "dimensions present only (never zero-filled).",
-                               f"Paper rows: {tid or 'none for this mode'} ({SRC})."])
+                        notes=notes)
             arts.append(Artifact(stem=stem, exts=(".md", ".tex"), title=f"VBench {mode} ({half}) vs paper",
                                  runs=run_ids(sel, runs), sources=(tid,) if tid else ()))
     return arts
