@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 from bisect import bisect_left
 from fractions import Fraction
@@ -142,13 +143,21 @@ def split_video(path: Path | str, out_dir: Path | str, seconds: float, source_sh
     names the same source content (``source_sha256``, the video's sha256) and clip length, nothing is re-encoded,
     so an interrupted long run resumes; a changed source video is split again (its old clips are removed).
     """
-    import av
+    from filelock import FileLock
 
     path = Path(path)
+    dest = Path(out_dir) / path.stem
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest) + ".lock"):  # torchrun ranks split the same videos: one writer at a time
+        return _split_locked(path, dest, seconds, source_sha256)
+
+
+def _split_locked(path: Path, dest: Path, seconds: float, source_sha256: str) -> list[Path]:
+    import av
+
     info = probe(path)
     ranges = plan_clips(info.frames, info.fps, seconds)
     names = clip_names(path.stem, info.frames, info.fps, seconds)
-    dest = Path(out_dir) / path.stem
     marker = dest / ".done"
     clips = [dest / n for n in names]
     stamp = {"source_sha256": source_sha256, "seconds": seconds, "frames": info.frames, "fps": info.fps,
@@ -209,10 +218,10 @@ def first_frames_video(clips: list[Path], dest: Path | str) -> Path:
 
 def _write_yuv_lossless(dest: Path, planes: list, rate: Fraction, size: tuple[int, int]) -> Path:
     """Write yuv420p frames (as ``VideoFrame.to_ndarray(format="yuv420p")`` gives them) losslessly (libx264
-    qp=0) at ``rate``; atomic: a ``.partial.mp4`` renamed when complete."""
+    qp=0) at ``rate``; atomic: a ``.partial-<pid>.mp4`` renamed when complete."""
     import av
 
-    tmp = dest.with_name(dest.stem + ".partial.mp4")
+    tmp = dest.with_name(f"{dest.stem}.partial-{os.getpid()}.mp4")  # per process: ranks may write the same file
     with av.open(str(tmp), mode="w") as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height = size
