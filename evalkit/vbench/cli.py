@@ -18,13 +18,13 @@ ENV_HELP = ("VBench venv (default $EVALKIT_VBENCH_ENV, else <cache>/vbench-env w
             "else $XDG_CACHE_HOME/lingen-evalkit, else ~/.cache/lingen-evalkit)")
 
 EXAMPLES = """examples:
-  python -m evalkit vbench setup
+  python -m evalkit vbench setup --profile long
   python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality
   python -m evalkit vbench run --videos runs/gen/lingen --mode standard --name lingen --dimensions all
   python -m evalkit vbench run --videos my_videos --mode custom --prompt-file prompts.txt \\
       --name lingen --dimensions temporal_flickering
   python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt \\
-      --name lingen-17s --dimensions temporal_flickering
+      --name lingen-17s --dimensions temporal_flickering temporal_style --long-text prompt
   python -m evalkit vbench prefetch --dimensions subject_consistency background_consistency --slow-fast
   python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt --name lingen-17s \\
       --dimensions subject_consistency background_consistency --slow-fast --vbench-repo ~/src/VBench
@@ -49,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--env", type=Path, default=None, help=ENV_HELP + "; the install log goes next to it, "
                                                           "<env>-install.log")
     s.add_argument("--profile", default="minimal", help="minimal (temporal_flickering, offline) | full (all "
-                                                        "declared vbench dependencies) | long (full + dreamsim, scenedetect, "
-                                                        "moviepy<2 for run --mode long --slow-fast)")
+                                                        "declared vbench dependencies: the learned dimensions) | long "
+                                                        "(full + VBench-Long's scenedetect, moviepy<2, dreamsim; what "
+                                                        "the vbench test group uses)")
     s.add_argument("--force", action=argparse.BooleanOptionalAction, default=False, help="rebuild from scratch")
     f = sub.add_parser("prefetch", help="download evaluator weights into the cache (needs internet)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
