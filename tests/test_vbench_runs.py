@@ -210,7 +210,7 @@ def test_changed_video_or_weights_are_scored_again(tmp_path, monkeypatch):
     third = run(cfg)
     assert [r["dimension"] for r in third] == ["imaging_quality"] and len(_calls(log)) == 5
     assert third[0]["inputs"]["weights"] != again["imaging_quality"]["inputs"]["weights"]
-    from evalkit.results import read_records
+    from evalkit.records import read_records
 
     newest = {r["dimension"]: r for r in read_records([cfg.out])}
     assert newest["imaging_quality"]["inputs_sha256"] == third[0]["inputs_sha256"]   # the stale one is superseded
@@ -343,3 +343,16 @@ def test_reports_say_the_static_filter_was_not_applied(tmp_path):
     quality.vbench_tables(pd.DataFrame(rows), [], tmp_path)
     assert "static filter" in (tmp_path / "vbench" / "standard_quality.md").read_text()
     assert "static filter" not in (tmp_path / "vbench" / "custom_quality.md").read_text()   # custom: no filter
+
+
+def test_a_second_writer_on_the_run_folder_is_refused(tmp_path):
+    from evalkit.runs import LockedError, WriterLock
+
+    vids = tmp_path / "videos"
+    write_mp4(vids / "a cat-0.mp4", static_frames(8))
+    cfg = RunConfig(videos=vids, mode="custom", dimensions=("temporal_flickering",), name="m", out=tmp_path / "run",
+                    worker_cmd=FAKE)
+    with WriterLock(cfg.out, what="another vbench run"):
+        with pytest.raises(LockedError, match="another vbench run"):
+            run(cfg)
+    assert run(cfg)[0]["status"] == "ok"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError, FieldError
 from evalkit.records import append as append_record, read_records
-from evalkit.runs import now_iso, write_manifest
+from evalkit.runs import WriterLock, now_iso, write_manifest
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod
@@ -234,8 +234,15 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
     sf_dims = slow_fast_dims(cfg)
     weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter, slow_fast=sf_dims)
+    # one writer per run folder: a second `vbench run` on it refuses (torchrun ranks / launcher jobs lock their own)
+    with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None):
+        return _run_locked(cfg, cmd, check, full_info, info_path, rank=rank, world_size=world_size, merge=merge)
+
+
+def _run_locked(cfg: RunConfig, cmd: list[str], check: comp.Completeness, full_info: list[dict] | None,
+                info_path: Path | None, *, rank: int, world_size: int, merge: bool) -> list[dict]:
+    sf_dims = slow_fast_dims(cfg)
     shas = {e.filename: sha256_file(cfg.videos / e.filename) for e in check.present}
-    cfg.out.mkdir(parents=True, exist_ok=True)
     wreps = weightcheck.verify(cfg.dimensions, cfg.cache_dir, cmd, cfg.out / "weights_check",
                                allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims,
                                static_filter=cfg.static_filter)
