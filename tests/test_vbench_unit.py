@@ -82,7 +82,7 @@ def test_standard_naming_and_shared_prompts():
     exp = comp.expected_standard(FULL_INFO, ["temporal_flickering", "appearance_style", "overall_consistency"])
     names = [e.filename for e in exp]
     assert names[:5] == [f"a cat-{i}.mp4" for i in range(5)]
-    # one file set serves both entries of a prompt listed twice (VBench_full_info quirk, vbench.md §4.3)
+    # one file set serves both entries of a prompt listed twice (a quirk of VBench_full_info.json)
     assert len(names) == 10 and "The bund Shanghai, oil painting-4.mp4" in names
     shared = [e for e in exp if e.prompt.startswith("The bund")][0]
     assert shared.dimensions == ("appearance_style", "overall_consistency")

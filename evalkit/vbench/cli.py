@@ -20,13 +20,13 @@ ENV_HELP = ("VBench venv (default $EVALKIT_VBENCH_ENV, else <cache>/vbench-env w
 EXAMPLES = """examples:
   python -m evalkit vbench setup --profile long
   python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality
-  python -m evalkit vbench run --videos runs/gen/lingen --mode standard --name lingen --dimensions all
-  python -m evalkit vbench run --videos my_videos --mode custom --prompt-file prompts.txt \\
+  python -m evalkit vbench run --videos videos/lingen --mode standard --name lingen --dimensions all
+  python -m evalkit vbench run --videos videos/lingen --mode custom --prompt-file experiments/prompts/smoke.txt \\
       --name lingen --dimensions temporal_flickering
-  python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt \\
+  python -m evalkit vbench run --videos videos/lingen-17s --mode long --prompt-file experiments/prompts/smoke.txt \\
       --name lingen-17s --dimensions temporal_flickering temporal_style --long-text prompt
   python -m evalkit vbench prefetch --dimensions subject_consistency background_consistency --slow-fast
-  python -m evalkit vbench run --videos long_videos --mode long --prompt-file prompts.txt --name lingen-17s \\
+  python -m evalkit vbench run --videos videos/lingen-17s --mode long --prompt-file experiments/prompts/smoke.txt --name lingen-17s \\
       --dimensions subject_consistency background_consistency --slow-fast --vbench-repo ~/src/VBench
 """
 

@@ -1,8 +1,8 @@
 """VBench's 16 dimensions: keys, Quality/Semantic groups, normalisation bounds and weights (paper Tables 1, 3, 4).
 
 Every constant is copied from VBench's ``scripts/constant.py`` (``NORMALIZE_DIC``, ``DIM_WEIGHT``, ``QUALITY_LIST``,
-``SEMANTIC_LIST``, ``QUALITY_WEIGHT``, ``SEMANTIC_WEIGHT``) at commit 45e79ec14e69a2187202c675d2dbce1a71843d53, as
-transcribed in ``/work/shared/reference/vbench.md`` §1-2. Keys are VBench's code keys (``--dimension``); the score
+``SEMANTIC_LIST``, ``QUALITY_WEIGHT``, ``SEMANTIC_WEIGHT``) at commit 45e79ec14e69a2187202c675d2dbce1a71843d53
+(github.com/Vchitect/VBench). Keys are VBench's code keys (``--dimension``); the score
 files and the leaderboard use the same key with ``_`` replaced by a space (see :func:`display_key`).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ SEMANTIC_DIMENSIONS: tuple[str, ...] = (
 )
 DIMENSIONS: tuple[str, ...] = QUALITY_DIMENSIONS + SEMANTIC_DIMENSIONS
 
-# (Min, Max) of each raw score, VBench scripts/constant.py NORMALIZE_DIC (vbench.md §1 table).
+# (Min, Max) of each raw score, VBench scripts/constant.py NORMALIZE_DIC.
 NORMALIZE: dict[str, tuple[float, float]] = {
     "subject_consistency": (0.1462, 1.0),
     "background_consistency": (0.2615, 1.0),

@@ -1,4 +1,4 @@
-"""The dedicated Python environment that holds the real ``vbench`` package (vbench.md §6; issue 5).
+"""The dedicated Python environment that holds the real ``vbench`` package.
 
 VBench's pins (``transformers==4.33.2``, ``numpy<2``, its own torch/torchvision) clash with evalkit's, so it lives
 in its own venv (5-7 GB), by default in the user cache folder (XDG base directory convention):
@@ -14,7 +14,7 @@ Profiles:
   the pixel-only ``temporal_flickering`` need (torch, torchvision, numpy<2, decord, OpenCV, tqdm). Runs offline.
 - ``full``: vbench 0.1.5 with every declared dependency (transformers 4.33.2, pyiqa, openai-clip, timm, ...), for
   the learned dimensions on a machine with their weights (see weights.py). detectron2 (the four GRiT dimensions)
-  is not on PyPI: install it by hand from git into the env (vbench.md §6.1).
+  is not on PyPI: install it by hand from git into the env (VBench README, "Installation": detectron2 from github.com/facebookresearch/detectron2).
 - ``long``: ``full`` plus dreamsim, scenedetect and moviepy<2, which ``vbench2_beta_long`` imports: needed by
   ``run --mode long --slow-fast`` (the clip-to-clip extractors run VBench-Long's own functions).
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from evalkit.errors import ChoiceError, EvalkitError
 
-VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6), vbench.md "Sources and versions"
-# torch < 2.6: 0.1.5's motion_smoothness loads AMT with torch.load's old weights_only=False default (vbench.md §6.3);
+VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6) on github.com/Vchitect/VBench
+# torch < 2.6: 0.1.5's motion_smoothness loads AMT with torch.load's old weights_only=False default (torch 2.6 changed it to True);
 # PyPI's torch is the CUDA build (runs on CPU); torchvision 0.20.1 is the matching release.
 TORCH_PINS = ("torch==2.5.1", "torchvision==0.20.1")
 # vbench 0.1.5 declares pyiqa unpinned but imports its internals (pyiqa.archs.musiq_arch.MUSIQ) and evalkit's weight

@@ -1,4 +1,4 @@
-"""VBench-Long clip splitting with PyAV (VBench++ / VBench-Long protocol, vbench.md §5.2).
+"""VBench-Long clip splitting with PyAV (VBench++ / VBench-Long protocol, VBench's vbench2_beta_long/README.md).
 
 VBench-Long (``vbench2_beta_long``) cuts each long video into fixed-length clips and scores every clip with the
 standard VBench dimension; its ``reorganize_clips_results`` means to average the clip scores per long video and
@@ -42,7 +42,7 @@ from evalkit.errors import EvalkitError
 # vbench2_beta_long/configs/clip_length_mix.yaml (Vchitect/VBench@45e79ec): seconds per clip.
 LONG_CLIP_SECONDS: dict[str, float] = {"human_action": 10.0, "temporal_style": 10.0, "overall_consistency": 10.0}
 DEFAULT_CLIP_SECONDS = 2.0  # every other dimension in clip_length_mix.yaml; long_custom_input always uses 2 s
-# VBench rule (FAQ, vbench.md §4.9): videos of 5.0 s or more go to VBench-Long.
+# VBench rule (VBench README-FAQ.md, leaderboard submission): videos of 5.0 s or more go to VBench-Long.
 LONG_THRESHOLD_S = 5.0
 
 
