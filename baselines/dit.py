@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from lingen.backbone import VideoDiT
+from lingen.backbone import VideoDiT, build_backbone, uniform_layer_kind
 from lingen.config import ModelConfig
 
 
@@ -28,14 +28,7 @@ class SelfAttention(nn.Module):
 def build_dit(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
               kernels: str = "auto") -> VideoDiT:
     """DiT on ``device``; ``kernels`` is accepted for a uniform signature (attention always goes through SDPA)."""
-    if cfg.mixer != "attention":
-        raise ValueError(f"mixer: build_dit needs mixer 'attention', got {cfg.mixer!r}")
-    with torch.device(device):
-        model = VideoDiT(cfg, SelfAttention)
-    return model.to(dtype=dtype)
+    return build_backbone(cfg, "attention", SelfAttention, device, dtype)
 
 
-def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
-    """Every DiT layer computes the same ops on the same shapes (``SelfAttention`` ignores its index): one kind
-    (used by ``evalkit.measure.flop_counter`` to count one block and multiply)."""
-    return ()
+layer_kind = uniform_layer_kind  # read by evalkit.measure.flop_counter.LAYER_KINDS

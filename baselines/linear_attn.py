@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from baselines import linear_attn_terms as terms
-from lingen.backbone import RMSNorm, VideoDiT
+from lingen.backbone import RMSNorm, VideoDiT, build_backbone, uniform_layer_kind
 from lingen.config import ModelConfig
 
 
@@ -88,17 +88,10 @@ class LinearAttention(nn.Module):
         return self.out(rearrange(y, "b h l e -> b l (h e)"))
 
 
-def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
-    """Every layer computes the same ops on the same shapes (the mixer ignores its index): one kind (read by
-    ``evalkit.measure.flop_counter`` to count one block and multiply)."""
-    return ()
+layer_kind = uniform_layer_kind  # read by evalkit.measure.flop_counter.LAYER_KINDS
 
 
 def build_linear_attn(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
                       kernels: str = "auto") -> VideoDiT:
     """The backbone with linear attention; ``kernels`` is accepted for a uniform signature (plain matmuls)."""
-    if cfg.mixer != "linear":
-        raise ValueError(f"mixer: build_linear_attn needs mixer 'linear', got {cfg.mixer!r}")
-    with torch.device(device):
-        model = VideoDiT(cfg, LinearAttention)
-    return model.to(dtype=dtype)
+    return build_backbone(cfg, "linear", LinearAttention, device, dtype)

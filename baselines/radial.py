@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from baselines import radial_terms as terms
-from lingen.backbone import VideoDiT
+from lingen.backbone import VideoDiT, build_backbone, uniform_layer_kind
 from lingen.config import ModelConfig, RadialSpec
 
 Triple = tuple[int, int, int]
@@ -90,17 +90,10 @@ class RadialAttention(nn.Module):
         return self.out(y)
 
 
-def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
-    """Every layer computes the same ops on the same shapes (the mixer ignores its index): one kind (read by
-    ``evalkit.measure.flop_counter`` to count one block and multiply)."""
-    return ()
+layer_kind = uniform_layer_kind  # read by evalkit.measure.flop_counter.LAYER_KINDS
 
 
 def build_radial(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
                  kernels: str = "auto") -> VideoDiT:
     """The backbone with Radial attention; ``kernels`` is accepted for a uniform signature (batched matmuls)."""
-    if cfg.mixer != "radial":
-        raise ValueError(f"mixer: build_radial needs mixer 'radial', got {cfg.mixer!r}")
-    with torch.device(device):
-        model = VideoDiT(cfg, RadialAttention)
-    return model.to(dtype=dtype)
+    return build_backbone(cfg, "radial", RadialAttention, device, dtype)

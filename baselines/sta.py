@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from baselines import sta_terms as terms
-from lingen.backbone import VideoDiT
+from lingen.backbone import VideoDiT, build_backbone, uniform_layer_kind
 from lingen.config import ModelConfig
 
 Triple = tuple[int, int, int]
@@ -107,17 +107,10 @@ class SlidingTileAttention(nn.Module):
         return self.out(y)
 
 
-def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
-    """Every layer computes the same ops on the same shapes (the mixer ignores its index): one kind (read by
-    ``evalkit.measure.flop_counter`` to count one block and multiply)."""
-    return ()
+layer_kind = uniform_layer_kind  # read by evalkit.measure.flop_counter.LAYER_KINDS
 
 
 def build_sta(cfg: ModelConfig, device: str = "cpu", dtype: torch.dtype = torch.float32,
               kernels: str = "auto") -> VideoDiT:
     """The backbone with STA; ``kernels`` is accepted for a uniform signature (SDPA on gathered tiles)."""
-    if cfg.mixer != "sta":
-        raise ValueError(f"mixer: build_sta needs mixer 'sta', got {cfg.mixer!r}")
-    with torch.device(device):
-        model = VideoDiT(cfg, SlidingTileAttention)
-    return model.to(dtype=dtype)
+    return build_backbone(cfg, "sta", SlidingTileAttention, device, dtype)

@@ -168,3 +168,20 @@ class VideoDiT(nn.Module):
         out = self.unpatch(modulate(self.norm_out(h), shift, scale))
         return rearrange(out, "b (t h w) (c pt ph pw) -> b c (t pt) (h ph) (w pw)", t=gt, h=gh, w=gw, pt=pt, ph=ph,
                          pw=pw)
+
+
+def build_backbone(cfg: ModelConfig, mixer: str, mixer_factory: MixerFactory, device: str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> VideoDiT:
+    """The backbone with ``mixer_factory`` as token mixer, built on ``device`` (``"meta"`` allocates nothing) and cast
+    to ``dtype``; ``mixer`` is the ``ModelConfig.mixer`` value the factory implements (a mismatch is refused)."""
+    if cfg.mixer != mixer:
+        raise ValueError(f"mixer: this builder needs mixer {mixer!r}, got {cfg.mixer!r}")
+    with torch.device(device):
+        model = VideoDiT(cfg, mixer_factory)
+    return model.to(dtype=dtype)
+
+
+def uniform_layer_kind(cfg: ModelConfig, layer: int) -> tuple:
+    """The ``layer_kind`` of a mixer whose layers all compute the same ops on the same shapes (it ignores its layer
+    index): one kind, so ``evalkit.measure.flop_counter`` counts one block and multiplies."""
+    return ()
