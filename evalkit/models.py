@@ -15,7 +15,7 @@ import yaml
 
 from evalkit.errors import ChoiceError, FieldError
 from evalkit.registry import Registry
-from evalkit.typed import from_dict
+from evalkit.typed import flat, from_dict
 from lingen import analytic
 from lingen.config import ModelConfig
 
@@ -101,14 +101,6 @@ def _set_override(data: dict, key: str, value: Any, where: str) -> None:
     node[parts[-1]] = value  # unknown leaf keys are rejected by from_dict with a did-you-mean
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _defaults() -> dict[str, Any]:
@@ -133,7 +125,7 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
         data = _merge(data, preset["variants"][entry.meta["variant"]])
     data.update(name=name, flavor=flavor)
     where = f"{name}[{flavor}]"
-    for key, value in _flatten(overrides or {}).items():
+    for key, value in flat(overrides or {}).items():
         _set_override(data, key, value, where)
     cfg = from_dict(ModelConfig, data, where)
     try:

@@ -169,3 +169,14 @@ def finite(field: str, value: float, *, positive: bool = False, minimum: float |
     if minimum is not None and value < minimum:
         raise FieldError(field, f"must be >= {minimum:g}, got {value!r}")
     return value
+
+
+def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested override mappings as dotted keys ({"mate": {"window": w}} -> {"mate.window": w})."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            out.update(flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -10,11 +10,11 @@ Pure python (no torch).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.errors import FieldError
+from evalkit.typed import flat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,15 +42,6 @@ class SensitivitySettings:
     params_band_billions: tuple[float, float] = (3.6, 4.4)
 
 
-def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested override mappings as dotted keys ({"mate": {"window": w}} -> {"mate.window": w})."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and v:
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def _label(value: Any) -> str:
