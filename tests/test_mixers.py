@@ -35,6 +35,15 @@ def _dense(q, k, v, heads, mask):
     return y.transpose(1, 2).reshape(b, n, d)
 
 
+def _assert_equals_dense(y, q, k, v, heads, mask):
+    """``y`` (computed from q, k, v) equals masked dense attention, values and input gradients (float64)."""
+    ref = _dense(q, k, v, heads, mask)
+    assert torch.allclose(y, ref, atol=1e-12)
+    g1 = torch.autograd.grad(y.square().sum(), (q, k, v))
+    g2 = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, g2))
+
+
 def _coords(grid):
     t, h, w = (torch.arange(g) for g in grid)
     tt, hh, ww = torch.meshgrid(t, h, w, indexing="ij")
@@ -112,11 +121,7 @@ def test_sta_equals_dense_attention_with_the_sta_mask(grid, tile, window):
     y = sliding_tile_attention(q, k, v, grid, 4, tile, ktiles)
     mask = _sta_mask(grid, tile, window)
     assert 0 < mask.float().mean() <= 1
-    ref = _dense(q, k, v, 4, mask)
-    assert torch.allclose(y, ref, atol=1e-12)
-    g1 = torch.autograd.grad(y.square().sum(), (q, k, v))
-    g2 = torch.autograd.grad(ref.square().sum(), (q, k, v))
-    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, g2))
+    _assert_equals_dense(y, q, k, v, 4, mask)
 
 
 def test_sta_counted_equals_analytic_on_a_padded_grid():
@@ -173,11 +178,7 @@ def test_radial_equals_dense_attention_with_the_radial_mask():
     mask = _radial_mask(grid, block)
     assert radial_terms.nnz_blocks(cfg, grid) * block ** 2 == mask.sum().item()  # the analytic count
     assert 0.2 < mask.float().mean() < 0.8
-    ref = _dense(q, k, v, 4, mask)
-    assert torch.allclose(y, ref, atol=1e-12)
-    g1 = torch.autograd.grad(y.square().sum(), (q, k, v))
-    g2 = torch.autograd.grad(ref.square().sum(), (q, k, v))
-    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(g1, g2))
+    _assert_equals_dense(y, q, k, v, 4, mask)
 
 
 def test_radial_mask_control_without_sink():
