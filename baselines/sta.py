@@ -20,9 +20,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from baselines import sta_terms as terms
+from baselines.dit import SelfAttention
 from lingen.backbone import VideoDiT, build_backbone, uniform_layer_kind
 from lingen.config import ModelConfig
 
@@ -90,14 +91,12 @@ def sliding_tile_attention(q: Tensor, k: Tensor, v: Tensor, grid: Triple, heads:
     return y[:, :grid[0], :grid[1], :grid[2]].reshape(b, n, d)
 
 
-class SlidingTileAttention(nn.Module):
-    """``forward(x (B, L, D), grid) -> (B, L, D)``; q/k/v/out projections as DiT's (parameter-matched)."""
+class SlidingTileAttention(SelfAttention):
+    """``forward(x (B, L, D), grid) -> (B, L, D)``; DiT's q/k/v/out projections (parameter-matched), its own attention pattern."""
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
-        super().__init__()
-        self.cfg, self.heads = cfg, cfg.heads
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        super().__init__(cfg, layer)  # DiT's qkv / out projections (same parameters and names)
+        self.cfg = cfg
 
     def forward(self, x: Tensor, grid: Triple) -> Tensor:
         grid = tuple(int(g) for g in grid)  # plain ints (a jit trace hands over shape tensors)
