@@ -74,7 +74,8 @@ def block_sparse_attention(q: Tensor, k: Tensor, v: Tensor, heads: int, block: i
 
 
 class RadialAttention(SelfAttention):
-    """``forward(x (B, L, D), grid) -> (B, L, D)``; DiT's q/k/v/out projections (parameter-matched), its own attention pattern."""
+    """``forward(x (B, L, D), grid) -> (B, L, D)``: DiT's q/k/v/out projections (parameter-matched), its own
+    attention pattern."""
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__(cfg, layer)  # DiT's qkv / out projections (same parameters and names)

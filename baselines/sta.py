@@ -92,7 +92,8 @@ def sliding_tile_attention(q: Tensor, k: Tensor, v: Tensor, grid: Triple, heads:
 
 
 class SlidingTileAttention(SelfAttention):
-    """``forward(x (B, L, D), grid) -> (B, L, D)``; DiT's q/k/v/out projections (parameter-matched), its own attention pattern."""
+    """``forward(x (B, L, D), grid) -> (B, L, D)``: DiT's q/k/v/out projections (parameter-matched), its own
+    attention pattern."""
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__(cfg, layer)  # DiT's qkv / out projections (same parameters and names)
