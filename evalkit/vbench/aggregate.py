@@ -1,6 +1,7 @@
 """VBench's Quality / Semantic / Total score from raw per-dimension scores (paper Tables 1, 3, 4 score columns).
 
-A re-implementation of VBench ``scripts/cal_final_score.py`` (github.com/Vchitect/VBench), with one deliberate difference: a
+A re-implementation of VBench ``scripts/cal_final_score.py`` (github.com/Vchitect/VBench), with one deliberate
+difference: a
 missing dimension is an error, or, when the caller asks for ``partial=True``, the groups are averaged over the
 dimensions present and the result is labelled ``partial`` with the ``missing`` list. VBench itself sets a missing
 dimension to raw 0, which gives a silently wrong (even negative) contribution; that is never done here.

@@ -26,8 +26,9 @@ EXAMPLES = """examples:
   python -m evalkit vbench run --videos videos/lingen-17s --mode long --prompt-file experiments/prompts/smoke.txt \\
       --name lingen-17s --dimensions temporal_flickering temporal_style --long-text prompt
   python -m evalkit vbench prefetch --dimensions subject_consistency background_consistency --slow-fast
-  python -m evalkit vbench run --videos videos/lingen-17s --mode long --prompt-file experiments/prompts/smoke.txt --name lingen-17s \\
-      --dimensions subject_consistency background_consistency --slow-fast --vbench-repo ~/src/VBench
+  python -m evalkit vbench run --videos videos/lingen-17s --mode long --prompt-file experiments/prompts/smoke.txt \\
+      --name lingen-17s --dimensions subject_consistency background_consistency --slow-fast \\
+      --vbench-repo ~/src/VBench
 """
 
 

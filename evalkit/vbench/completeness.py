@@ -1,4 +1,5 @@
-"""Which videos a VBench run expects, which are present, and whether they decode (VBench README, "Evaluation on the standard prompt suite": `{prompt}-{index}.mp4`, 5 samples a prompt).
+"""Which videos a VBench run expects, which are present, and whether they decode (VBench README, "Evaluation on
+the standard prompt suite": ``{prompt}-{index}.mp4``, 5 samples a prompt).
 
 VBench looks for ``{prompt}-{i}.mp4`` (i = 0..4) and only prints a warning for a missing one, and silently skips a
 video it cannot read. Here both are checked before any scoring: the expected set comes from the prompt suite

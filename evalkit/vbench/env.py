@@ -14,7 +14,8 @@ Profiles:
   the pixel-only ``temporal_flickering`` need (torch, torchvision, numpy<2, decord, OpenCV, tqdm). Runs offline.
 - ``full``: vbench 0.1.5 with every declared dependency (transformers 4.33.2, pyiqa, openai-clip, timm, ...), for
   the learned dimensions on a machine with their weights (see weights.py). detectron2 (the four GRiT dimensions)
-  is not on PyPI: install it by hand from git into the env (VBench README, "Installation": detectron2 from github.com/facebookresearch/detectron2).
+  is not on PyPI: install it by hand from git into the env (VBench README, "Installation": detectron2 from
+  github.com/facebookresearch/detectron2).
 - ``long``: ``full`` plus dreamsim, scenedetect and moviepy<2, which ``vbench2_beta_long`` imports: needed by
   ``run --mode long --slow-fast`` (the clip-to-clip extractors run VBench-Long's own functions).
 """
@@ -32,8 +33,8 @@ from pathlib import Path
 from evalkit.errors import ChoiceError, EvalkitError
 
 VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6) on github.com/Vchitect/VBench
-# torch < 2.6: 0.1.5's motion_smoothness loads AMT with torch.load's old weights_only=False default (torch 2.6 changed it to True);
-# PyPI's torch is the CUDA build (runs on CPU); torchvision 0.20.1 is the matching release.
+# torch < 2.6: 0.1.5's motion_smoothness loads AMT relying on torch.load's old weights_only=False default (torch 2.6
+# made it True); PyPI's torch is the CUDA build (runs on CPU); torchvision 0.20.1 is the matching release.
 TORCH_PINS = ("torch==2.5.1", "torchvision==0.20.1")
 # vbench 0.1.5 declares pyiqa unpinned but imports its internals (pyiqa.archs.musiq_arch.MUSIQ) and evalkit's weight
 # check builds MUSIQ with that version's defaults: pinned to the release pip resolves for vbench 0.1.5 + torch 2.5.1.
