@@ -4,8 +4,8 @@ tests (run INSIDE the VBench environment: ``python reference.py SPEC.json``; wri
 Actions:
 - "evaluate": ``VBench(device, full_info, out).evaluate(videos_path, name, prompt_list, dimension_list,
   local=True, mode=...)`` on the user's folder, as ``vbench/launch/evaluate.py`` does; returns VBench's results JSON.
-- "reorganize": ``vbench2_beta_long.utils.reorganize_clips_results`` on clip-level results (VBench-Long's per long
-  video mean and final score).
+- "reorganize": ``vbench2_beta_long.utils.reorganize_clips_results`` on clip-level results, given per dimension
+  (VBench-Long's per long video mean and final score of each).
 - "long_full_info": ``VBenchLong.build_full_info_json`` on a folder whose ``split_clip/`` holds clips
   (``long_vbench_standard`` or ``long_custom_input``); returns the full-info list VBench-Long would score.
 - "duration": ``vbench2_beta_long.utils.get_duration_from_json`` for each video (the clip length VBench-Long picks).
@@ -34,8 +34,10 @@ def main(path):
     elif action == "reorganize":
         from vbench2_beta_long.utils import reorganize_clips_results
 
-        final, _, per_video = reorganize_clips_results(spec["results"], spec["dimension"])
-        out = {"final": final, "per_video": per_video}
+        out = {}
+        for dim, results in spec["results"].items():  # one interpreter for every dimension (the import is ~5 s)
+            final, _, per_video = reorganize_clips_results(results, dim)
+            out[dim] = {"final": final, "per_video": per_video}
     elif action == "long_full_info":
         from vbench2_beta_long import VBenchLong
 
