@@ -15,7 +15,7 @@ class SelfAttention(nn.Module):
 
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
-        self.heads = cfg.heads
+        self.cfg, self.heads = cfg, cfg.heads  # cfg: read by the subclasses' patterns (sta, radial)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.out = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 

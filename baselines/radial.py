@@ -77,10 +77,6 @@ class RadialAttention(SelfAttention):
     """``forward(x (B, L, D), grid) -> (B, L, D)``: DiT's q/k/v/out projections (parameter-matched), its own
     attention pattern."""
 
-    def __init__(self, cfg: ModelConfig, layer: int) -> None:
-        super().__init__(cfg, layer)  # DiT's qkv / out projections (same parameters and names)
-        self.cfg = cfg
-
     def forward(self, x: Tensor, grid: Triple) -> Tensor:
         grid = tuple(int(g) for g in grid)  # plain ints (a jit trace hands over shape tensors)
         terms.check(self.cfg, grid)
