@@ -42,10 +42,6 @@ class Checkpoint:
     config_sha256: str         # of config.json
     text_sha256: str | None    # of text_encoder.safetensors (builtin encoder), None for a T5 from a folder
 
-    @property
-    def model_cfg(self):
-        return self.model.cfg
-
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()

@@ -131,10 +131,6 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any] | None:
         raise FieldError(str(path), f"not valid JSON ({exc})") from None
 
 
-def read_manifests(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(Path(run_dir).glob("manifest*.json"))]
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # resume or start
 # ---------------------------------------------------------------------------------------------------------------

@@ -100,7 +100,3 @@ class T5TextEncoder:
     def to(self, device):
         self.model.to(device)
         return self
-
-
-def text_dim_of(encoder) -> int:
-    return int(encoder.spec.dim) if encoder.spec.kind == "builtin" else int(encoder.dim)
