@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.runs import REPO_ROOT
+from evalkit.core.runs import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -147,7 +147,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     # 7. the win rates the report computes from them
     from evalkit.humaneval import stats
     from evalkit.humaneval.cli import main as he_main
-    from evalkit.typed import to_dict
+    from evalkit.core.typed import to_dict
     from evalkit.humaneval.study import load_study
 
     server.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 from evalkit.humaneval import db
 from evalkit.humaneval.server import make_app
 from evalkit.humaneval.study import load_study, scan_videos

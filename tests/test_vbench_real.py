@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 
 from evalkit.cli import main as evalkit_main
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.vbench import env as venv
 
 pytestmark = pytest.mark.vbench

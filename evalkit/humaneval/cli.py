@@ -16,8 +16,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.runs import REPO_ROOT
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.runs import REPO_ROOT
 
 EPILOG = """examples:
   python -m evalkit humaneval validate experiments/humaneval/example.yaml
@@ -140,7 +140,7 @@ def serve(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from evalkit.humaneval import stats
     from evalkit.humaneval.db import export
-    from evalkit.typed import to_dict
+    from evalkit.core.typed import to_dict
 
     inputs, db_path = _inputs(args)
     if not db_path.exists():

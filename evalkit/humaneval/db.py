@@ -34,12 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.humaneval.stats import outcome
 from evalkit.humaneval.study import Inputs
-from evalkit.records import check_record, humaneval_vote_key, results_file
-from evalkit.runs import new_run_dir, now_iso, write_manifest
-from evalkit.typed import to_dict
+from evalkit.core.records import results_file
+from evalkit.core.schema import check_record, humaneval_vote_key
+from evalkit.core.runs import new_run_dir, now_iso, write_manifest
+from evalkit.core.typed import to_dict
 
 SCHEMA_VERSION = 1
 ANSWERS = ("A", "B", "tie")        # A = the left video, B = the right one
@@ -317,7 +318,7 @@ def rater_status(conn: sqlite3.Connection, questions: list[str]) -> list[dict[st
 
 
 EXPERIMENT = "humaneval"
-KIND = "humaneval_vote"       # evalkit.records.HumanEvalVoteRecord
+KIND = "humaneval_vote"       # evalkit.core.records.HumanEvalVoteRecord
 
 
 def vote_records(rows: list[dict[str, Any]], study_name: str) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ChoiceError, EvalkitError
+from evalkit.core.errors import ChoiceError, EvalkitError
 from evalkit.humaneval import db
 from evalkit.humaneval.study import Inputs
 

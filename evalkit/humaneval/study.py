@@ -3,7 +3,7 @@
 A study is two or more *arms* (a name and a folder of ``{prompt}-{index}.mp4`` files, the layout ``generate``
 writes), one prompt list, the sample indices ``0..samples-1``, the questions raters answer and the report
 settings. Keys a study file leaves out come from ``experiments/humaneval/defaults.yaml`` (the paper's questions,
-the tie rule, the bootstrap); unknown keys are errors with a did-you-mean (``evalkit.typed``).
+the tie rule, the bootstrap); unknown keys are errors with a did-you-mean (``evalkit.core.typed``).
 
 ``load_study(path)`` validates the file; ``scan_videos(study)`` checks every arm's folder against the prompt list
 (what is missing and what is extra, per arm, all at once) and hashes every video, before any server starts. The
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.experiment import read_yaml
-from evalkit.runs import REPO_ROOT
-from evalkit.typed import apply_overrides, from_dict, to_dict
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.experiments import read_yaml
+from evalkit.core.runs import REPO_ROOT
+from evalkit.core.typed import apply_overrides, from_dict, to_dict
 
 DEFAULTS = REPO_ROOT / "experiments" / "humaneval" / "defaults.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

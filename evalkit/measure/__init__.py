@@ -8,7 +8,7 @@ Importing this module does not import torch.
 """
 from __future__ import annotations
 
-from evalkit.registry import Registry
+from evalkit.core.registry import Registry
 
 MEASUREMENTS = Registry("measurement")
 

@@ -22,17 +22,16 @@ attention and registered custom ops only; elementwise work, norms, softmax and t
    ``FlopCounterMode`` counts it dense), and it does not run on ``meta`` at all; a mixer that uses it registers a
    formula that reads its mask with :func:`register_flop_op`.
 2. :func:`count_model` counts a built model (method ``"full"``). :func:`count_point` counts each distinct layer
-   kind once: the model's ``layer_kind(cfg, layer)`` (:data:`LAYER_KINDS`, next to each mixer's code: DiT has one
-   kind, LinGen four = scan order x TESA shift parity) says which layers compute the same ops on the same shapes;
+   kind once: the mixer config's ``layer_kind(layer)`` (next to each mixer's code: DiT has one kind, LinGen four =
+   scan order x TESA shift parity) says which layers compute the same ops on the same shapes;
    a model of the first ``k`` layers (every kind's first occurrence) is built and counted, each block's count is
    multiplied by how many layers share its kind, and everything outside the blocks is counted once (method
-   ``"per_layer_kind"``). A mixer without a ``layer_kind`` entry is counted in full.
+   ``"per_layer_kind"``). A mixer whose ``layer_kind`` returns None is counted in full.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -100,7 +99,7 @@ ZERO_FLOP_OPS: set[Any] = {
     aten.scatter, aten.scatter_, aten.scatter_add, aten.scatter_add_, aten.index_copy, aten.index_copy_,
     aten.index_fill_, aten.masked_fill_, aten.embedding, aten.tril, aten.triu, aten.sort, aten.topk,
     aten.nonzero, aten.index_add, aten.scatter_reduce, aten.scatter_reduce_,  # accumulation (Radial softmax)
-    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and lingen.analytic)
+    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and backbone.analytic)
     aten._softmax, aten._safe_softmax, aten._log_softmax, aten.native_layer_norm, aten.native_group_norm,
     aten._native_batch_norm_legit_no_training, aten.cumsum, aten.cumprod, aten._adaptive_avg_pool2d,
     aten._adaptive_avg_pool3d, aten.avg_pool2d, aten.avg_pool3d, aten.max_pool2d_with_indices,
@@ -245,21 +244,10 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tupl
     return counter, per_block
 
 
-# mixer (ModelConfig.mixer) -> "module:function" of layer_kind(cfg, layer) -> hashable; add an entry for a mixer
-# whose layers repeat (a mixer without one is counted in full, every layer)
-LAYER_KINDS: dict[str, str] = {"attention": "baselines.dit:layer_kind", "mate": "lingen.mate:layer_kind",
-                               "linear": "baselines.linear_attn:layer_kind", "sta": "baselines.sta:layer_kind",
-                               "radial": "baselines.radial:layer_kind"}
-
-
 def layer_kinds(cfg: Any) -> list[Hashable] | None:
-    """The kind of each layer of ``cfg``, from the mixer's own ``layer_kind``; None when it has none."""
-    target = LAYER_KINDS.get(cfg.mixer)
-    if target is None:
-        return None
-    mod, _, attr = target.partition(":")
-    fn = getattr(importlib.import_module(mod), attr)
-    return [fn(cfg, layer) for layer in range(cfg.depth)]
+    """The kind of each layer of ``cfg``, from the mixer config's own ``layer_kind``; None when it has none."""
+    kinds = [cfg.layer_kind(layer) for layer in range(cfg.depth)]
+    return None if any(k is None for k in kinds) else kinds
 
 
 def kind_plan(cfg: Any) -> tuple[int, tuple[int, ...], int] | None:

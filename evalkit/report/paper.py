@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evalkit.errors import FieldError
-from evalkit.runs import REPO_ROOT
+from evalkit.core.errors import FieldError
+from evalkit.core.runs import REPO_ROOT
 from evalkit.vbench.dimensions import QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 PAPER_DIR = REPO_ROOT / "experiments" / "paper"

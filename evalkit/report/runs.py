@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.errors import FieldError
-from evalkit.records import read_records
-from evalkit.typed import plain_name
+from evalkit.core.errors import FieldError
+from evalkit.core.records import read_records
+from evalkit.core.typed import plain_name
 
 RESOLUTION_NOTE = "resolution label = '<shorter side in pixels>p' (e.g. 512p), from the records' height/width"
 
