@@ -1,4 +1,4 @@
-"""The efficient mixers of issue 13 (baselines/linear_attn.py, sta.py, radial.py) against brute-force references
+"""The efficient mixers of ``baselines/`` (linear_attn, sta, radial) against brute-force references
 written here from each design's definition, their growth laws, their parameter matching with DiT-4B, and bad
 inputs. (Forward/backward and counted == analytic FLOPs run for every registered model in test_models.py and
 test_flops_agreement.py.)"""

@@ -121,11 +121,32 @@ def new_run_dir(root: Path | str, prefix: str = "") -> Path:
             run_dir = base.with_name(f"{base.name}-{n}")
 
 
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would type it again: ``python -m evalkit <verb> <args>`` (no interpreter path)."""
+    import shlex
+
+    return " ".join(["python -m evalkit", *(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))])
+
+
+def portable(value: Any) -> Any:
+    """``value`` with every path inside the repository written relative to it (manifests are published: they must
+    not carry the machine's checkout path)."""
+    root = str(REPO_ROOT) + os.sep
+    if isinstance(value, str):
+        return value.replace(root, "")
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable(v) for v in value]
+    return value
+
+
 def write_manifest(run_dir: Path, **fields: Any) -> Path:
-    """Write ``manifest.json`` (git sha, versions, hardware, plus ``fields``); an existing manifest is kept and a
-    ``manifest.<n>.json`` is added for the new job."""
+    """Write ``manifest.json`` (git sha, versions, hardware, plus ``fields``, repository paths made relative); an
+    existing manifest is kept and a ``manifest.<n>.json`` is added for the new job."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    data = {"created": now_iso(), "git_sha": git_sha(), "versions": versions(), "hardware": hardware(), **fields}
+    data = {"created": now_iso(), "git_sha": git_sha(), "versions": versions(), "hardware": hardware(),
+            **portable(fields)}
     # written to a private temp file, then claimed with os.link (fails if the name exists): concurrent jobs
     # (torchrun ranks, array tasks) each get their own manifest, none overwritten, no shared temp file
     tmp = run_dir / f".manifest.{os.getpid()}.{uuid.uuid4().hex}.tmp"
@@ -221,7 +242,7 @@ class WriterLock:
     def __init__(self, folder: Path | str, shard: str | None = None, *, what: str = "") -> None:
         self.folder = Path(folder)
         self.path = self.folder / (f".writer.{shard}.lock" if shard else ".writer.lock")
-        self.what = what or " ".join(["python -m evalkit", *sys.argv[1:]])
+        self.what = what or command_line()
         self._fd: int | None = None
 
     def __enter__(self) -> WriterLock:
