@@ -1,8 +1,8 @@
-"""The shared backbone's configuration and the one entry every token mixer provides (pure python, no torch).
+"""The shared backbone's configuration, and the contract every model family of the harness fulfils (pure python).
 
-``BackboneConfig`` holds the geometry every model shares (width, depth, heads, FFN, text context, latent layout,
-positional tables). A mixer subclasses it with its own options (``lingen.spec.LinGenConfig`` adds ``mate``,
-``baselines.sta.spec.STAConfig`` adds ``sta``, ...) and implements the four hooks the harness asks of it:
+``BackboneConfig`` holds the geometry every model on the shared backbone shares (width, depth, heads, FFN, text
+context, latent layout, positional tables). A mixer subclasses it with its own options (``lingen.spec.LinGenConfig``
+adds ``mate``, ``baselines.sta.spec.STAConfig`` adds ``sta``, ...) and implements the hooks the harness asks of it:
 
 * ``mixer_params()``: parameters of one token mixer;
 * ``mixer_flops(grid, layer)``: forward FLOPs of the mixer of ``layer`` on a (t, h, w) token grid, batch 1, two
@@ -11,15 +11,22 @@ positional tables). A mixer subclasses it with its own options (``lingen.spec.Li
 * ``layer_kind(layer)``: which layers compute the same ops on the same shapes (a FLOP counter counts one layer per
   kind and multiplies); ``None`` for a mixer whose layers cannot be grouped (counted in full).
 
-:class:`MixerEntry` ties that config class to its torch builder and its preset file; every mixer package
-(``lingen``, each folder under ``baselines/``) exports one as ``spec.ENTRY`` and ``evalkit.models`` finds them.
+The backbone answers the rest for every mixer: ``param_count()`` and ``flops_breakdown(grid)``
+(``backbone.analytic``), the latent geometry (:class:`LatentSpec`), ``depth`` / ``with_depth(k)`` and the blocks a
+FLOP counter counts one kind at a time (``blocks_attr``). A model family that is not on this backbone (a released
+model built from its own code) provides the same members on its own config class.
+
+:class:`ModelFamily` ties a config class to its torch module (``build(cfg, device, dtype, kernels)``, optionally
+``inputs(...)``) and its preset file; every family package (``lingen``, each folder under ``baselines/``) exports
+one as ``spec.ENTRY`` and ``evalkit.models`` finds them.
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 Triple = tuple[int, int, int]
 
@@ -32,6 +39,9 @@ class LatentSpec:
     compression: Triple = (8, 8, 8)
     patch: Triple = (1, 2, 2)
     fps: int = 16
+    # False: frames = compression_t x latent frames (Movie Gen's TAE, the presets here); True: a causal video VAE
+    # that encodes the first frame alone, frames = 1 + compression_t x (latent frames - 1) (Wan, CogVideoX, ...)
+    first_frame_apart: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +73,23 @@ class BackboneConfig:
         pt, ph, pw = self.latent.patch
         return self.latent.channels * pt * ph * pw
 
+    blocks_attr: ClassVar[str] = "blocks"   # the model's nn.ModuleList of layers (a FLOP counter counts one per kind)
+
+    def with_depth(self, depth: int) -> BackboneConfig:
+        """The same model with only its first ``depth`` layers (a FLOP counter builds one layer per kind)."""
+        return dataclasses.replace(self, depth=depth)
+
+    def param_count(self) -> int:
+        from backbone import analytic
+
+        return analytic.param_count(self)
+
+    def flops_breakdown(self, grid: Triple) -> dict[str, float]:
+        """Forward FLOPs of one call, batch 1: {"mixer", "cross_attention", "ffn", "other"}."""
+        from backbone import analytic
+
+        return analytic.flops_breakdown(self, grid)
+
     # ---- the mixer's hooks (overridden by each mixer's config class) -------------------------------------------
     def check(self) -> None:
         """Structural consistency; raises ValueError("field: why")."""
@@ -84,16 +111,19 @@ class BackboneConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MixerEntry:
-    """Everything the harness needs of one token mixer, in the mixer's own folder.
+class ModelFamily:
+    """Everything the harness needs of one model family (a mixer on the shared backbone, or a released model), in
+    the family's own folder.
 
-    ``config``: the mixer's config class (``BackboneConfig`` + its options under the key ``mixer`` names, plus the
-    cost / check / layer-kind hooks); ``builder``: ``"module:function"`` of the torch code,
-    ``function(cfg, device, kernels) -> (cfg, layer) -> nn.Module`` (imported only when a model is built);
-    ``preset``: the YAML file with the registry names, flavors and variants this mixer defines."""
+    ``name``: the config's ``mixer`` value; ``config``: its config class (geometry, options, cost, checks, layer
+    kinds); ``module``: the torch module with ``build(cfg, device, dtype, kernels) -> nn.Module`` and, when the
+    forward does not take the backbone's ``(x, t, context)``, ``inputs(cfg, shape, batch, device, dtype)``
+    (imported only when a model is built); ``preset``: the YAML file with the registry names, flavors and variants
+    this family defines; ``options_key``: the config field holding the family's own options (``mate``, ``sta``).
+    """
 
-    mixer: str
-    config: type[BackboneConfig]
-    builder: str
+    name: str
+    config: type
+    module: str
     preset: Path
-    options_key: str | None = None    # the config field holding the mixer's options (``mate``, ``sta``, ...)
+    options_key: str | None = None

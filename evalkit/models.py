@@ -1,13 +1,14 @@
 """The bridge between the harness and the models: registry names -> resolved configs, builds and cheap queries.
 
-Every token mixer lives in its own folder (``lingen/``, each folder of ``baselines/``) and exports one
-``spec.ENTRY`` (:class:`backbone.config.MixerEntry`): its config class (options, cost, checks, layer kinds), its
-torch builder and its preset file. This module finds those entries (:data:`MIXER_PACKAGES`), reads each preset's
+Every model family lives in its own folder (``lingen/``, each folder of ``baselines/``) and exports one
+``spec.ENTRY`` (:class:`backbone.config.ModelFamily`): its config class (geometry, options, cost, checks, layer
+kinds), its torch module and its preset file. This module finds those entries (:data:`FAMILY_PACKAGES`), reads each preset's
 ``models:`` (the registry names, e.g. ``lingen`` and its Table 2 variants) and ``flavors:`` over the shared
 backbone's flavors (``backbone/flavors.yaml``), and answers for any registry name: the resolved config
 (:func:`resolve`), the built model (:func:`build`), the token geometry of a video (:func:`latent_shape`,
 :func:`token_grid`, :func:`num_tokens`, :func:`validate_point`), parameters and analytic FLOPs. Adding a mixer is
-one new folder under ``baselines/`` with ``spec.py`` (``ENTRY``), ``model.py`` and ``preset.yaml``.
+one new folder under ``baselines/`` with ``spec.py`` (``ENTRY``), ``model.py`` and ``preset.yaml``; nothing here
+changes.
 
 Never imports torch at module import; only ``build`` and ``dummy_inputs`` do.
 """
@@ -23,14 +24,13 @@ from typing import Any
 
 import yaml
 
-from backbone import analytic
-from backbone.config import BackboneConfig, MixerEntry
+from backbone.config import BackboneConfig, ModelFamily
 from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.core.typed import deep_merge, flat, from_dict, to_dict
 
-# packages whose mixers the registry holds: a package with a ``spec.py`` is one mixer (lingen); a package without
-# one holds one mixer per sub-package (baselines/dit, baselines/sta, ...)
-MIXER_PACKAGES = ("lingen", "baselines")
+# packages whose model families the registry holds: a package with a ``spec.py`` is one family (lingen); a package
+# without one holds one family per sub-package (baselines/dit, baselines/sta, ...)
+FAMILY_PACKAGES = ("lingen", "baselines")
 BACKBONE_FLAVORS = Path(__file__).resolve().parent.parent / "backbone" / "flavors.yaml"
 
 
@@ -56,12 +56,12 @@ class FlopsEstimate:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelEntry:
-    """One registry name: its mixer, its preset's summary, and (for a variant) the overrides that make it."""
+class RegisteredModel:
+    """One registry name: its family, its preset's summary, and (for a variant) the overrides that make it."""
 
     name: str
     summary: str
-    mixer: MixerEntry
+    family: ModelFamily
     variant: str = "default"        # the records' ``variant`` field: "default", or e.g. "no-tesa"
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -76,9 +76,9 @@ def _preset(path: Path) -> dict[str, Any]:
     return _read_yaml(path)
 
 
-def _mixer_entries() -> list[MixerEntry]:
+def _families() -> list[ModelFamily]:
     out = []
-    for pkg_name in MIXER_PACKAGES:
+    for pkg_name in FAMILY_PACKAGES:
         pkg = importlib.import_module(pkg_name)
         if (Path(pkg.__file__).parent / "spec.py").exists():
             out.append(importlib.import_module(f"{pkg_name}.spec").ENTRY)
@@ -89,24 +89,24 @@ def _mixer_entries() -> list[MixerEntry]:
 
 
 class ModelRegistry:
-    """Registry names -> :class:`ModelEntry`, from every mixer's preset, with did-you-mean errors."""
+    """Registry names -> :class:`RegisteredModel`, from every family's preset, with did-you-mean errors."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, ModelEntry] = {}
-        self.mixers: dict[str, MixerEntry] = {}
-        for mixer in _mixer_entries():
-            if mixer.mixer in self.mixers:
-                raise ValueError(f"mixer {mixer.mixer!r} is defined twice ({mixer.config.__module__})")
-            self.mixers[mixer.mixer] = mixer
-            preset = _preset(mixer.preset)
-            if preset.get("mixer") != mixer.mixer:
-                raise ValueError(f"{mixer.preset}: mixer {preset.get('mixer')!r} but its ENTRY is {mixer.mixer!r}")
+        self._entries: dict[str, RegisteredModel] = {}
+        self.families: dict[str, ModelFamily] = {}
+        for family in _families():
+            if family.name in self.families:
+                raise ValueError(f"model family {family.name!r} is defined twice ({family.config.__module__})")
+            self.families[family.name] = family
+            preset = _preset(family.preset)
+            if preset.get("mixer") != family.name:
+                raise ValueError(f"{family.preset}: mixer {preset.get('mixer')!r} but its ENTRY is {family.name!r}")
             for name, meta in preset["models"].items():
                 if name in self._entries:
-                    raise ValueError(f"model {name!r} is registered twice ({mixer.preset})")
-                self._entries[name] = ModelEntry(name=name, summary=meta.get("summary", ""), mixer=mixer,
-                                                 variant=meta.get("variant", "default"),
-                                                 overrides=meta.get("overrides") or {})
+                    raise ValueError(f"model {name!r} is registered twice ({family.preset})")
+                self._entries[name] = RegisteredModel(name=name, summary=meta.get("summary", ""), family=family,
+                                                      variant=meta.get("variant", "default"),
+                                                      overrides=meta.get("overrides") or {})
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -114,10 +114,10 @@ class ModelRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def __iter__(self) -> Iterator[ModelEntry]:
+    def __iter__(self) -> Iterator[RegisteredModel]:
         return iter(self._entries.values())
 
-    def entry(self, name: str, field_name: str = "model") -> ModelEntry:
+    def entry(self, name: str, field_name: str = "model") -> RegisteredModel:
         if name not in self._entries:
             raise ChoiceError(field_name, name, self._entries, what="model")
         return self._entries[name]
@@ -131,7 +131,7 @@ def names() -> list[str]:
 
 
 def flavors(name: str) -> list[str]:
-    return list(_preset(REGISTRY.entry(name).mixer.preset)["flavors"])
+    return list(_preset(REGISTRY.entry(name).family.preset)["flavors"])
 
 
 def variant(name: str) -> str:
@@ -155,21 +155,21 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
     another mixer's options (``mate.*`` for DiT, ``sta.*`` for LinGen) do not apply to this model and are left out,
     so one sweep can vary the options of one mixer across every model it compares."""
     entry = REGISTRY.entry(name)
-    preset = _preset(entry.mixer.preset)
+    preset = _preset(entry.family.preset)
     backbone = _preset(BACKBONE_FLAVORS)["flavors"]
     if flavor not in preset["flavors"] or flavor not in backbone:
         raise ChoiceError("flavor", flavor, preset["flavors"], what=f"flavor of {name}")
-    data = deep_merge(to_dict(entry.mixer.config()), backbone[flavor])
+    data = deep_merge(to_dict(entry.family.config()), backbone[flavor])
     data = deep_merge(data, preset["flavors"][flavor] or {})
     data = deep_merge(data, entry.overrides)
     data.update(name=name, flavor=flavor)
     where = f"{name}[{flavor}]"
-    others = {m.options_key for m in REGISTRY.mixers.values() if m is not entry.mixer and m.options_key}
+    others = {f.options_key for f in REGISTRY.families.values() if f is not entry.family and f.options_key}
     for key, value in flat(overrides or {}).items():
         if key.split(".", 1)[0] in others:
             continue   # another mixer's options (e.g. mate.window in a sweep of LinGen and DiT): not this model's
         _set_override(data, key, value, where)
-    cfg = from_dict(entry.mixer.config, data, where)
+    cfg = from_dict(entry.family.config, data, where)
     try:
         cfg.check()
     except ValueError as exc:
@@ -181,23 +181,23 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> BackboneConfig:
     """A resolved config written out with ``typed.to_dict`` (a sweep point at a process boundary, a checkpoint's
     provenance) back into its mixer's config class, without resolving the preset again."""
-    mixer = REGISTRY.mixers.get(data.get("mixer"))
-    if mixer is None:
-        raise ChoiceError(f"{where}.mixer", data.get("mixer"), REGISTRY.mixers, what="mixer")
-    return from_dict(mixer.config, data, where)
+    family = REGISTRY.families.get(data.get("mixer"))
+    if family is None:
+        raise ChoiceError(f"{where}.mixer", data.get("mixer"), REGISTRY.families, what="mixer")
+    return from_dict(family.config, data, where)
+
+
+def _module(cfg: Any) -> Any:
+    return importlib.import_module(REGISTRY.families[cfg.mixer].module)
 
 
 def build(cfg: BackboneConfig, device: str = "cpu", dtype: Any = None, kernels: str = "auto") -> Any:
-    """Instantiate the model of ``cfg`` on ``device`` (``meta`` for counting)."""
+    """Instantiate the model of ``cfg`` on ``device`` (``meta`` for counting): its family module's ``build``."""
     import torch
-
-    from backbone.model import build_backbone
 
     if kernels not in ("auto", "ref", "fused"):
         raise ChoiceError("kernels", kernels, ("auto", "ref", "fused"))
-    module, _, attr = REGISTRY.mixers[cfg.mixer].builder.partition(":")
-    factory = getattr(importlib.import_module(module), attr)(cfg, device, kernels)
-    return build_backbone(cfg, factory, device=device, dtype=dtype or torch.float32)
+    return _module(cfg).build(cfg, device=device, dtype=dtype or torch.float32, kernels=kernels)
 
 
 def latent_shape(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int, int]:
@@ -205,20 +205,22 @@ def latent_shape(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int,
     ct, ch, cw = cfg.latent.compression
     pt, ph, pw = cfg.latent.patch
     n = point.num_frames
+    apart = 1 if cfg.latent.first_frame_apart else 0     # a causal VAE encodes the first frame on its own
     if abs(point.duration_s * point.fps - n) > 1e-6:
-        lo = max(1, n // (ct * pt)) * ct * pt
+        lo = max(1, n // (ct * pt)) * ct * pt + apart
         raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {point.duration_s * point.fps:g} "
                          f"frames, not a whole number of frames (closest valid: {lo / point.fps:g} s or "
                          f"{(lo + ct * pt) / point.fps:g} s)")
-    if n <= 0 or n % (ct * pt):
-        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not a positive "
-                         f"multiple of temporal compression x patch = {ct * pt}")
+    if n - apart <= 0 or (n - apart) % (ct * pt):
+        rule = f"1 + a multiple of" if apart else "a positive multiple of"
+        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not {rule} "
+                         f"temporal compression x patch = {ct * pt}")
     for fname, px, c, p in (("height", point.height, ch, ph), ("width", point.width, cw, pw)):
         if px <= 0 or px % (c * p):
             lo = max(c * p, px // (c * p) * c * p)
             raise FieldError(fname, f"{px} px is not divisible by compression x patch = {c * p} "
                              f"(closest valid: {lo} or {lo + c * p})")
-    return (cfg.latent.channels, n // ct, point.height // ch, point.width // cw)
+    return (cfg.latent.channels, (n - apart) // ct + apart, point.height // ch, point.width // cw)
 
 
 def token_grid(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int]:
@@ -249,22 +251,26 @@ def validate_point(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, in
 
 
 def param_count(cfg: BackboneConfig) -> int:
-    return analytic.param_count(cfg)
+    return cfg.param_count()
 
 
 def estimate_flops(cfg: BackboneConfig, point: VideoPoint, cfg_factor: int = 1, batch: int = 1) -> FlopsEstimate:
     """Analytic forward FLOPs of one denoiser call (x batch x cfg_factor), same terms FlopCounterMode counts."""
     grid = validate_point(cfg, point)
-    br = {k: v * batch * cfg_factor for k, v in analytic.flops_breakdown(cfg, grid).items()}
+    br = {k: v * batch * cfg_factor for k, v in cfg.flops_breakdown(grid).items()}
     return FlopsEstimate(total=sum(br.values()), breakdown=br)
 
 
 def dummy_inputs(cfg: BackboneConfig, point: VideoPoint, batch: int = 1, device: str = "cpu", dtype: Any = None,
-                 seed: int = 0) -> tuple[Any, Any, Any]:
-    """(x (B, C, T, H, W), t (B,), context (B, text_len, text_dim)); random on real devices, empty on meta."""
+                 seed: int = 0) -> tuple[Any, ...]:
+    """The forward's arguments at ``point``: the backbone's (x (B, C, T, H, W), t (B,), context (B, text_len,
+    text_dim)), or what the family module's ``inputs`` makes; random on real devices, empty on meta."""
     import torch
     validate_point(cfg, point)
     dtype = dtype or torch.float32
+    module = _module(cfg)
+    if hasattr(module, "inputs"):
+        return module.inputs(cfg, latent_shape(cfg, point), batch=batch, device=device, dtype=dtype, seed=seed)
     shape = (batch, *latent_shape(cfg, point))
     ctx_shape = (batch, cfg.text_len, cfg.text_dim)
     if str(device) == "meta":

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from backbone.model import build_backbone
 from lingen.kernels.ops import select_backend, selective_scan, ssd_scan
 from lingen.scan import Scan, review_tokens
 from lingen.spec import LinGenConfig
@@ -155,8 +156,8 @@ class MATE(nn.Module):
         return y
 
 
-def factory(cfg: LinGenConfig, device: str, kernels: str = "auto"):
-    """The mixer factory of LinGen (and its Table 2 variants, switches of ``cfg.mate``): the SSD backend is chosen
+def build(cfg: LinGenConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """LinGen (and its Table 2 variants, switches of ``cfg.mate``) on the shared backbone: the SSD backend is chosen
     once for the model (``lingen.kernels.ops.select_backend``, with the reason when it is not the fused kernel)."""
     backend, reason = select_backend(kernels, device, cfg.mate.ssm.kind if cfg.mate.ma else None)
-    return lambda c, layer: MATE(c, layer, backend, reason)
+    return build_backbone(cfg, lambda c, layer: MATE(c, layer, backend, reason), device, dtype)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from backbone.config import BackboneConfig, MixerEntry, Triple
+from backbone.config import BackboneConfig, ModelFamily, Triple
 
 N_ORDERS = 4    # Rotary Major Scan: layer l scans in order l mod 4 (lingen.scan.ORDERS)
 N_ZIGZAG = 8    # ZigMa: 4 axis orders x 2 start corners, layer l takes path l mod 8
@@ -157,5 +157,5 @@ class LinGenConfig(BackboneConfig):
         return (m.scan, phase, layer % 2 if m.tesa else 0)
 
 
-ENTRY = MixerEntry(mixer="mate", config=LinGenConfig, builder="lingen.mate:factory",
-                   preset=Path(__file__).with_name("preset.yaml"), options_key="mate")
+ENTRY = ModelFamily(name="mate", config=LinGenConfig, module="lingen.mate",
+                    preset=Path(__file__).with_name("preset.yaml"), options_key="mate")

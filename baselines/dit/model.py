@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from backbone.model import build_backbone
 from baselines.dit.spec import DiTConfig
 
 
@@ -24,6 +25,7 @@ class SelfAttention(nn.Module):
         return self.out(rearrange(y, "b h l e -> b l (h e)"))
 
 
-def factory(cfg: DiTConfig, device: str, kernels: str = "auto"):
-    """The mixer factory; ``kernels`` is accepted for a uniform signature (attention always goes through SDPA)."""
-    return SelfAttention
+def build(cfg: DiTConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """The shared backbone with SelfAttention as token mixer; ``kernels`` is accepted for a uniform signature
+    (attention always goes through SDPA)."""
+    return build_backbone(cfg, SelfAttention, device, dtype)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from backbone.config import BackboneConfig, MixerEntry, Triple
+from backbone.config import BackboneConfig, ModelFamily, Triple
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,5 +32,5 @@ class DiTConfig(BackboneConfig):
         return ()  # every layer computes the same ops on the same shapes
 
 
-ENTRY = MixerEntry(mixer="attention", config=DiTConfig, builder="baselines.dit.model:factory",
-                   preset=Path(__file__).with_name("preset.yaml"))
+ENTRY = ModelFamily(name="attention", config=DiTConfig, module="baselines.dit.model",
+                    preset=Path(__file__).with_name("preset.yaml"))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from backbone.model import RMSNorm
+from backbone.model import RMSNorm, build_backbone
 from baselines.linear_attn import spec as terms
 from baselines.linear_attn.spec import LinearAttnConfig
 
@@ -88,6 +88,7 @@ class LinearAttention(nn.Module):
         return self.out(rearrange(y, "b h l e -> b l (h e)"))
 
 
-def factory(cfg: LinearAttnConfig, device: str, kernels: str = "auto"):
-    """The mixer factory; ``kernels`` is accepted for a uniform signature (plain matmuls)."""
-    return LinearAttention
+def build(cfg: LinearAttnConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """The shared backbone with LinearAttention as token mixer; ``kernels`` is accepted for a uniform signature
+    (plain matmuls)."""
+    return build_backbone(cfg, LinearAttention, device, dtype)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from backbone.config import BackboneConfig, MixerEntry, Triple
+from backbone.config import BackboneConfig, ModelFamily, Triple
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,5 +61,5 @@ class LinearAttnConfig(BackboneConfig):
         return ()  # every layer computes the same ops on the same shapes
 
 
-ENTRY = MixerEntry(mixer="linear", config=LinearAttnConfig, builder="baselines.linear_attn.model:factory",
-                   preset=Path(__file__).with_name("preset.yaml"), options_key="linear")
+ENTRY = ModelFamily(name="linear", config=LinearAttnConfig, module="baselines.linear_attn.model",
+                    preset=Path(__file__).with_name("preset.yaml"), options_key="linear")

@@ -21,6 +21,7 @@ import functools
 import torch
 from torch import Tensor
 
+from backbone.model import build_backbone
 from baselines.dit.model import SelfAttention
 from baselines.radial import spec as terms
 from baselines.radial.spec import RadialConfig, RadialSpec
@@ -85,6 +86,7 @@ class RadialAttention(SelfAttention):
         return self.out(y)
 
 
-def factory(cfg: RadialConfig, device: str, kernels: str = "auto"):
-    """The mixer factory; ``kernels`` is accepted for a uniform signature (batched matmuls)."""
-    return RadialAttention
+def build(cfg: RadialConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """The shared backbone with RadialAttention as token mixer; ``kernels`` is accepted for a uniform signature
+    (batched matmuls)."""
+    return build_backbone(cfg, RadialAttention, device, dtype)

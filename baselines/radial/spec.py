@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from backbone.config import BackboneConfig, MixerEntry, Triple
+from backbone.config import BackboneConfig, ModelFamily, Triple
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,5 +121,5 @@ class RadialConfig(BackboneConfig):
         return ()  # every layer computes the same ops on the same shapes
 
 
-ENTRY = MixerEntry(mixer="radial", config=RadialConfig, builder="baselines.radial.model:factory",
-                   preset=Path(__file__).with_name("preset.yaml"), options_key="radial")
+ENTRY = ModelFamily(name="radial", config=RadialConfig, module="baselines.radial.model",
+                    preset=Path(__file__).with_name("preset.yaml"), options_key="radial")

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from backbone.model import build_backbone
 from baselines.dit.model import SelfAttention
 from baselines.sta import spec as terms
 
@@ -101,6 +102,7 @@ class SlidingTileAttention(SelfAttention):
         return self.out(y)
 
 
-def factory(cfg: terms.STAConfig, device: str, kernels: str = "auto"):
-    """The mixer factory; ``kernels`` is accepted for a uniform signature (SDPA on gathered tiles)."""
-    return SlidingTileAttention
+def build(cfg: terms.STAConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """The shared backbone with SlidingTileAttention as token mixer; ``kernels`` is accepted for a uniform signature
+    (SDPA on gathered tiles)."""
+    return build_backbone(cfg, SlidingTileAttention, device, dtype)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from backbone.config import BackboneConfig, MixerEntry, Triple
+from backbone.config import BackboneConfig, ModelFamily, Triple
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,5 +94,5 @@ class STAConfig(BackboneConfig):
         return ()  # every layer computes the same ops on the same shapes
 
 
-ENTRY = MixerEntry(mixer="sta", config=STAConfig, builder="baselines.sta.model:factory",
-                   preset=Path(__file__).with_name("preset.yaml"), options_key="sta")
+ENTRY = ModelFamily(name="sta", config=STAConfig, module="baselines.sta.model",
+                    preset=Path(__file__).with_name("preset.yaml"), options_key="sta")

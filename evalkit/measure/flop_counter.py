@@ -31,7 +31,6 @@ attention and registered custom ops only; elementwise work, norms, softmax and t
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -215,9 +214,10 @@ class Count:
     count_seconds: float
 
 
-def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tuple[FlopCounter, list[tuple]]:
+def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False,
+                blocks_attr: str = "blocks") -> tuple[FlopCounter, list[tuple]]:
     """Run ``model(*inputs)`` under :class:`FlopCounter`; with ``block_hooks``, also (total, by_op) of each entry
-    of ``model.blocks`` in call order."""
+    of ``model.<blocks_attr>`` in call order."""
     counter = FlopCounter()
     per_block: list[tuple[int, dict[str, int]]] = []
     start: list[tuple[int, dict[str, int]]] = []
@@ -231,7 +231,7 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tupl
             per_block.append((counter.total - t0, {k: v - ops0.get(k, 0) for k, v in counter.by_op.items()
                                                    if v != ops0.get(k, 0)}))
 
-        for blk in model.blocks:
+        for blk in getattr(model, blocks_attr):
             handles += [blk.register_forward_pre_hook(pre), blk.register_forward_hook(post)]
     try:
         with no_opt_einsum(), torch.no_grad(), counter:
@@ -271,7 +271,7 @@ def kind_plan(cfg: Any) -> tuple[int, tuple[int, ...], int] | None:
 def reduced(cfg: Any) -> tuple[Any, tuple[int, tuple[int, ...], int] | None]:
     """(the config of the first ``k`` layers, :func:`kind_plan`), or (cfg, None) when it has no layer kinds."""
     plan = kind_plan(cfg)
-    return (dataclasses.replace(cfg, depth=plan[0]), plan) if plan is not None else (cfg, None)
+    return (cfg.with_depth(plan[0]), plan) if plan is not None else (cfg, None)
 
 
 def combine(total: int, blocks: list[int], multiplicity: tuple[int, ...]) -> int:
@@ -298,11 +298,11 @@ def count_point(cfg: Any, point: Any, *, batch: int = 1, build: Callable[[Any], 
                      layers_counted=cfg.depth, kinds=None if method == "per_layer_kind" else _n_kinds(cfg),
                      build_seconds=t1 - t0, count_seconds=time.perf_counter() - t1)
     k, mult, n_kinds = plan
-    blocks = getattr(model, "blocks", None)
+    blocks = getattr(model, cfg.blocks_attr, None)
     if not isinstance(blocks, torch.nn.ModuleList) or len(blocks) != k:
-        raise RuntimeError(f"per_layer_kind counting needs model.blocks (nn.ModuleList of depth {k}); "
+        raise RuntimeError(f"per_layer_kind counting needs model.{cfg.blocks_attr} (nn.ModuleList of depth {k}); "
                            f"{type(model).__name__} has {type(blocks).__name__}")
-    counter, per_block = count_model(model, inputs, block_hooks=True)
+    counter, per_block = count_model(model, inputs, block_hooks=True, blocks_attr=cfg.blocks_attr)
     if len(per_block) != k:
         raise RuntimeError(f"{k} blocks built but {len(per_block)} block calls counted")
     total = combine(counter.total, [t for t, _ in per_block], mult)

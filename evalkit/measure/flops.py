@@ -38,7 +38,7 @@ SOURCE = "evalkit.measure.flop_counter(meta)"
 FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
 
 
-def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[str, Any]:
+def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None, blocks_attr: str = "blocks") -> dict[str, Any]:
     """fvcore's multiply-add count (jit trace on the given tensors); null with the reason when it cannot run.
 
     With ``plan`` (``flop_counter.kind_plan``) ``model`` holds one layer per layer kind and the total is combined
@@ -62,7 +62,7 @@ def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[s
             unsupported = analysis.unsupported_ops()
             if plan is not None:
                 by_module = analysis.by_module()
-                total = combine(total, [int(by_module[f"blocks.{i}"]) for i in range(plan[0])], plan[1])
+                total = combine(total, [int(by_module[f"{blocks_attr}.{i}"]) for i in range(plan[0])], plan[1])
     except Exception as exc:  # fvcore's jit tracer fails on some graphs: record why, never a zero
         return {"fvcore_macs": None, "fvcore_message": f"fvcore trace failed: {type(exc).__name__}: {exc}"[:300]}
     listed = "; ".join(f"{op} x{n}" for op, n in sorted(unsupported.items(), key=lambda kv: -kv[1]))
@@ -125,7 +125,7 @@ def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
         sub, plan = flop_counter.reduced(cfg)  # one layer per kind, combined like the FLOP count
         model = ctx.build(sub, "meta")
         inputs = models.dummy_inputs(sub, video, batch=batch, device="meta", dtype=torch.float32)
-        fv = count_fvcore(model, tuple(inputs), plan)
+        fv = count_fvcore(model, tuple(inputs), plan, cfg.blocks_attr)
         fv["fvcore_device"] = "meta"
         small = point.num_tokens <= fs.fvcore_cpu_fallback_max_tokens and \
             point.params <= fs.fvcore_cpu_fallback_max_params
@@ -134,7 +134,7 @@ def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
             # small points are traced again on real CPU tensors (random weights; counts depend on shapes only)
             cpu_model = ctx.build(sub, "cpu")
             cpu_inputs = models.dummy_inputs(sub, video, batch=batch, device="cpu", dtype=torch.float32)
-            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs), plan), "fvcore_device": "cpu",
+            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs), plan, cfg.blocks_attr), "fvcore_device": "cpu",
                   "fvcore_meta_message": fv["fvcore_message"]}
         rec.update(fv)
     return [rec]
