@@ -1,15 +1,15 @@
 """The rating page in a real browser (Debian's chromium via Playwright, as test_humaneval_browser.py), on what a
 rater could get wrong or never see, and on what another page in the same browser could do:
 
-- at 1366x768 every question, the key legend and the Next button are on screen without scrolling; on a 390-px
-  phone nothing sticks out sideways; the page says who is signed in;
+- at 1366x768 (and 1366x657, a maximised browser on such a screen) every question, the key legend and the Next
+  button are on screen without scrolling; on a 390-px phone nothing sticks out sideways; the page says who is signed in;
 - the arrow keys: up / down only move between questions (never cast), left / right cast A / B;
 - a vote that cannot be saved (server killed) or that the server refuses (the item was left in another tab)
   shows its error inside the window;
 - pages on other origins of the same machine (127.0.0.1 on another port, and ``localhost``) cannot vote, sign
   in or frame the page for a signed-in rater, in the same browser.
 
-Screenshots (1366x768, the error, 390 px) are kept in runs/test-artifacts/.
+Screenshots (1366x768, 1366x657, the error, 390 px) are kept in runs/test-artifacts/.
 """
 from __future__ import annotations
 
@@ -120,12 +120,17 @@ def test_page_layout_keys_errors_and_other_origins(make_study, servers, tmp_path
 
         # 1. who is signed in; at 1366x768 the whole task is on screen, nothing wider than the window
         assert page.is_visible("#whoami") and page.text_content("#whoami").strip() == "Signed in as alice"
-        for sel in ("#prompt", "#vA", "#vB", "#questions li:last-child", "#keys", "#next"):
-            box = _visible_box(page, sel)
-            assert _on_screen(box), (sel, box)
-        ov = page.evaluate(OVERFLOW)
-        assert ov["scroll"] <= ov["width"] and not ov["out"], ov
-        page.screenshot(path=str(ARTIFACTS / "humaneval-1366x768.png"))
+        for height in (768, 657):          # 657: inside a maximised browser on a 1366x768 screen
+            page.set_viewport_size({"width": 1366, "height": height})
+            page.wait_for_timeout(200)
+            for sel in ("#prompt", "#vA", "#vB", "#questions li:last-child", "#keys", "#next"):
+                box = _visible_box(page, sel)
+                assert _on_screen(box), (height, sel, box)
+            assert _visible_box(page, "#vA")["bottom"] - _visible_box(page, "#vA")["top"] >= 150
+            ov = page.evaluate(OVERFLOW)
+            assert ov["scroll"] <= ov["width"] and not ov["out"], ov
+            page.screenshot(path=str(ARTIFACTS / f"humaneval-1366x{height}.png"))
+        page.set_viewport_size({"width": 1366, "height": 768})
 
         # 2. arrows: up / down move the focus and cast nothing; left / right cast A / B on the focused question
         def focus() -> int:

@@ -1,5 +1,5 @@
 """The rating server and its database through Starlette's test client: blind pages, votes written as cast with
-the order shown, resume, tokens, and the bad input of issue 15 (../ paths, a forged token, an unknown item,
+the order shown, resume, tokens, and bad input (../ paths, a forged token, an unknown item,
 two raters at once)."""
 from __future__ import annotations
 
