@@ -200,6 +200,8 @@ def make_app(inputs: Inputs, db_path: Path, *, hosts: Iterable[str], public: boo
             return error(404, str(exc))
         except db.ClosedItem as exc:
             return error(409, str(exc))
+        except FieldError as exc:
+            return error(422, str(exc))
         res["progress"] = await with_db(db.progress, rater.rater_id, questions)
         return JSONResponse(res, headers=NO_STORE)
 
