@@ -6,7 +6,10 @@ settings. Keys a study file leaves out come from ``experiments/humaneval/default
 the tie rule, the bootstrap); unknown keys are errors with a did-you-mean (``evalkit.core.typed``).
 
 ``load_study(path)`` validates the file; ``scan_videos(study)`` checks every arm's folder against the prompt list
-(what is missing and what is extra, per arm, all at once) and hashes every video, before any server starts. The
+(what is missing and what is extra, per arm, all at once) and hashes every video, before any server starts. Every
+video must be a regular MP4 file inside its arm's folder: a symlink that leads out of the folder, or a file that
+does not start with an ISO media box (``ftyp`` ...), is an error with or without ``--no-probe`` (the server would
+otherwise hand that file to every rater's browser). The
 *identity* of a study (``Inputs.study_hash``) covers what the votes depend on: prompts, samples, arms, pairs,
 questions, seed and the sha256 of every video. The report settings are not part of it: they change the analysis,
 not what was asked.
@@ -29,6 +32,8 @@ from evalkit.core.typed import apply_overrides, from_dict, to_dict
 DEFAULTS = REPO_ROOT / "experiments" / "humaneval" / "defaults.yaml"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BROWSER_PIX_FMTS = ("yuv420p", "yuvj420p")   # what every browser's H.264 decoder plays (4:4:4 is Chromium-only)
+# the box types an MP4 (ISO/IEC 14496-12 base media file) may start with; bytes 4..8 of the file
+MP4_FIRST_BOXES = (b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,6 +191,22 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def check_file(path: Path, folder: Path) -> None:
+    """``path`` (named by the study in ``folder``, resolved) is a regular file inside ``folder``, links followed,
+    and starts like an MP4; else a FieldError naming it."""
+    real = path.resolve()
+    if not real.is_relative_to(folder):
+        raise FieldError("video", f"{path} is a symlink to {real}, outside the arm folder {folder}: copy the file "
+                                  "into the folder (the rating page serves no file from elsewhere)")
+    if not real.is_file():
+        raise FieldError("video", f"{path}: not a regular file")
+    with open(real, "rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8 or head[4:8] not in MP4_FIRST_BOXES:
+        raise FieldError("video", f"{path}: not an MP4 file (bytes 4-8 are {head[4:8]!r}, not an ISO media box "
+                                  "such as b'ftyp'): the rating page serves .mp4 videos only")
+
+
 def probe_video(path: Path) -> str | None:
     """Open ``path`` with PyAV and decode its first frame; returns a playability warning or None. An unreadable
     file is an error naming it (a rater would see a blank player and vote anyway)."""
@@ -233,6 +254,7 @@ def scan_videos(study: Study, study_path: Path, *, probe: bool = True) -> Inputs
             continue
         for name, (prompt, index) in expected.items():
             path = d / name
+            check_file(path, d)
             if probe and (w := probe_video(path)):
                 warnings.append(f"arm {arm!r}: {w}")
             videos.append(Video(arm=arm, prompt=prompt, index=index, path=path, sha256=sha256_file(path)))
