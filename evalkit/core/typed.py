@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -188,15 +189,31 @@ def apply_overrides(data: dict[str, Any], sets: Sequence[str], where: str = "--s
     return data
 
 
-def plain_name(field: str, value: object) -> str:
+NAME_MAX = 128                                         # well under the file systems' 255-byte name limit
+STRICT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def plain_name(field: str, value: object, *, strict: bool = False) -> str:
     """``value`` if it is a plain file name (it becomes a folder or file: runs/<name>/, <out>/<name>.json ...):
-    non-empty, no path separator, not ``.``/``..``, no leading dot or dash, no control characters."""
+    non-empty, at most :data:`NAME_MAX` characters, no path separator, not ``.``/``..``, no leading dot or dash, no
+    surrounding spaces, no control characters. ``strict`` (names that also appear in web pages and URLs: a human
+    study, its arms and questions): letters, digits, ``_``, ``.``, ``-`` only, at most 64, starting with a letter
+    or digit. The project's one rule for names that become paths."""
     if not isinstance(value, str) or not value.strip():
         raise FieldError(field, f"expected a non-empty name, got {value!r}")
+    if strict:
+        if not STRICT_NAME.fullmatch(value):
+            raise FieldError(field, f"{value!r}: use letters, digits, '_', '.', '-' (at most 64, starting with a "
+                                    "letter or digit)")
+        return value
     bad = [c for c in ("/", "\\", "\x00") if c in value]
-    if bad or value in (".", "..") or value.startswith((".", "-")) or any(ord(c) < 32 for c in value):
+    if bad or value in (".", "..") or value.startswith((".", "-")) or any(ord(c) < 32 for c in value) \
+            or value != value.strip():
         raise FieldError(field, f"{value!r} is not a plain file name (it names a folder inside the output "
-                                "folder): no '/', '\\', leading '.' or '-', control characters, '.' or '..'")
+                                "folder): no '/', '\\', leading '.' or '-', surrounding spaces, control characters, "
+                                "'.' or '..'")
+    if len(value) > NAME_MAX:
+        raise FieldError(field, f"a name of {len(value)} characters is too long for a file name (at most {NAME_MAX})")
     return value
 
 
