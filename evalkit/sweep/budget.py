@@ -238,7 +238,7 @@ def budget_item(point: Point, mine: list[Decision], left: float, budget_s: float
     budget = {d.measurement: {"budget_s": budget_s, "predicted_s": round(d.predicted_s, 3)} for d in run}
     if "latency" in budget:   # the planner's forward, for the cap's first judgement (measure.latency)
         budget["latency"]["predicted_call_s"] = round(call_s, 4)
-    settings = dataclasses.replace(point.settings, latency=lat, max_frames=mf)
+    settings = point.settings.replace(latency=lat, max_frames=mf)
     return dataclasses.replace(point, measurements=tuple(d.measurement for d in run), settings=settings,
                                budget=budget)
 
