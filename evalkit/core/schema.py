@@ -74,7 +74,10 @@ MEASURED = {
     "backend_sdpa": opt(str), "backend_ssd": opt(str), "backend_ssd_selected": opt(str),
     "backend_ssd_reason": opt(str), "backend_tesa": opt(str), "sdpa_enabled": opt(str), "gpu": opt(str, NONE),
     "torch_version": opt(str), "cuda_version": opt(str, NONE), "cudnn_version": opt(int, NONE),
-    "triton_version": opt(str), "mamba_ssm_version": opt(str),
+    "triton_version": opt(str), "mamba_ssm_version": opt(str), "sdpa_backend_requested": opt(str),
+    "latency_caveats": opt(str), "first_call_timed": opt(bool), "profiled_call": opt(str),
+    "latency_ms_min": opt(int, float), "latency_ms_max": opt(int, float), "latency_ms_std": opt(int, float),
+    "latency_spread": opt(int, float), "gpu_state_before": opt(dict, NONE), "gpu_state_after": opt(dict, NONE),
     # memory
     "mem_peak_allocated_bytes": opt(int), "mem_peak_reserved_bytes": opt(int), "mem_source": opt(str),
     # max frames

@@ -130,6 +130,7 @@ class Point:
     measurements: tuple[str, ...]
     settings: Settings
     tag: Tag = field(default_factory=Tag)
+    strict: bool = False                 # its part is planned strictly first under a budget (evalkit.sweep.budget)
     budget: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # the budget planner's figures
 
     # ---- derived ------------------------------------------------------------------------------------------------
@@ -201,7 +202,8 @@ class Point:
                 "height": self.height, "width": self.width, "fps": self.fps, "batch": self.batch,
                 "duration_s": self.duration_s, "ref_duration_s": self.ref_duration_s,
                 "measurements": list(self.measurements), "settings": self.settings.to_json(),
-                "tag": to_dict(self.tag), "budget": {k: dict(v) for k, v in self.budget.items()}}
+                "tag": to_dict(self.tag), "strict": self.strict,
+                "budget": {k: dict(v) for k, v in self.budget.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Point:
@@ -211,7 +213,8 @@ class Point:
                    fps=int(data["fps"]), batch=int(data["batch"]), duration_s=data["duration_s"],
                    ref_duration_s=data.get("ref_duration_s"), measurements=tuple(data["measurements"]),
                    settings=Settings.from_json(data["settings"], "point.settings"),
-                   tag=from_dict(Tag, data.get("tag") or {}, "point.tag"), budget=dict(data.get("budget") or {}))
+                   tag=from_dict(Tag, data.get("tag") or {}, "point.tag"), strict=bool(data.get("strict")),
+                   budget=dict(data.get("budget") or {}))
 
 
 def as_point(item: Point | Mapping[str, Any]) -> Point:

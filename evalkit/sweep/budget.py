@@ -115,8 +115,14 @@ def plan_units(items: list[Point], predictor: Predictor, seconds: float,
 
     def consider(point: Point, m: str, st: SimState, first: bool = False) -> Decision:
         nonlocal left
-        plan = predictor.minimal(point, m) if _adjustable(m) else None
-        cost = predictor.cost(point, m, st, plan) + (predictor.prof.point_overhead_s if first else 0.0)
+        extra = predictor.prof.point_overhead_s if first else 0.0
+        plan = predictor.minimal(point, m, st) if _adjustable(m) else None
+        cost = predictor.cost(point, m, st, plan) + extra
+        if point.strict and plan is not None:       # a strict part's points: all they ask for, if it fits
+            full = predictor.desired(point, m, st)
+            full_cost = predictor.cost(point, m, st, full) + extra
+            if full_cost <= left:
+                plan, cost = full, full_cost
         note = _note(predictor, point, m, st)
         # a unit that only writes its `skipped` row (no CUDA here) is never held back by the budget
         d = Decision(point=point, measurement=m, run=cost <= left or note == NO_CUDA, predicted_s=cost, plan=plan,
@@ -141,7 +147,7 @@ def plan_units(items: list[Point], predictor: Predictor, seconds: float,
     for d in out:                                       # pass 2: what remains, in priority order
         if not (d.run and _adjustable(d.measurement)):
             continue
-        want = predictor.desired(d.point, d.measurement)
+        want = predictor.desired(d.point, d.measurement, d.state)
         while True:
             nxt = _next(d.plan, want)
             if nxt is None:
