@@ -56,8 +56,9 @@ def videos_file(out_dir: Path | str, rank: int = 0, world_size: int = 1) -> Path
 # ---------------------------------------------------------------------------------------------------------------
 # schemas (every field a reader relies on; measurements add their own fields to cost records)
 # ---------------------------------------------------------------------------------------------------------------
-Kind = Literal["cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote"]
-KINDS: tuple[str, ...] = ("cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote")
+Kind = Literal["cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote", "figure_fit"]
+KINDS: tuple[str, ...] = ("cost", "vbench", "alignment", "train_loss", "video", "selftest", "humaneval_vote",
+                          "figure_fit")   # figure_fit: evalkit.figure.results
 Status = Literal["ok", "flagged", "oom", "skipped", "error"]
 STATUSES: tuple[str, ...] = ("ok", "flagged", "oom", "skipped", "error")
 # statuses that count as done on resume (an error is retried)
