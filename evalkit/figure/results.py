@@ -36,18 +36,10 @@ def _tokens(c: dict[str, Any], space: F.SearchSpace) -> int:
     return (round(17 * space.fps) // ct // pt) * (h // cs // ph) * (w // cs // ph)
 
 
-def _grid_class(c: dict[str, Any], ev: F.Evaluator) -> tuple:
-    """Candidates with the same token grid at every label (frame x compression x patch spellings of one token
-    geometry) and the same backbone / passes / MATE settings are one class."""
-    grids = []
-    for lh, lw, dur in ev.labels:
-        h, w = (c["frame"][0] * lh // 512, c["frame"][1] * lw // 512)
-        ct, cs, _ = c["compression"]
-        pt, ph, _ = c["patch"]
-        grids.append((round(dur * ev.space.fps) // ct // pt, h // cs // ph, w // cs // ph))
-    rest = tuple((k, str(c[k])) for k in ("d_model", "ffn_dim", "depth", "text_len", "passes", "window",
-                                          "review_stride", "d_state"))
-    return tuple(grids) + rest
+def _token_class(c: dict[str, Any], space: F.SearchSpace) -> tuple:
+    """Candidates with the same tokens at 512^2 / 17 s, passes and backbone are one class of the near-best family
+    (the frame x compression x patch spellings of that token count, and the MATE settings, vary within it)."""
+    return (_tokens(c, space), c["passes"], c["d_model"], c["ffn_dim"], c["depth"], c["text_len"])
 
 
 def candidate_record(name: str, rank: int, c: dict[str, Any], ev: F.Evaluator, equivalents: list | None = None
@@ -81,11 +73,14 @@ def records(res: dict[str, Any]) -> list[dict[str, Any]]:
     for c in best:
         if c["max_abs_z"] > best[0]["max_abs_z"] + 1.0:
             break
-        classes.setdefault(_grid_class(c, ev), []).append(c)
+        classes.setdefault(_token_class(c, space), []).append(c)
     for i, members in enumerate(list(classes.values())[:NEAR_BEST_MAX]):
-        eq = [{"compression": list(m["compression"]), "patch": list(m["patch"]), "frame": list(m["frame"])}
-              for m in members[1:]]
-        out.append(candidate_record("near_best", i, members[0], ev, eq))
+        spell = {(tuple(m["compression"]), tuple(m["patch"]), tuple(m["frame"])) for m in members[1:]}
+        spell.discard((tuple(members[0]["compression"]), tuple(members[0]["patch"]), tuple(members[0]["frame"])))
+        eq = [{"compression": list(a), "patch": list(b), "frame": list(f)} for a, b, f in sorted(spell)]
+        rec = candidate_record("near_best", i, members[0], ev, eq)
+        rec["mate_settings_in_band"] = len({(tuple(m["window"]), m["review_stride"], m["d_state"]) for m in members})
+        out.append(rec)
     for name, key in (("dit_only", "dit"), ("lingen_only", "lingen")):
         for i, c in enumerate(_refine_top(res, res[key], 3)):
             out.append(candidate_record(name, i, c, ev))

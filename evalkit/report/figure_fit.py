@@ -47,16 +47,16 @@ def _bounds_text(rec: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         att_lo = r.get("min_any")
         short = None
         if att_hi is not None and pd.notna(att_hi) and lo > att_hi:
-            short = f"plotted >= {lo:.3g}, every 4B geometry <= {att_hi:.3g} ({100 * (lo / att_hi - 1):.0f}% short)"
+            short = f"plotted >= {lo:.4g}, every 4B geometry <= {att_hi:.4g} ({100 * (lo / att_hi - 1):.1f}% short)"
         elif lvl_hi is not None and pd.notna(lvl_hi) and lo > lvl_hi:
-            short = (f"plotted >= {lo:.3g}, every 4B geometry at the plotted 512^2 / 17 s level <= {lvl_hi:.3g} "
-                     f"({100 * (lo / lvl_hi - 1):.0f}% short)")
+            short = (f"plotted >= {lo:.4g}, every 4B geometry at the plotted 512^2 / 17 s level <= {lvl_hi:.4g} "
+                     f"({100 * (lo / lvl_hi - 1):.1f}% short)")
         elif hi is not None and att_lo is not None and pd.notna(att_lo) and hi < att_lo:
-            short = f"plotted <= {hi:.3g}, every 4B geometry >= {att_lo:.3g}"
+            short = f"plotted <= {hi:.4g}, every 4B geometry >= {att_lo:.4g}"
         rows.append({"model": fg.NAMES[r["model"]], "ratio": r["pair"], "plotted": r["plotted"],
-                     "plotted range": f"{lo:.3g}-{'inf' if hi is None else f'{hi:.3g}'}",
-                     "4B geometries": f"{att_lo:.3g}-{att_hi:.3g}",
-                     "4B at the plotted 17 s level": (f"{r.get('min_level'):.3g}-{lvl_hi:.3g}"
+                     "plotted range": f"{lo:.4g}-{'inf' if hi is None else f'{hi:.4g}'}",
+                     "4B geometries": f"{att_lo:.4g}-{att_hi:.4g}",
+                     "4B at the plotted 17 s level": (f"{r.get('min_level'):.4g}-{lvl_hi:.4g}"
                                                       if lvl_hi is not None and pd.notna(lvl_hi) else "none"),
                      "reconcilable": short is None})
         if short:
@@ -78,11 +78,12 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
     bounds, bad = _bounds_text(rec)
     lo_b, hi_b = space.get("params_band_billions", ["?", "?"])
     pct = [m["residual_pct"] for m in best["markers"]]
-    notes = [f"Searched (evalkit/figure/fit.py; the ranges are in the run's manifest): {summ['combinations']} "
+    notes = [f"Searched (evalkit/figure/fit.py; the ranges are in the run's manifest): {int(summ['combinations'])} "
              f"backbone x tokens x text combinations, every depth with both models in {lo_b}-{hi_b} B parameters, "
-             f"1 or 2 passes per step; {summ['candidates_refined']} refined over TESA window, review stride and "
-             f"d_state; {summ['evaluations']} analytic FLOPs evaluations (models.estimate_flops = counted on meta).",
-             f"{summ['fitting']} geometries reproduce every plotted FLOPs point within its half-width (|z| <= 1 at all "
+             f"1 or 2 passes per step; {int(summ['candidates_refined'])} refined over TESA window, review stride and "
+             f"d_state; {int(summ['evaluations'])} analytic FLOPs evaluations (models.estimate_flops = counted on "
+             "meta).",
+             f"{int(summ['fitting'])} geometries reproduce every plotted FLOPs point within its half-width (|z| <= 1 at all "
              f"12 markers). The best misses by max |z| = {best['max_abs_z']:.2f} half-widths; its residuals are "
              f"{min(pct):+.0f}% ... {max(pct):+.0f}% (the large relative ones at 256^2, plotted within 1-2 px of "
              "zero).",
@@ -95,14 +96,16 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
                          "figure's FLOPs points (best, constrained, one-model fits)", runs=ids, sources=SOURCES))
     # -- the near-best family
     fam = _cands(rec, "near_best")
-    ft = pd.DataFrame([{**_row(r, f"#{int(r['rank'])}"), "same tokens as": "; ".join(
+    ft = pd.DataFrame([{**_row(r, f"#{int(r['rank'])}"), "MATE settings in band": r.get("mate_settings_in_band"),
+                        "same tokens as": "; ".join(
         f"{'x'.join(map(str, e['compression']))} / {'x'.join(map(str, e['patch']))} at "
         f"{'x'.join(map(str, e['frame']))}" for e in r["equivalents"][:4])} for _, r in fam.iterrows()])
     toks = sorted({int(x) * int(p) for x, p in zip(fam["tokens_512sq_17s"], [g["passes"] for g in fam["geometry"]])})
     write_table(root, "paper/figure_fit_family", ft, floatfmt=".3g",
                 title="The near-best family: every token geometry within one half-width of the best max |z|",
-                notes=[f"{len(fam)} classes (one per token grid x backbone x passes x MATE settings; the other "
-                       "spellings of the same token grids are listed).",
+                notes=[f"{len(fam)} classes (one per tokens at 512^2 / 17 s x passes x backbone; the best MATE "
+                       "setting shown, with how many TESA window x review stride x d_state settings are within the "
+                       "band, and the other frame x VAE x patch spellings of the same token count).",
                        f"What the figure pins: tokens x passes per step at 512^2 / 17 s = "
                        f"{', '.join(f'{v:,}' for v in toks)}; passes, VAE compression, patch and frame trade "
                        "against one another."])
@@ -115,21 +118,22 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
     for m in best["markers"]:
         dur = float(m["category"].split(", ")[1].rstrip("s"))
         row = {"panel": fg.PANELS[m["panel"]], "model": fg.NAMES[m["model"]], "point": m["category"],
-               "plotted": m["plotted"], "+-": m["u"], "best fit": m["predicted"], "best %": m["residual_pct"],
-               "best z": m["z"]}
+               "plotted": fg.num(m["plotted"]), "+-": fg.num(m["u"]), "best fit": fg.num(m["predicted"]),
+               "best %": m["residual_pct"], "best z": m["z"]}
         g = best["geometry"]
         f = fg.presets_at(fitted, m["model"], m["category"], dur, tuple(g["frame"])) if not fitted.empty else None
-        row["fitted, counted on meta"] = f["tflop_per_step"] * g["passes"] / f["cfg_factor"] if f is not None else None
+        row["fitted, counted on meta"] = (fg.num(f["tflop_per_step"] * g["passes"] / f["cfg_factor"])
+                                          if f is not None else None)
         p = fg.presets_at(presets, m["model"], m["category"], dur) if not presets.empty else None
         if p is not None:
-            row["presets (2 passes)"] = p["tflop_per_step"]
+            row["presets (2 passes)"] = fg.num(p["tflop_per_step"])
             row["presets %"] = 100 * (p["tflop_per_step"] / m["plotted"] - 1)
             row["presets z"] = (p["tflop_per_step"] - m["plotted"]) / m["u"]
         rows.append(row)
     rt = pd.DataFrame(rows)
     counted = "" if fitted.empty else (f" The fitted geometry counted on meta (experiments/paper_figure.yaml, "
                                        f"variation 'fitted') agrees with the fit's analytic FLOPs at every point.")
-    write_table(root, "paper/figure_fit_residuals", rt, floatfmt=".4g",
+    write_table(root, "paper/figure_fit_residuals", rt, floatfmt=".3g",
                 title="Every plotted FLOPs marker against the best fit and the presets (TFLOP per step)",
                 notes=["best fit: " + ", ".join(f"{k} {v}" for k, v in _geo_cols(best["geometry"]).items()) + "." +
                        counted,
@@ -154,9 +158,12 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
     lat = rec[rec["record"] == "latency_prediction"]
     if not lat.empty:
         lt = pd.DataFrame({"panel": [fg.PANELS[p] for p in lat["panel"]], "model": [fg.NAMES[x] for x in lat["model"]],
-                           "point": lat["category"], "frame": [f"{h}x{w}" for h, w in zip(lat["height"], lat["width"])],
-                           "plotted s": lat["plotted_s"], "+-": lat["u_s"], "TFLOP per forward": lat["tflop_per_forward"],
-                           "achieved fraction": lat["achieved_fraction"], "predicted s": lat["predicted_s"],
+                           "point": lat["category"],
+                           "frame": [f"{int(h)}x{int(w)}" for h, w in zip(lat["height"], lat["width"])],
+                           "plotted s": [fg.num(v) for v in lat["plotted_s"]], "+-": [fg.num(v) for v in lat["u_s"]],
+                           "TFLOP per forward": [fg.num(v) for v in lat["tflop_per_forward"]],
+                           "achieved fraction": lat["achieved_fraction"],
+                           "predicted s": [fg.num(v) for v in lat["predicted_s"]],
                            "predicted / plotted": lat["predicted_over_plotted"]})
         first = lat.iloc[0]
         write_table(root, "paper/figure_latency_predictions", lt, floatfmt=".4g",
