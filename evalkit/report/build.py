@@ -56,11 +56,15 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += cost.scaling(df, runs, out_root)
     arts += cost.model_size(df, runs, out_root)
     fig = figure.figure_data()          # the project page's efficiency figure, digitized (experiments/paper/)
-    arts += sensitivity.sensitivity(everything, runs, out_root, fitted=figure.fitted_ratio(everything))
+    fitted = figure.fitted_ratio(everything)
+    if fitted is not None:
+        fitted["summary"] = figure.fit_summary(fig, everything)
+    arts += sensitivity.sensitivity(everything, runs, out_root, fitted=fitted)
     t2_arts, t2 = compare.table2(df, runs, out_root)
     arts += t2_arts
     arts += compare.paper_vs_measured(df, runs, out_root, t2, sensitivity.summary(everything, runs),
-                                      figure_rows=figure.point_rows(fig, everything))
+                                      figure_rows=figure.point_rows(fig, everything),
+                                      fit=figure.fit_summary(fig, everything))
     if fig is not None:
         arts += figure.digitized(fig, out_root)
         arts += figure_fit.render(fig, everything, runs, out_root)

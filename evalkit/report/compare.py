@@ -147,9 +147,17 @@ CALIBRATED = "calibrated"   # the presets were chosen so that this number matche
 PREDICTION = "prediction"   # the presets fix it, but were not tuned to it: a real test once measured
 
 
-def _flops_basis(sens: dict | None) -> str:
-    text = (f"{CALIBRATED}: the presets' width and '512p' frame were chosen so that the paper's ratio is reachable "
+def _flops_basis(sens: dict | None, fit: dict | None = None) -> str:
+    text = (f"{CALIBRATED} to this one ratio: the presets' width and '512p' frame were chosen so that it is reachable "
             "(experiments/models/backbone.yaml); not an independent confirmation")
+    if fit is not None:
+        pre = fit["presets_pct"]
+        text += (f"; not fitted to the efficiency figure's {fit['markers']} plotted FLOPs points, which "
+                 f"{'no' if fit['fitting'] == 0 else fit['fitting']} 4B geometry fits (best: max |z| "
+                 f"{fit['best_max_abs_z']:.2f}, residuals {fit['best_pct'][0]:+.0f}% ... {fit['best_pct'][1]:+.0f}% "
+                 "away from 256^2; paper/figure_fit)" +
+                 (f" and these presets miss them by {pre[0]:+.0f}% ... {pre[1]:+.0f}% (away from 256^2, 2 passes per "
+                    "step)" if pre else ""))
     if sens is None:
         return text + "; sensitivity not measured"
     return (text + f"; the assumed quantities move it over {sens['min']:.2f}x-{sens['max']:.2f}x "
@@ -158,14 +166,15 @@ def _flops_basis(sens: dict | None) -> str:
 
 
 def paper_vs_measured(df: pd.DataFrame, runs: list[Run], root: Path, t2: pd.DataFrame,
-                      sens: dict | None = None, figure_rows: tuple[list, pd.DataFrame] | None = None
-                      ) -> list[Artifact]:
+                      sens: dict | None = None, figure_rows: tuple[list, pd.DataFrame] | None = None,
+                      fit: dict | None = None) -> list[Artifact]:
     """The table; ``sens`` = :func:`evalkit.report.sensitivity.summary` (the ratio's range over the assumptions);
     ``figure_rows`` = :func:`evalkit.report.figure.point_rows` (every plotted FLOPs point of the project page's
-    efficiency figure against the presets' counted FLOPs per step, and the records behind them)."""
+    efficiency figure against the presets' counted FLOPs per step, and the records behind them); ``fit`` =
+    :func:`evalkit.report.figure.fit_summary`."""
     rows, used = [], []
     heads = {h["id"]: h for h in paper.headline()}
-    basis = {"flops_ratio_512p_68s": _flops_basis(sens), "latency_ratio_512p_68s": PREDICTION}
+    basis = {"flops_ratio_512p_68s": _flops_basis(sens, fit), "latency_ratio_512p_68s": PREDICTION}
     for hid, meas, value, extra in (("flops_ratio_512p_68s", "flops", "video_flops",
                                      " [FLOPs counted on meta: hardware-independent]"),
                                     ("latency_ratio_512p_68s", "latency", "video_latency_s", "")):

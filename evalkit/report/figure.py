@@ -158,3 +158,20 @@ def fitted_ratio(df: pd.DataFrame, duration: float = 68.0) -> dict[str, Any] | N
 def used_runs(frames: list[pd.DataFrame], runs: list[Run]) -> tuple:
     used = [f for f in frames if f is not None and not f.empty]
     return run_ids(pd.concat(used), runs) if used else ()
+
+
+def fit_summary(fig: dict[str, Any] | None, df: pd.DataFrame) -> dict[str, Any] | None:
+    """What the paper-vs-measured and sensitivity notes say about the figure: how many FLOPs markers, the best
+    fit's max |z| and residual range, and the presets' residual range (None without a published fit run)."""
+    rec = fit_records(df)
+    if fig is None or rec.empty:
+        return None
+    best = rec[(rec["record"] == "candidate") & (rec["list"] == "best")].sort_values("rank").iloc[0]
+    away = [m["residual_pct"] for m in best["markers"] if not m["category"].startswith("256")]
+    rows, _ = point_rows(fig, df)
+    pre = [float(r["measured"].split("(")[1].split("%")[0]) for r in rows
+           if r["measured"] != "not measured" and " 256²" not in r["quantity"]]
+    summ = rec[rec["record"] == "summary"].iloc[0]
+    return {"markers": len(best["markers"]), "best_max_abs_z": float(best["max_abs_z"]),
+            "best_pct": (min(away), max(away)), "fitting": int(summ["fitting"]),
+            "presets_pct": (min(pre), max(pre)) if pre else None, "run_id": best["_run_id"]}

@@ -81,6 +81,15 @@ def frame(df: pd.DataFrame, run: Run) -> pd.DataFrame:
         columns=["_axis_rank", "_value_key"]).reset_index(drop=True)
 
 
+def _fitted_note(fitted: dict[str, Any]) -> str:
+    f = fitted.get("summary") or {}
+    return (f"The geometry fitted to the project page's efficiency figure (reports/paper/figure_fit.md; the "
+            f"tornado's dashed marker) gives {fitted['ratio']:.2f}x at {fitted['frame']} / 68 s"
+            + (f"; fitted to {f['markers']} plotted FLOPs points, it misses them by up to {f['best_max_abs_z']:.2f} "
+               f"half-widths ({f['best_pct'][0]:+.0f}% ... {f['best_pct'][1]:+.0f}% away from 256^2): no 4B geometry "
+               "fits them all" if f else "") + ".")
+
+
 def _target_text(st: dict[str, Any]) -> str:
     return f"{st['target_ratio']:g}x +- {100 * st['ratio_tol']:g}%"
 
@@ -91,7 +100,8 @@ def _widest(data: pd.DataFrame, n: int = 2) -> str:
     return ", ".join(f"{a} ({r['min']:.2f}x-{r['max']:.2f}x)" for a, r in spans.iterrows())
 
 
-def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> None:
+def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str,
+           fitted: dict[str, Any] | None = None) -> None:
     base = data[data["is_baseline"]].iloc[0]
     t = pd.DataFrame({"axis": data["axis"], "value": data["value"],
                       "frame": [f"{h}x{w}" for h, w in zip(data["height"], data["width"])],
@@ -108,7 +118,8 @@ def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> Non
                        "backbone.yaml). Over all variations here the ratio spans "
                        f"{data['ratio'].min():.2f}x-{data['ratio'].max():.2f}x; widest axes: {_widest(data)}.",
                        "FLOPs counted on the meta device (hardware-independent), one denoiser forward, 2 FLOPs per "
-                       "multiply-add; the assumed ranges and the tolerance are in experiments/sensitivity.yaml."])
+                       "multiply-add; the assumed ranges and the tolerance are in experiments/sensitivity.yaml."]
+                + ([_fitted_note(fitted)] if fitted else []))
 
 
 def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str,
@@ -142,7 +153,7 @@ def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str,
     ax.set_xlim(lo_x - 0.12 * (hi_x - lo_x), hi_x + 0.12 * (hi_x - lo_x))
     ax.set_xlabel(f"DiT / LinGen FLOPs per forward at {st['duration_s']:g} s (range over the values swept)")
     ax.set_title(f"What the {st['target_ratio']:g}x depends on")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3 if fitted is None else 2)
     save_figure(fig, root, stem, bars)
     return bars
 
@@ -189,7 +200,7 @@ def sensitivity(df: pd.DataFrame, runs: list[Run], root: Path, fitted: dict[str,
             continue
         st, ids = _settings(run), run_ids(data, runs)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", exp).strip("-").lower()
-        _table(data, st, root, f"cost/sensitivity_{slug}")
+        _table(data, st, root, f"cost/sensitivity_{slug}", fitted if float(st["duration_s"]) == 68.0 else None)
         arts.append(Artifact(stem=f"cost/sensitivity_{slug}", exts=(".md", ".tex"), runs=ids,
                              title="Sensitivity of the DiT/LinGen FLOPs ratio to each assumed quantity",
                              sources=("Fig. 1 caption", "Fig. 6(b)")))
