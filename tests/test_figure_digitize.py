@@ -77,7 +77,8 @@ TRUTH = {"lin": {"dit": [120.0, 480.0, 910.0], "lingen": [60.0, 210.0, 400.0]},
 def _draw(path):
     blue, green, grey = (78 / 255, 149 / 255, 217 / 255), (78 / 255, 167 / 255, 46 / 255), (116 / 255,) * 3
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=200)
-    for ax, (scale, ticks) in zip(axes, (("lin", [0, 200, 400, 600, 800, 1000]), ("log", [10, 100, 1000, 10000, 100000]))):
+    panels = (("lin", [0, 200, 400, 600, 800, 1000]), ("log", [10, 100, 1000, 10000, 100000]))
+    for ax, (scale, ticks) in zip(axes, panels):
         for name, colour, marker in (("dit", blue, "o"), ("lingen", green, "D")):
             ax.plot([0, 1, 2], TRUTH[scale][name], "-", marker=marker, color=colour, mfc="white", mec=colour, ms=11,
                     mew=2.2, lw=2.5, label=name, zorder=3, clip_on=False)

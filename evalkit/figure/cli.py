@@ -23,7 +23,7 @@ EPILOG = """examples:
   python -m evalkit figure digitize                 # experiments/paper/efficiency_figure.png -> ..._values.yaml
   python -m evalkit figure digitize --check         # fail if the committed values differ from a fresh digitization
   python -m evalkit figure digitize --png efficiency.png --out /tmp/values.yaml
-  python -m evalkit figure fit                      # the geometry search (minutes; prints its time), runs/figure_fit/<id>/
+  python -m evalkit figure fit                      # the geometry search (minutes; prints its time): runs/figure_fit/
   python -m evalkit report --publish runs/figure_fit/<run_id> && python -m evalkit report
 """
 

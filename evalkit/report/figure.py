@@ -47,7 +47,8 @@ def digitized(fig: dict[str, Any], root: Path) -> list[Artifact]:
     t = pd.DataFrame({"panel": [PANELS.get(p, p) for p in m["panel"]], "model": [NAMES[x] for x in m["model"]],
                       "point": m["category"], "plotted": [num(v) for v in m["value"]],
                       "+-": [num(v) for v in m["u_value"]],
-                      "unit": [unit[q] for q in m["quantity"]], "u px": m["u_px"], "of which centre px": m["u_centre_px"],
+                      "unit": [unit[q] for q in m["quantity"]], "u px": m["u_px"],
+                      "of which centre px": m["u_centre_px"],
                       "marker score": m["score"]})
     cal = "; ".join(f"{PANELS.get(p['id'], p['id'])}: {len(p['gridline_rows_px'])} gridlines, largest residual "
                     f"{p['u_cal_px']:.2f} px, {abs(p['px_per_unit']):.4g} px per unit" for p in fig["panels"])

@@ -24,7 +24,8 @@ def _geo_cols(g: dict[str, Any]) -> dict[str, Any]:
     return {"d": g["d_model"], "heads": g["heads"], "FFN": g["ffn_dim"], "depth": g["depth"], "text": g["text_len"],
             "VAE t,h,w": "x".join(map(str, g["compression"])), "patch": "x".join(map(str, g["patch"])),
             "'512^2' frame": "x".join(map(str, g["frame"])), "passes": g["passes"],
-            "TESA window": "x".join(map(str, g["window"])), "review stride": g["review_stride"], "d_state": g["d_state"]}
+            "TESA window": "x".join(map(str, g["window"])), "review stride": g["review_stride"],
+            "d_state": g["d_state"]}
 
 
 def _row(r: pd.Series, name: str) -> dict[str, Any]:
@@ -83,8 +84,8 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
              f"1 or 2 passes per step; {int(summ['candidates_refined'])} refined over TESA window, review stride and "
              f"d_state; {int(summ['evaluations'])} analytic FLOPs evaluations (models.estimate_flops = counted on "
              "meta).",
-             f"{int(summ['fitting'])} geometries reproduce every plotted FLOPs point within its half-width (|z| <= 1 at all "
-             f"12 markers). The best misses by max |z| = {best['max_abs_z']:.2f} half-widths; its residuals are "
+             f"{int(summ['fitting'])} geometries reproduce every plotted FLOPs point within its half-width (|z| <= 1 "
+             f"at all 12 markers). The best misses by max |z| = {best['max_abs_z']:.2f} half-widths; its residuals are "
              f"{min(pct):+.0f}% ... {max(pct):+.0f}% (the large relative ones at 256^2, plotted within 1-2 px of "
              "zero).",
              "Which points cannot be reconciled (figure_fit_bounds): " + ("; ".join(bad) if bad else "none") + ".",
