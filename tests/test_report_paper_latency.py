@@ -68,7 +68,10 @@ def _csv(path: Path) -> list[dict]:
 def test_fig6a_is_one_figure_of_the_fig6a_group(rendered) -> None:
     out, p50 = rendered
     figs = sorted(p.name for p in (out / "cost").glob("fig_latency_scaling_*.csv"))
-    assert len(figs) == 1 and figs[0].startswith("fig_latency_scaling_paper-latency-fig6a-4b-"), figs
+    # one figure per part group: fig6a, and the efficiency figure's points with the presets / the fitted geometry
+    assert [f.split("-4b-")[0] for f in figs] == ["fig_latency_scaling_paper-latency-fig6a",
+                                                 "fig_latency_scaling_paper-latency-figure",
+                                                 "fig_latency_scaling_paper-latency-figure-fitted"], figs
     rows = _csv(out / "cost" / figs[0])
     got = {(r["model"], r["resolution"], float(r["duration_s"])) for r in rows}
     assert got == {(m, "512p", d) for m in ("lingen", "dit") for d in (17.0, 68.0)} | \

@@ -4,7 +4,8 @@ Not a paper figure: the contract between the verbs that write records and the re
 is one flat JSON object (``evalkit.core.records`` writes and reads them). Kinds: ``cost`` (sweep: FLOPs /
 latency / memory / max frames, Fig. 1b / 6 / 20, Table 2), ``vbench`` (Tables 1 / 3 / 4 quality), ``alignment``
 and ``train_loss`` (the small trainable suite), ``video`` (one line of a ``generate`` manifest), ``selftest``
-(the launcher's check), ``humaneval_vote`` (one effective vote of a human preference study, Figs. 8 / 9 / 12).
+(the launcher's check), ``humaneval_vote`` (one effective vote of a human preference study, Figs. 8 / 9 / 12),
+``figure_fit`` (the fit of the unstated geometry to the project page's efficiency figure, ``evalkit.figure``).
 
 Each kind lists its fields: the JSON types a field may hold and whether every record of the kind must have it.
 :func:`check_record` runs on every append (``records.append``): a record without a required field, or with a
@@ -107,6 +108,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
                        "index": opt(int), "x": opt(str), "y": opt(str), "left": opt(str), "right": opt(str),
                        "shown_at": opt(str, NONE), "cast_at": opt(str), "client_ms": opt(int, NONE),
                        "revisions": opt(int)},
+    # record says which: candidate | family | bound | latency_prediction | summary (evalkit.figure.results)
+    "figure_fit": {**BASE, "record": req(str)},
 }
 KINDS: tuple[str, ...] = tuple(SCHEMAS)
 PREFIXES: dict[str, dict[str, tuple[type, ...]]] = {"cost": COST_PREFIXES}
