@@ -17,7 +17,7 @@ VOLATILE = ("created", "traceback")  # and every *seconds field (timings)
 SUBMITIT = LaunchConfig(launcher="submitit", submitit_cluster="local", items_per_job=2)
 
 
-def _specs(durations: str = "[8.5, 17]") -> list[dict]:
+def _specs(durations: str = "[8.5, 17]") -> list:
     exp = load_experiment("scaling", smoke=True, sets=["measurements=[flops]", f"durations_s={durations}"])
     return plan_points(exp)  # lingen, dit (tiny) x 64p x durations
 
@@ -32,7 +32,7 @@ def _run(run_dir: Path, cfg: LaunchConfig, specs: list[dict], wrap: dict | None 
     items = due_points(specs, done_keys(run_dir))
     fn = FN
     if wrap:
-        items = [{**it, **wrap.get(it["key"], {}), "wrapped_fn": FN} for it in items]
+        items = [{**it.to_json(), **wrap.get(it.key, {}), "wrapped_fn": FN} for it in items]
         fn = "faults:kill_once_then"
     return run_items(items, fn, launch=cfg, run_dir=run_dir, skip_done=set())
 
@@ -56,7 +56,7 @@ def test_sweep_killed_job_resubmitted_finishes_only_missing_points(tmp_path, fau
     run_dir = tmp_path / "run"
     marker = tmp_path / "kill.marker"
     # job 0 = [lingen 8.5 s, lingen 17 s]; it is SIGKILLed when it reaches its second point
-    second = due_points(specs, set())[1]["key"]
+    second = due_points(specs, set())[1].key
     first = _run(run_dir, SUBMITIT, specs, wrap={second: {"kill_once": str(marker)}})
     assert marker.exists() and [e["key"] for e in first["errors"]] == [second]
     assert len(read_records([run_dir])) == 3
@@ -99,7 +99,7 @@ def test_sweep_cli_process_launcher_records_a_killed_point_as_oom(tmp_path, caps
     real = evalkit.launch.run_items
 
     def wrapped(items, fn, **kw):   # the first point's subprocess kills itself before measuring
-        items = [{**it, "wrapped_fn": fn, **({"kill_once": str(marker)} if i == 0 else {})}
+        items = [{**it.to_json(), "wrapped_fn": fn, **({"kill_once": str(marker)} if i == 0 else {})}
                  for i, it in enumerate(items)]
         return real(items, "faults:kill_once_then", **kw)
 

@@ -31,7 +31,7 @@ from evalkit.launch.config import add_launch_args, resolve_launch
 from evalkit.measure.point import Point
 from evalkit.sweep import plots, summary
 from evalkit.sweep.budget import BUDGET, plan_lines, plan_units, predict_all, run_budgeted
-from evalkit.sweep.config import DEFAULT_EXPERIMENT, load_experiment
+from evalkit.sweep.config import DEFAULT_EXPERIMENT, NOT_HASHED, load_experiment
 from evalkit.sweep.plan import due_points, plan_points
 from evalkit.sweep.predict import Predictor
 
@@ -204,7 +204,7 @@ def main(argv: Sequence[str], *, on_clock: Callable[[Clock], None] | None = None
         args.runs_root / exp.name, exp.config_hash(), run_dir=args.run_dir, new_run=args.new_run,
         manifest={"experiment": exp.name, "kind": "sweep", "config": exp.resolved(),
                   "experiment_file": repo_relative(exp.path), "smoke": exp.smoke, "sets": list(exp.sets),
-                  "command": " ".join(["python -m evalkit sweep", *argv])})
+                  "command": " ".join(["python -m evalkit sweep", *argv])}, ignore=NOT_HASHED)
     with WriterLock(run_dir, args.job_tag):
         ran, clock = _run(exp, points, launch, run_dir, resumed, args, budget_s, t0)
     if on_clock is not None:

@@ -57,6 +57,8 @@ PART_KEYS = ("description", "models", "flavors", "model_overrides", "resolutions
 PART_OWN_KEYS = ("name", "group", "claim", "strict", "overrides")
 # mappings replaced whole by an override, never merged key by key
 REPLACED_WHOLE = ("resolutions", "model_overrides", "variations", "overrides")
+# sections that change where and how many points run, not what a record measures: not part of the config hash
+NOT_HASHED = ("launch", "budget")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,7 +132,7 @@ class Experiment:
 
     def config_hash(self) -> str:
         """Hash of everything that changes results, defaults left out (see the module docstring)."""
-        return config_hash(self.config, exclude=("launch", "budget"))
+        return config_hash(self.config, exclude=NOT_HASHED)
 
 
 def _normalise_resolutions(data: dict[str, Any], where: str) -> None:
