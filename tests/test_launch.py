@@ -235,3 +235,16 @@ def test_process_workers_die_with_their_parent(tmp_path):
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), f"worker {child} outlived its killed parent"
+
+
+def test_attempt_of_a_slurm_array_task_names_its_array(monkeypatch):
+    """Inside SLURM array task 29_0 (whose own SLURM_JOB_ID is 30, as sbatch numbers array tasks), the job file
+    records job 29_0 of array 29 (a real one-node cluster recorded array 30 for task 29_0 and 29 for 29_1)."""
+    from evalkit.launch.jobs import _attempt_env
+
+    for var, value in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "30", "SLURM_ARRAY_JOB_ID": "29",
+                       "SLURM_ARRAY_TASK_ID": "0", "SLURM_RESTART_COUNT": "1"}.items():
+        monkeypatch.setenv(var, value)
+    info = _attempt_env()
+    assert (info["job_id"], info["array_job_id"], info["array_index"]) == ("29_0", "29", 0)
+    assert info["cluster"] == "slurm" and info["slurm_restart_count"] == 1

@@ -139,7 +139,8 @@ def _attempt_env() -> dict[str, Any]:
         import submitit
 
         env = submitit.JobEnvironment()
-        info.update(job_id=str(env.job_id), array_job_id=str(env.raw_job_id).split("_")[0],
+        # an array task's own SLURM_JOB_ID (raw_job_id) differs from its array's id (SLURM_ARRAY_JOB_ID)
+        info.update(job_id=str(env.job_id), array_job_id=str(env.array_job_id or env.raw_job_id),
                     array_index=env.array_task_id if hasattr(env, "array_task_id") else None,
                     cluster=env.cluster)
     except (RuntimeError, ImportError):  # not inside a submitit job
