@@ -151,7 +151,13 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     slurm.record_submission(tmp_path, specs, ["101", "102", "103"], "slurm")
     states = {"101": "RUNNING", "102": "COMPLETED", "103": "PENDING"}
     monkeypatch.setattr(slurm, "slurm_state", lambda folder, job_id: states[job_id])
+    monkeypatch.setattr(slurm, "sacct_history", lambda ids: {j: [{"job_id": j, "state": states[j]}] for j in ids})
     assert slurm.in_flight_items(tmp_path) == {"p0": "101", "p2": "103"}
+    # the ended job (it never ran p1 here) gets sacct's state, and its unfinished item an error that names it
+    jobs = read_jobs(tmp_path)
+    assert set(jobs) == {specs[1].tag} and jobs[specs[1].tag]["slurm_state"] == "COMPLETED"
+    assert jobs[specs[1].tag]["items"]["p1"]["status"] == "error"
+    assert "job 102 ended COMPLETED" in jobs[specs[1].tag]["items"]["p1"]["message"]
     lines: list[str] = []
     out = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path, echo=lines.append)
     assert out["in_flight"] == 2 and out["submitted"] == 1 and out["done"] == 1   # only p1 (its job ended)
@@ -159,6 +165,31 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     states.update({"101": "CANCELLED by 0", "103": "PREEMPTED"})   # ended without finishing: submitted again
     again = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path)
     assert again["in_flight"] == 0 and again["submitted"] == 2 and again["skipped"] == 1
+    assert read_jobs(tmp_path)[specs[0].tag]["sacct"] == [{"job_id": "101", "state": "CANCELLED by 0"}]
+
+
+def test_sacct_rows_of_arrays_requeues_and_pending_tasks(monkeypatch):
+    """sacct --duplicates output as SLURM 22.05 printed it for a requeued array task, a task killed by a signal and
+    an array's pending tasks, read back per job id (oldest run first)."""
+    from evalkit.launch import slurm
+
+    out = ("2_0|3|REQUEUED|0:0|2026-12-07T01:45:29|2026-12-07T01:45:44|00:00:15|vm\n"
+           "2_1|2|FAILED|12:0|2026-12-07T01:45:29|2026-12-07T01:45:44|00:00:15|vm\n"
+           "2_0|3|COMPLETED|0:0|2026-12-07T01:46:13|2026-12-07T01:46:24|00:00:11|vm\n"
+           "9_[2-3,5%1]|9|PENDING|0:0|Unknown|Unknown|00:00:00|None assigned\n")
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(slurm.subprocess, "run", fake_run)
+    rows = slurm.sacct_history(["2_0", "2_1", "9_3", "9_5", "9_4"])
+    assert [r["state"] for r in rows["2_0"]] == ["REQUEUED", "COMPLETED"] and rows["2_0"][0]["job_id_raw"] == "3"
+    assert rows["2_1"][0]["exit_code"] == "12:0" and rows["9_3"][0]["state"] == rows["9_5"][0]["state"] == "PENDING"
+    assert "9_4" not in rows and calls[0][calls[0].index("--jobs") + 1] == "2,9"
+    monkeypatch.setattr(slurm.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("sacct")))
+    assert slurm.sacct_history(["2_0"]) is None
 
 
 @pytest.mark.slow

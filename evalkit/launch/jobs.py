@@ -204,6 +204,20 @@ def mark_unfinished(spec: JobSpec, message: str, *, oom: bool = False) -> None:
     write_json_atomic(job_file(spec.run_dir, spec.tag), state)
 
 
+def record_sacct(spec: JobSpec, rows: Sequence[dict[str, str]]) -> bool:
+    """Keep what ``sacct`` reports about the job in its job file: ``sacct`` (one row per run of the job, oldest
+    first: a requeued job has a REQUEUED / PREEMPTED / TIMEOUT row before the row of its next run) and
+    ``slurm_state`` (the last row's state). Only for a job that has ended: its own process no longer writes the
+    file. Returns whether the file changed."""
+    state = read_job(spec.run_dir, spec.tag) or _new_state(spec)
+    rows = [dict(r) for r in rows]
+    if not rows or state.get("sacct") == rows:
+        return False
+    state.update(sacct=rows, slurm_state=rows[-1]["state"])
+    write_json_atomic(job_file(spec.run_dir, spec.tag), state)
+    return True
+
+
 def job_outcomes(run_dir: Path | str, specs: Sequence[JobSpec]) -> tuple[int, list[dict[str, Any]]]:
     """(items done, errors as ``{key, message, oom}``) of these jobs, from their job files."""
     done, errors = 0, []
