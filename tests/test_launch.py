@@ -279,3 +279,20 @@ def test_attempt_of_a_slurm_array_task_names_its_array(monkeypatch):
     info = _attempt_env()
     assert (info["job_id"], info["array_job_id"], info["array_index"]) == ("29_0", "29", 0)
     assert info["cluster"] == "slurm" and info["slurm_restart_count"] == 1
+
+
+def test_a_job_squeue_lists_is_in_flight_before_sacct_knows_it(monkeypatch):
+    """Right after sbatch, sacct (through slurmdbd) does not know the job yet (submitit reads UNKNOWN) while squeue
+    lists it: the state comes from squeue, so a re-run then does not submit the same items again."""
+    from evalkit.launch import slurm
+
+    class NotInSacct:
+        def __init__(self, folder, job_id):
+            self.state = "UNKNOWN"
+
+    squeue = {"5_1": (0, "PENDING\n"), "5_0": (0, ""), "9": (1, "")}   # queued, ended, purged (unknown id)
+    monkeypatch.setattr(slurm.submitit, "SlurmJob", NotInSacct)
+    monkeypatch.setattr(slurm.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, squeue[cmd[cmd.index("--jobs") + 1]][0], stdout=squeue[cmd[cmd.index("--jobs") + 1]][1], stderr=""))
+    assert slurm.slurm_state("f/%j", "5_1") == "PENDING"
+    assert slurm.slurm_state("f/%j", "5_0") == slurm.slurm_state("f/%j", "9") == "UNKNOWN"   # sacct's answer

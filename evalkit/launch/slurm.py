@@ -37,8 +37,25 @@ ACTIVE_SLURM_STATES = frozenset({"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD
                                  "COMPLETING", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT"})
 
 
+def squeue_state(job_id: str) -> str | None:
+    """The job's state while slurmctld lists it (pending, running, completing); None once it has ended or when
+    squeue cannot answer."""
+    try:
+        proc = subprocess.run(["squeue", "--noheader", "--array", "--jobs", job_id, "--format", "%T"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    states = proc.stdout.split() if proc.returncode == 0 else []
+    return states[0] if states else None
+
+
 def slurm_state(folder: str, job_id: str) -> str:
-    """SLURM state of one submitted job as submitit reads it (sacct); UNKNOWN when it cannot tell."""
+    """SLURM state of one submitted job: squeue's while slurmctld lists it (sacct learns of a job from slurmdbd
+    some time after sbatch returns: a job submitted a moment ago is unknown to it), else sacct's as submitit
+    reads it; UNKNOWN when neither can tell."""
+    queued = squeue_state(job_id)
+    if queued:
+        return queued
     try:
         return str(submitit.SlurmJob(folder, job_id).state)
     except (OSError, subprocess.SubprocessError):  # no sacct here: cannot tell
