@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.launch import selftest_item
-from evalkit.launch.jobs import resolve_fn
+from evalkit.launch.jobs import item_json, item_key, resolve_fn
 
 
 def flaky_item(item: dict[str, Any], run_dir: Path, job_tag: str | None) -> list[dict[str, Any]]:
@@ -104,13 +104,14 @@ def cli_with_faults(argv: list[str]) -> int:
     real = evalkit.launch.run_items
 
     def run_items(items, fn, **kw):
-        faulty = [it for it in items if it["key"] in spec]
+        faulty = [it for it in items if item_key(it) in spec]
         if not faulty:
             return real(items, fn, **kw)
-        wrapper = {spec[it["key"]]["fn"] for it in faulty}
+        wrapper = {spec[item_key(it)]["fn"] for it in faulty}
         assert len(wrapper) == 1, f"one fault function per command, got {wrapper}"
-        items = [{**it, "wrapped_fn": fn, **{k: v for k, v in spec.get(it["key"], {}).items() if k != "fn"}}
-                 for it in items]
+        # typed items (sweep points) travel as their JSON with the fault's fields added
+        items = [{**item_json(it), "wrapped_fn": fn,
+                  **{k: v for k, v in spec.get(item_key(it), {}).items() if k != "fn"}} for it in items]
         return real(items, wrapper.pop(), **kw)
 
     evalkit.launch.run_items = run_items

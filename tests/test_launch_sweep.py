@@ -114,3 +114,36 @@ def test_sweep_cli_process_launcher_records_a_killed_point_as_oom(tmp_path, caps
     capsys.readouterr()
     assert cli.main(base) == 0
     assert '"ran": 0' in capsys.readouterr().out   # oom is recorded data: not retried unless asked
+
+
+def test_sweep_rerun_while_jobs_are_on_slurm_reports_nothing_ran(tmp_path, capsys, monkeypatch):
+    """A re-run while an earlier ``wait: false`` submission still runs submits nothing, and its summary says
+    ``"ran": 0`` (not the number of points it left to the jobs); the sbatch preview names the sweep's job."""
+    from evalkit.launch import slurm
+    from evalkit.sweep.cli import main
+
+    run = tmp_path / "run"
+    base = ["scaling", "--smoke", "--set", "measurements=[flops]", "--set", "durations_s=[8.5]", "--no-progress",
+            "--no-plots", "--run-dir", str(run)]
+    points = plan_points(load_experiment("scaling", smoke=True, sets=["measurements=[flops]", "durations_s=[8.5]"]))
+    import evalkit.sweep.cli as sweep_cli
+
+    real_open_run = sweep_cli.open_run
+
+    def open_run_with_jobs_on_slurm(*args, **kwargs):    # the run folder as a wait:false submission left it
+        out = real_open_run(*args, **kwargs)
+        (out[0] / "jobs" / "submitted").mkdir(parents=True, exist_ok=True)
+        return out
+
+    monkeypatch.setattr(sweep_cli, "open_run", open_run_with_jobs_on_slurm)
+    monkeypatch.setattr(slurm, "in_flight_items", lambda run_dir: {pt.key: "41" for pt in points})
+    capsys.readouterr()
+    assert main(base) == 0
+    out = capsys.readouterr()
+    assert '"ran": 0' in out.out and "not submitted again" in out.err
+    assert not read_records([run])
+    assert main(["scaling", "--smoke", "--set", "measurements=[flops]", "--dry-run", "--launcher", "submitit",
+                 "--set", "launch.submitit_cluster=slurm", "--run-dir", str(tmp_path / "dry")]) == 0
+    text = capsys.readouterr().out + capsys.readouterr().err
+    if "sbatch header" in text:      # submitit's private template available in this version
+        assert "--job-name=sweep-scaling" in text and "--job-name=evalkit" not in text

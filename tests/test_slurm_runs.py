@@ -128,6 +128,7 @@ def test_wait_false_submits_and_returns_then_a_rerun_collects(slurm_cluster, tmp
     assert submitted_ids(tmp_path / "run") == ids
     wait_until(lambda: not slurm_cluster.cmd("squeue", "-h", "-j", ",".join(ids)).strip(), 600, "the jobs to end")
     third = run_evalkit(tmp_path, *args, faults=faults)
+    assert last_json(first)["ran"] == 0 and last_json(second)["ran"] == 0   # left to the jobs: not run here
     assert last_json(third)["ran"] == 0 and submitted_ids(tmp_path / "run") == ids
     recs = read_records([tmp_path / "run"])
     assert len(recs) == 4 and {r["status"] for r in recs} == {"ok"}

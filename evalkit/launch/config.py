@@ -145,7 +145,7 @@ def strip_launch_flags(argv: Sequence[str], count_flag: str) -> list[str]:
         if a == "--set" and i + 1 < len(argv) and argv[i + 1].startswith("launch."):
             i += 2
             continue
-        if a.startswith((f"--launcher=", f"{count_flag}=", "--set=launch.")) or a in ("--dry-run", "--no-dry-run"):
+        if a.startswith(("--launcher=", f"{count_flag}=", "--set=launch.")) or a in ("--dry-run", "--no-dry-run"):
             i += 1
             continue
         out.append(a)

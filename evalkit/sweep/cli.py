@@ -186,7 +186,7 @@ def main(argv: Sequence[str], *, on_clock: Callable[[Clock], None] | None = None
     if args.dry_run:
         from evalkit.launch import run_items
 
-        run_items(points, FN, launch=launch, dry_run=True, skip_done=set(),
+        run_items(points, FN, launch=launch, dry_run=True, skip_done=set(), name=f"sweep-{exp.name}",
                   run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
         device = _device(exp, dry_run=True, points=points)
         predictor = Predictor(exp.config.budget, device, launch.launcher)
@@ -265,5 +265,9 @@ def _run(exp, points: list[Point], launch, run_dir: Path, resumed: bool, args, b
                            name=f"sweep-{exp.name}",
                            echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item, results_tag=args.job_tag)
         record_failures(result["errors"], items, before, run_dir, args.job_tag)
+        # what this command ran: not the points still on SLURM from an earlier wait:false submission, nor
+        # (wait: false again) the ones it has just submitted and left running
+        left = set(items) if result["unknown"] else set(result["in_flight_keys"])
+        due -= sum(len(items[k].measurements) for k in left)
     clock.close()
     return due, clock
