@@ -25,7 +25,7 @@ from typing import Any
 
 from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig
-from evalkit.core.records import RESULTS_GLOB, read_records, results_file
+from evalkit.core.records import RESULTS_GLOB, atomic_write_text, read_records, results_file, stale_tmp_files
 from evalkit.core.runs import new_run_id, now_iso
 
 
@@ -119,10 +119,8 @@ def plan_jobs(items: Sequence[Any], fn: str, cfg: LaunchConfig, run_dir: Path,
 # provenance files
 # ---------------------------------------------------------------------------------------------------------------
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    """``path`` replaced atomically (``records.atomic_write_text``: no temporary file is left on failure)."""
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def read_job(run_dir: Path | str, job_tag: str) -> dict[str, Any] | None:
@@ -135,7 +133,15 @@ def read_jobs(run_dir: Path | str) -> dict[str, dict[str, Any]]:
     folder = Path(run_dir) / "jobs"
     if not folder.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    stale_tmp_files(folder)          # left by a writer killed between write and rename: never read
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FieldError(str(p), f"not valid JSON ({exc}); it is a job's provenance file: move it aside "
+                                     "to resume without it") from None
+    return out
 
 
 def finished_items(run_dir: Path | str) -> set[str]:
