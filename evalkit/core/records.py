@@ -115,10 +115,20 @@ def append(path: Path | str, record: dict[str, Any]) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _repair_tail(fd, path)
-        written = os.write(fd, data)
-        if written != len(data):    # a regular file takes the whole buffer unless the disk is full
-            raise OSError(errno.ENOSPC, f"{path}: wrote {written} of {len(data)} bytes of a record")
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):    # a regular file takes the whole buffer unless the disk is full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)  # no partial record left behind (the next append would move it aside)
+            except OSError:
+                pass
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
     finally:
         os.close(fd)   # closing releases the flock
 
@@ -141,11 +151,13 @@ def atomic_write_text(path: Path | str, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):   # name the file, not its temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
