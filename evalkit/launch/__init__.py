@@ -80,13 +80,15 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
     resolve_fn(fn)
     todo = pending_items(items, run_dir, skip_done)
     busy: dict[str, str] = {}
-    if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted SLURM jobs with wait: false
+    if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted submitit jobs
         from evalkit.launch.slurm import in_flight_items
 
         busy = in_flight_items(run_dir)
         if busy:
-            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running on SLURM (jobs "
-                 f"{', '.join(sorted(set(busy.values()))[:5])}): not submitted again")
+            jobs = sorted(set(busy.values()))
+            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running in jobs of an "
+                 f"earlier command ({', '.join(jobs[:5])}{' ...' if len(jobs) > 5 else ''}): not submitted again "
+                 "(they write their own records; re-run once they have ended)")
     in_flight_keys = [item_key(it) for it in todo if item_key(it) in busy]
     in_flight = len(in_flight_keys)
     todo = [it for it in todo if item_key(it) not in busy]
