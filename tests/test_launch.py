@@ -351,3 +351,15 @@ def test_a_reused_pid_is_not_a_local_job_in_flight(tmp_path):
     assert local_job_alive({"job_id": str(me), "proc_start": proc_start(me)})
     assert not local_job_alive({"job_id": str(me), "proc_start": "1"})          # same pid, another process
     assert not local_job_alive({"job_id": "999999999"}) and not local_job_alive({"job_id": "x"})
+
+
+def test_a_changed_item_under_a_finished_key_runs_again(tmp_path):
+    """A job file's ``done`` is for the item's content: `generate --shards 2` re-run with other flags has the same
+    shard keys, and must not be taken as done (the stale reuse of a finished shard)."""
+    cfg = LaunchConfig()
+    first = run_items(_items(2), FN, launch=cfg, run_dir=tmp_path)
+    same = run_items(_items(2), FN, launch=cfg, run_dir=tmp_path)
+    changed = run_items(_items(2, n_records=3), FN, launch=cfg, run_dir=tmp_path)
+    assert first["submitted"] == 2 and same["submitted"] == 0 and same["skipped"] == 2
+    assert changed["submitted"] == 2 and changed["done"] == 2
+    assert {r["key"] for r in read_records([tmp_path])} == {f"p{i}/m{j}" for i in range(2) for j in range(3)}

@@ -33,9 +33,10 @@ SkipDone = set[str] | Callable[[Path], set[str]] | None
 
 def pending_items(items: Sequence[Any], run_dir: Path, skip_done: SkipDone = None) -> list[Any]:
     """The items not finished yet. ``skip_done`` is the caller's notion of done item keys (a set, or a callable
-    of the run folder); when None, an item is done when a job file of the run marks it ``done``."""
+    of the run folder; the sweep passes its records' keys); when None, an item is done when a job file of the
+    run marks it ``done`` with the same content (``jobs.item_sha256``: a changed item under an old key runs)."""
     if skip_done is None:
-        done = finished_items(run_dir)
+        done = finished_items(run_dir, items)
     elif callable(skip_done):
         done = set(skip_done(run_dir))
     else:
