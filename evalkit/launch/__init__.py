@@ -25,7 +25,7 @@ from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig, format_job_line, sbatch_options, sbatch_preview
 from evalkit.launch.jobs import (JobSpec, check_items, finished_items, item_key, job_outcomes, plan_jobs,
                                  resolve_fn, run_job)
-from evalkit.core.records import append, results_file
+from evalkit.core.records import append, results_file, stale_tmp_files
 from evalkit.core.schema import make_record
 
 SkipDone = set[str] | Callable[[Path], set[str]] | None
@@ -79,6 +79,9 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
     items = list(items)
     check_items(items)
     resolve_fn(fn)
+    if not dry_run:      # temporaries of writers killed between write and rename: removed, never read
+        for folder in (run_dir, run_dir / "jobs", run_dir / "jobs" / "specs", run_dir / "jobs" / "submitted"):
+            stale_tmp_files(folder)
     todo = pending_items(items, run_dir, skip_done)
     busy: dict[str, str] = {}
     if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted submitit jobs
