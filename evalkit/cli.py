@@ -1,4 +1,8 @@
-"""``python -m evalkit <verb>``: a thin dispatcher. Each verb lives in its own module, imported only when run."""
+"""``python -m evalkit <verb>``: a thin dispatcher. Each verb lives in its own module, imported only when run.
+
+Errors a user can fix are one line on stderr and exit status 2: an ``EvalkitError`` (a field, its choices, the
+closest match), and an ``OSError`` the disk raised (full, read-only, over quota, a name too long), named with
+what was being written, the path and the errno (:func:`disk_message`). Anything else is a bug: its traceback."""
 from __future__ import annotations
 
 import errno

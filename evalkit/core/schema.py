@@ -12,7 +12,9 @@ Each kind lists its fields: the JSON types a field may hold and whether every re
 listed field of the wrong type, is refused before it reaches the disk (a programming error: ValueError). Fields
 not listed are allowed (a measurement may add its own), typed only where a prefix is listed (``flops_op_*``).
 :func:`make_record` is the one builder: it fills ``status`` / ``message`` / ``created`` and checks. The tests
-take their field lists from :data:`SCHEMAS`, never their own.
+take their field lists from :data:`SCHEMAS`, never their own. :func:`record_problems` adds what a record's fields
+imply about each other (its key is built from them; a cost record's FLOPs agreement follows from its numbers,
+which its model config re-derives): ``report --publish`` refuses a run with a record that fails it.
 """
 from __future__ import annotations
 
