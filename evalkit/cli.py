@@ -2,7 +2,8 @@
 
 Errors a user can fix are one line on stderr and exit status 2: an ``EvalkitError`` (a field, its choices, the
 closest match), and an ``OSError`` the disk raised (full, read-only, over quota, a name too long), named with
-what was being written, the path and the errno (:func:`disk_message`). Anything else is a bug: its traceback."""
+what was being written, the path and the errno (:func:`disk_message`; ``EVALKIT_TRACEBACK=1`` shows its
+traceback instead). Anything else is a bug: its traceback."""
 from __future__ import annotations
 
 import errno
@@ -35,7 +36,9 @@ USAGE = "usage: python -m evalkit <verb> [options]   (python -m evalkit <verb> -
 
 # the disk refused a write: the user's environment, not a bug (one line naming path, what and errno; no traceback)
 DISK_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "ENAMETOOLONG",
-                                                    "EFBIG", "EIO", "ENOTDIR", "EISDIR") if hasattr(errno, n))
+                                                    "EFBIG", "EIO", "ENOTDIR", "EISDIR", "ENOENT", "EXDEV")
+                        if hasattr(errno, n))
+WRITE_ERRNOS = ("ENOSPC", "EDQUOT", "EROFS", "EFBIG", "EIO")   # the disk took the path but not the bytes
 # what a file of a run folder is, by its name (the message says what was being written)
 WHAT = (("results", ".jsonl", "records"), ("videos", ".jsonl", "the video manifest"),
         ("manifest", ".json", "the run's manifest"), (".writer", ".lock", "the writer lock"),
@@ -69,8 +72,12 @@ def disk_message(exc: OSError) -> str:
         path = exc.args[-1].split(":")[0]
     hint = {"ENOSPC": "free some space", "EDQUOT": "free some of your quota", "EROFS": "write to a writable folder",
             "EACCES": "write to a folder you may write", "EPERM": "write to a folder you may write",
-            "ENAMETOOLONG": "use a shorter --out / --run-dir / name"}.get(name, "fix the disk")
-    return (f"cannot write {_what(path)}{f' {path}' if path else ''}: {exc.strerror or exc} ({name}). Records "
+            "ENAMETOOLONG": "use a shorter --out / --run-dir / name",
+            "ENOTDIR": "a part of the path is a file, not a folder: choose another path",
+            "EISDIR": "the path is a folder: choose a file name",
+            "ENOENT": "the folder does not exist or cannot hold files: choose another path"}.get(name, "fix the disk")
+    verb = "cannot write" if name in WRITE_ERRNOS else "cannot create or open"
+    return (f"{verb} {_what(path)}{f' {path}' if path else ''}: {exc.strerror or exc} ({name}). Records "
             f"already written are kept; {hint}, then re-run the same command to resume")
 
 
@@ -89,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.errno not in DISK_ERRNOS:
+        if exc.errno not in DISK_ERRNOS or os.environ.get("EVALKIT_TRACEBACK"):
             raise
         print(f"error: {disk_message(exc)}", file=sys.stderr)
         return 2
