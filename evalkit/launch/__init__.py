@@ -89,10 +89,14 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
 
         busy = in_flight_items(run_dir)
         if busy:
-            jobs = sorted(set(busy.values()))
-            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running in jobs of an "
-                 f"earlier command ({', '.join(jobs[:5])}{' ...' if len(jobs) > 5 else ''}): not submitted again "
-                 "(they write their own records; re-run once they have ended)")
+            slurm_jobs = sorted({j for j in busy.values() if not j.startswith("pid ")})
+            local_jobs = sorted({j for j in busy.values() if j.startswith("pid ")})
+            where = ([f"on SLURM (jobs {', '.join(slurm_jobs[:5])}{' ...' if len(slurm_jobs) > 5 else ''})"]
+                     if slurm_jobs else []) + (
+                [f"in local submitit jobs of an earlier command ({', '.join(local_jobs[:5])}"
+                 f"{' ...' if len(local_jobs) > 5 else ''}; they write their own records)"] if local_jobs else [])
+            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running "
+                 f"{' and '.join(where)}: not submitted again")
     in_flight_keys = [item_key(it) for it in todo if item_key(it) in busy]
     in_flight = len(in_flight_keys)
     todo = [it for it in todo if item_key(it) not in busy]
