@@ -168,7 +168,8 @@ def sums_problems(data_dir: Path) -> list[str]:
            if file_sha256(data_dir / p) != listed[p]]
     out += [f"missing: {rel}/{p} is listed in {rel}/{SUMS} but absent" for p in sorted(listed.keys() - present)]
     out += [f"unlisted: {rel}/{p} is not in {rel}/{SUMS} (publish runs with `python -m evalkit report "
-            "--publish RUN_DIR`)" for p in sorted(present - listed.keys())]
+            "--publish RUN_DIR`; data published before digests existed: `python -m evalkit report --rehash-data`)"
+            for p in sorted(present - listed.keys())]
     return out
 
 
