@@ -266,3 +266,19 @@ def test_committed_data_matches_its_digests():
     data = REPO_ROOT / "reports" / "data"
     assert sums_problems(data) == []
     assert sorted(read_sums(data)) == [p.as_posix() for p in data_files(data)]
+
+
+def test_rehash_data_verifies_before_it_digests(tmp_path, tiny_run):
+    from evalkit.report.verify import SUMS
+    reports = tmp_path / "reports"
+    assert main(["--reports-dir", str(reports), "--publish", str(tiny_run)]) == 0
+    sums = (reports / "data" / SUMS).read_text()
+    (reports / "data" / SUMS).unlink()                                  # data published before digests existed
+    with pytest.raises(EvalkitError, match="unlisted: .*--rehash-data"):
+        main(["--reports-dir", str(reports), "--check"])
+    assert main(["--reports-dir", str(reports), "--rehash-data"]) == 0
+    assert (reports / "data" / SUMS).read_text() == sums
+    _edit_record(reports / "data" / "tinypub" / tiny_run.name, "lingen/", flops=1)
+    with pytest.raises(EvalkitError, match="fails verification"):          # an edit is never blessed
+        main(["--reports-dir", str(reports), "--rehash-data"])
+    assert (reports / "data" / SUMS).read_text() == sums
