@@ -58,9 +58,10 @@ def _what(path: str | None) -> str:
     if p.parent.name == "jobs" or p.parent.parent.name == "jobs":
         return "a job's provenance file"
     base = name.split(".tmp")[0] if ".tmp" in name else name
-    for stem, suffix, what in WHAT:
-        if base.startswith(stem) and base.endswith(suffix):
-            return what
+    for candidate in (name, base, base.lstrip(".")):
+        for stem, suffix, what in WHAT:
+            if candidate.startswith(stem) and candidate.endswith(suffix) and (stem or suffix):
+                return what
     return "a folder" if p.suffix == "" else "a file"
 
 

@@ -405,3 +405,19 @@ def test_resume_on_a_full_then_a_read_only_disk_keeps_the_records_and_recovers(f
     again = read_records([run])
     strip = lambda recs: sorted((r["key"], r.get("flops"), r["status"]) for r in recs)   # noqa: E731
     assert strip(again) == strip(full)
+
+
+def test_disk_errors_name_what_was_being_written():
+    import errno as E
+
+    from evalkit.cli import disk_message
+    cases = {"/r/results.jsonl": "cannot write records /r/results.jsonl",
+             "/r/jobs/s1-0000.json": "cannot write a job's provenance file",
+             "/r/manifest.json": "cannot write the run's manifest",
+             "/r/.writer.lock": "cannot write the writer lock",
+             "/o/.a cat-0.123.tmp.mp4": "cannot write a video"}
+    for path, want in cases.items():
+        msg = disk_message(OSError(E.ENOSPC, os.strerror(E.ENOSPC), path))
+        assert msg.startswith(want) and "(ENOSPC)" in msg and "free some space" in msg, msg
+    assert "(EROFS)" in disk_message(OSError(E.EROFS, os.strerror(E.EROFS), "/r/x"))
+    assert disk_message(OSError(E.ENOTDIR, os.strerror(E.ENOTDIR), "/r/f/x")).startswith("cannot create or open")

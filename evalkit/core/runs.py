@@ -269,7 +269,12 @@ class WriterLock:
 
     def __enter__(self) -> WriterLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -283,9 +288,13 @@ class WriterLock:
                 who = "another process"
             raise LockedError(f"{self.folder} is being written by {who}: wait for it to finish (it resumes from "
                               "there), or write elsewhere (--new-run / another --run-dir or --out)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "since": now_iso(),
-                                  "command": self.what}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "since": now_iso(),
+                                      "command": self.what}).encode(), 0)
+        except OSError as exc:     # a full disk: release the lock and name the file
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         self._fd = fd
         return self
 
