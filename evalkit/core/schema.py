@@ -205,7 +205,7 @@ REL = 1e-9        # relative tolerance of a re-derived number (JSON round trip o
 
 
 def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= REL * max(abs(a), abs(b), 1.0)
+    return a == b or abs(a - b) <= REL * max(abs(a), abs(b), 1.0)
 
 
 def _cost_problems(rec: dict[str, Any], derive: bool) -> list[str]:
