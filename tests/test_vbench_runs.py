@@ -176,7 +176,8 @@ def test_long_custom_text_option(tmp_path, long_text, want):
     (tmp_path / "p.txt").write_text("a kite\n")
     rec = run(RunConfig(videos=vids, mode="long", dimensions=("temporal_style",), name="m", out=tmp_path / "run",
                         prompt_file=tmp_path / "p.txt", samples_per_prompt=1, long_text=long_text,
-                        cache_dir=_cache(tmp_path, ["temporal_style"]), worker_cmd=FAKE))[0]
+                        cache_dir=_cache(tmp_path, ["temporal_style"]), worker_cmd=FAKE,
+                        allow_unofficial_weights=True))[0]
     (entry,) = _spec(rec)["entries"]
     assert entry["prompt_en"] == want and len(entry["video_list"]) == 2
     assert rec["long_text"] == long_text and rec["inputs"]["settings"]["long_text"] == long_text
@@ -197,6 +198,7 @@ def test_changed_video_or_weights_are_scored_again(tmp_path, monkeypatch):
     cache = _cache(tmp_path, ["imaging_quality"])
     cfg = RunConfig(videos=vids, mode="custom", dimensions=("temporal_flickering", "imaging_quality"), name="m",
                     out=tmp_path / "run", prompt_file=tmp_path / "p.txt", samples_per_prompt=2, cache_dir=cache,
+                    allow_unofficial_weights=True,
                     worker_cmd=FAKE)
     first = {r["dimension"]: r for r in run(cfg)}
     assert run(cfg) == [] and len(_calls(log)) == 2                    # same inputs: kept

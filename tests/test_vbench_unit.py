@@ -182,7 +182,8 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_WORKER_LOG", str(log))
     cfg = RunConfig(videos=videos, mode="custom", dimensions=("temporal_flickering", "imaging_quality"),
                     name="lingen", out=tmp_path / "run", prompt_file=tmp_path / "prompts.txt",
-                    samples_per_prompt=3, shard_size=1, cache_dir=tmp_path / "cache", worker_cmd=FAKE)
+                    samples_per_prompt=3, shard_size=1, cache_dir=tmp_path / "cache", worker_cmd=FAKE,
+                    allow_unofficial_weights=True)   # a placeholder MUSIQ file: not the released one
     (tmp_path / "cache" / "pyiqa_model").mkdir(parents=True)
     (tmp_path / "cache" / "pyiqa_model" / "musiq_spaq_ckpt-358bb6af.pth").write_bytes(b"w")
     monkeypatch.setenv("FAKE_WORKER_FAIL", "temporal_flickering/shard_0001-")

@@ -58,8 +58,6 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("--dimensions", nargs="+", default=["all"], help="dimension keys, or all/quality/semantic")
     f.add_argument("--cache-dir", type=Path, default=None, help="default $VBENCH_CACHE_DIR or ~/.cache/vbench")
-    f.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=True,
-                   help="also fetch RAFT for the temporal_flickering static filter")
     f.add_argument("--slow-fast", action=argparse.BooleanOptionalAction, default=False,
                    help="also fetch the long-mode clip-to-clip extractors (DINOv2 ViT-B/14, DreamSim)")
     r = sub.add_parser("run", help="evaluate a folder of videos", epilog=EXAMPLES,
@@ -100,8 +98,6 @@ def _parser() -> argparse.ArgumentParser:
                         "and {subject,background}_mapping_table.yaml; not in the 0.1.5 wheel)")
     r.add_argument("--slow-fast-config", type=Path, default=None,
                    help="--slow-fast: a folder holding those three YAML files instead of --vbench-repo")
-    r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
-                   help="RAFT static filter before temporal_flickering (not run by evalkit)")
     r.add_argument("--jobs", type=int, default=1, help="split the (dimension, shard) units over this many "
                                                        "launcher jobs (job j runs units j::jobs); then merge")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="launch.KEY=VALUE",
@@ -119,7 +115,8 @@ def _summary(records: list[dict]) -> dict | None:
     print(f"\n{'dimension':<24} {'score':>9} {'videos':>9}  status")
     for r in records:
         print(f"{r['dimension']:<24} {r['score']:>9.4f} {r['n_evaluated']:>4}/{r['n_expected']:<4}  {r['status']}"
-              + (f" ({r['message']})" if r.get("message") else ""))
+              + (f" ({r['message']})" if r.get("message") else "")
+              + (f"  [{r['weights_label']}]" if r.get("weights_label") else ""))
     agg = aggregate_records(records)
 
     def fmt(x: float | None) -> str:
@@ -133,8 +130,13 @@ def _summary(records: list[dict]) -> dict | None:
           f"total {fmt(agg['total_score'])}" + (f"  (a group score needs every dimension of the group "
                                                f"complete; {'; '.join(why)})" if why else ""))
     if any(r.get("weights_official") is False for r in records):
-        print("note: some evaluator weights are not the released files (weights_official: false): these scores "
-              "are not comparable with published VBench numbers")
+        print("*** UNOFFICIAL WEIGHTS: some evaluator files are not the released ones (weights_official: false; "
+              "a sha256 that differs from the published one, or a network whose size differs from release): these "
+              "scores are not comparable with published VBench numbers ***")
+    unverified = sorted({f for r in records for f in r.get("weights_unverified", ())})
+    if unverified:
+        print(f"note: unverified weights: no published sha256 is known for {', '.join(unverified)}; records keep "
+              "the sha256 seen (python -m evalkit vbench weights lists what is verified)")
     return agg
 
 
@@ -154,7 +156,7 @@ def main(argv: list[str]) -> int:
             if d not in DIMENSIONS:
                 raise ChoiceError("dimensions", d, DIMENSIONS, what="VBench dimension")
         cache = args.cache_dir or weights.default_cache_dir()
-        got = weights.prefetch(dims, cache, static_filter=args.static_filter, slow_fast=args.slow_fast)
+        got = weights.prefetch(dims, cache, slow_fast=args.slow_fast)
         print(f"{len(got)} file(s) fetched; every weight of {', '.join(dims)} is in {cache}")
         return 0
     from evalkit.vbench import weights
@@ -168,7 +170,7 @@ def main(argv: list[str]) -> int:
                     env=args.env, full_info=args.full_info, allow_missing=args.allow_missing,
                     allow_unofficial_weights=args.allow_unofficial_weights, long_text=args.long_text,
                     slow_fast=args.slow_fast, vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
-                    static_filter=args.static_filter, device=args.device)
+                    device=args.device)
     validate(cfg)  # arguments, prompts and the videos folder, before the VBench environment or any job
     from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import barrier, dist_info, init_process_group

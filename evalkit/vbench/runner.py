@@ -59,7 +59,6 @@ class RunConfig:
     slow_fast: bool = False                  # long mode: VBench-Long --dev_flag clip-to-clip term
     vbench_repo: Path | None = None          # slow-fast: a VBench git checkout (vbench2_beta_long/configs/)
     slow_fast_config: Path | None = None     # slow-fast: a folder with slow_fast_params.yaml and the mapping tables
-    static_filter: bool = False
     device: str = "auto"
     worker_cmd: tuple[str, ...] | None = None
 
@@ -101,10 +100,6 @@ def validate(cfg: RunConfig) -> None:
                                       f"--mode {cfg.mode}")
     for d in slow_fast_dims(cfg):
         longmod.load_slow_fast(d, cfg.vbench_repo, cfg.slow_fast_config)  # missing/malformed files: error now
-    if cfg.static_filter:
-        raise FieldError("static_filter", "the RAFT static filter is not run by evalkit; filter the videos with "
-                                          "`vbench static_filter` first, or score flicker without it (custom mode "
-                                          "semantics)")
     if cfg.prompt_file is not None:
         comp.load_prompt_file(cfg.prompt_file)          # unreadable / empty / malformed: error now
     if cfg.full_info is not None:
@@ -233,7 +228,8 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     print(f"checking {len(expected)} expected videos in {cfg.videos} (decoding each with PyAV)", flush=True)
     check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
     sf_dims = slow_fast_dims(cfg)
-    weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter, slow_fast=sf_dims)
+    weights.adopt_native(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
+    weights.require(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
     # one writer per run folder: a second `vbench run` on it refuses (torchrun ranks / launcher jobs lock their own)
     with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None):
         return _run_locked(cfg, cmd, check, full_info, info_path, rank=rank, world_size=world_size, merge=merge)
@@ -244,8 +240,7 @@ def _run_locked(cfg: RunConfig, cmd: list[str], check: comp.Completeness, full_i
     sf_dims = slow_fast_dims(cfg)
     shas = {e.filename: sha256_file(cfg.videos / e.filename) for e in check.present}
     wreps = weightcheck.verify(cfg.dimensions, cfg.cache_dir, cmd, cfg.out / "weights_check",
-                               allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims,
-                               static_filter=cfg.static_filter)
+                               allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims)
     mode = MODES[cfg.mode](cfg, full_info, check.present, shas, sha256_file(info_path) if info_path else None)
     write_manifest(cfg.out, experiment="vbench", run_id=cfg.out.name, command=" ".join(sys.argv),
                    config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
