@@ -1,4 +1,4 @@
-"""VBench runs with a fake worker (no VBench environment): the issue-11 bugs, each with a test that fails on the
+"""VBench runs with a fake worker (no VBench environment): the bugs found in review, each with a test that fails on the
 old code, and the run-level rules (checks before work, resume keyed by content, weight checks, complete-set
 aggregates). The real package is exercised by tests/test_vbench_real.py (marked ``vbench``)."""
 from __future__ import annotations

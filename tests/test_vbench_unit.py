@@ -134,7 +134,7 @@ def test_offline_weights_error_lists_files_and_destinations(tmp_path):
         weights.require(["temporal_flickering", "subject_consistency", "aesthetic_quality"], tmp_path)
     msg = str(err.value)
     assert "temporal_flickering" not in msg.split("Fetch")[0]
-    # the DINO weights are read from the torch hub dir's checkpoints/ (issue 11, bug 3), not the name VBench tests
+    # the DINO weights are read from the torch hub dir's checkpoints/, not the name VBench tests
     assert str(tmp_path / "dino_model" / "checkpoints" / "dino_vitbase16_pretrain.pth") in msg
     assert str(tmp_path / "clip_model" / "ViT-L-14.pt") in msg and "sa_0_4_vit_l_14_linear.pth" in msg
     assert "python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality" in msg
@@ -326,3 +326,35 @@ def test_prefetch_puts_bert_in_the_hugging_face_cache(tmp_path, monkeypatch):
                      hf_download=fake_hf)
     assert asked == [("bert-base-uncased", ("vocab.txt", "config.json", "pytorch_model.bin", "model.safetensors"))]
     assert weights.missing(["scene"], tmp_path / "cache") == {}
+
+
+def test_weights_in_vbenchs_own_layout_are_linked_not_downloaded(tmp_path, monkeypatch):
+    """VBench's default (non-local) layout keeps CLIP in ~/.cache/clip and DINO in the torch.hub cache: a run links
+    them into the layout it reads instead of reporting them missing."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    (home / ".cache" / "clip").mkdir(parents=True)
+    (home / ".cache" / "clip" / "ViT-B-32.pt").write_bytes(b"clip")
+    hub = home / ".cache" / "torch" / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    (hub / "checkpoints" / "dino_vitbase16_pretrain.pth").write_bytes(b"dino")
+    (hub / "facebookresearch_dino_main").mkdir()
+    cache = tmp_path / "vbench"
+    dims = ["background_consistency", "subject_consistency"]
+    assert set(weights.missing(dims, cache)) == set(dims)
+    made = weights.adopt_native(dims, cache)
+    assert len(made) == 3 and weights.missing(dims, cache) == {}
+    assert (cache / "clip_model" / "ViT-B-32.pt").read_bytes() == b"clip"
+    assert (cache / weights.DINO_READ).is_symlink() and (cache / weights.DINO_READ).read_bytes() == b"dino"
+
+
+def test_published_hashes_full_and_prefix():
+    b32 = weights.WEIGHTS["background_consistency"][0]
+    musiq = weights.WEIGHTS["imaging_quality"][0]
+    raft = weights.WEIGHTS["dynamic_degree"][0]
+    assert weights.matches(b32, b32.official_sha256) is True and weights.matches(b32, "0" * 64) is False
+    assert weights.matches(musiq, "358bb6af" + "0" * 56) is True and weights.matches(musiq, "0" * 64) is False
+    assert weights.matches(raft, "0" * 64) is None and weights.published(raft) == "unverified"
+    files = {r["file"] for r in weights.table()}
+    assert {w.rel for ws in weights.WEIGHTS.values() for w in ws} <= files

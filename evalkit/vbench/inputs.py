@@ -1,4 +1,4 @@
-"""What a VBench score depends on, as content: file hashes and the digests that key resume (issues 11 and 12).
+"""What a VBench score depends on, as content: file hashes and the digests that key resume.
 
 A (dimension, video set) record is done only while its inputs are unchanged: the size and sha256 of every video it
 scored, the sha256 of every evaluator weight file, and the settings that change a score (mode, prompts, clip

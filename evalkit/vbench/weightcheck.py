@@ -1,4 +1,4 @@
-"""Before a run: every evaluator weight file hashed and checked against the network VBench builds (issue 11).
+"""Before a run: every evaluator weight file hashed and checked against the network VBench builds.
 
 A wrong weight file can load silently: human_action loads UMT with ``strict=False`` and scene loads Tag2Text the
 same way, so a file with other keys scores with random parameters and no error. Before any video is scored, for

@@ -148,5 +148,5 @@ def link_split_clips(run: Path, videos: list[Path], dest: Path) -> Path:
 
 
 def assert_varies(results: dict[str, float], what: str) -> None:
-    """Item 2 of the suite's contract: a fixture that gives every video the same score tests nothing."""
+    """A fixture that gives every video the same score cannot tell a right score from a wrong one."""
     assert len(set(results.values())) > 1, f"{what}: every unit scores {set(results.values())}"
