@@ -18,9 +18,10 @@ differ (2, 4 and 7 clips of 2 s; the 12.5 s video is longer than VBench-Long's 1
   ``--dev_flag``) run on a folder holding the same videos and those clips.
 Scores are compared exactly (``==``): both sides run the same code on the same files in one process each.
 
-Mutation check (run by hand: each bug put into the code, the test run, the bug removed again):
-- custom mode sends the file stem instead of the prompt text (modes.Mode.worker_spec):
-  test_vbench_heavy.py::test_custom_mode_heavy fails (temporal_style differs from VBench's custom_input score);
+Mutation check (run by hand: each bug put into the code, the test run on temporal_flickering, the bug removed):
+- custom mode sends the file stem instead of the prompt text (modes.Mode.worker_spec): meant to fail
+  test_vbench_heavy.py::test_custom_mode_heavy (temporal_style compared with VBench's custom_input score given the
+  prompts); NOT YET RUN (the try was stopped in the ViCLIP weight check on an overloaded machine);
 - long mode does not pad the last clip back (long.plan_clips: the remainder clip starts where the last full clip
   ends): test_long_mode_custom_suite fails (the 6.5 s video's clip 003 holds source frames 24-25 only; VBench-Long's
   holds 18-25), as does test_long_mode_standard_suite (same check);
