@@ -59,7 +59,7 @@ def one_point(name: str, args: argparse.Namespace) -> dict:
         from torch.utils.flop_counter import FlopCounterMode
 
         t = time.perf_counter()
-        model = ctx.model({"model": name, "flavor": args.flavor}, "meta")
+        model = ctx.build(cfg, "meta")
         tb = time.perf_counter()
         inputs = models.dummy_inputs(cfg, point, device="meta", dtype=torch.float32)
         with flop_counter.no_opt_einsum(), torch.no_grad(), FlopCounterMode(display=False) as mode:
@@ -68,7 +68,7 @@ def one_point(name: str, args: argparse.Namespace) -> dict:
     if args.fvcore:
         from evalkit.measure.flops import count_fvcore
 
-        model = ctx.model({"model": name, "flavor": args.flavor}, "meta")
+        model = ctx.build(cfg, "meta")
         t = time.perf_counter()
         fv = count_fvcore(model, tuple(models.dummy_inputs(cfg, point, device="meta", dtype=torch.float32)))
         out.update(fvcore_s=time.perf_counter() - t, fvcore_macs=fv.get("fvcore_macs"),

@@ -25,20 +25,21 @@ def main(argv: list[str]) -> int:
     p.add_argument("--smoke", action="store_true")
     p.add_argument("--points", type=int, default=5, help="print this many points (all ratios are summarised)")
     args = p.parse_args(argv)
-    from evalkit.experiment import load_experiment
+    from evalkit.sweep.config import load_experiment
     from evalkit.sweep import cli
-    from evalkit.sweep.plan import plan_points, point_items
+    from evalkit.sweep.plan import plan_points, due_points
 
     exp = load_experiment(args.experiment, smoke=args.smoke)
-    counts = [len(it["measurements"]) for it in point_items(plan_points(exp), set())]
+    counts = [len(it.measurements) for it in due_points(plan_points(exp), set())]
     print(f"load average before: {os.getloadavg()[0]:.2f}; {len(counts)} points, {sum(counts)} records")
     with tempfile.TemporaryDirectory() as tmp:
         argv_ = [args.experiment, "--runs-root", tmp, "--new-run", "--no-plots", "--no-progress"]
         t0 = time.perf_counter()
+        clocks = []
         with contextlib.redirect_stdout(io.StringIO()):
-            cli.main(argv_ + (["--smoke"] if args.smoke else []))
+            cli.main(argv_ + (["--smoke"] if args.smoke else []), on_clock=clocks.append)
         wall = time.perf_counter() - t0
-    hist = cli.LAST_CLOCK.history
+    hist = clocks[0].history
     end = hist[-1][0]
     done_records = 0
     print(f"{'point':>5}{'elapsed s':>11}{'ETA shown s':>13}{'actual left s':>15}{'ETA by records s':>18}")

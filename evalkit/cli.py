@@ -5,7 +5,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from evalkit.errors import ChoiceError, EvalkitError
+from evalkit.core.errors import ChoiceError, EvalkitError
 
 # verb -> (module:function taking argv and returning an exit code, one-line summary)
 VERBS: dict[str, tuple[str, str]] = {
@@ -16,7 +16,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "vbench": ("evalkit.vbench.cli:main", "VBench / VBench-Long / custom-prompt evaluation of a folder of videos"),
     "generate": ("evalkit.generate.cli:main", "sample mp4 videos from a checkpoint for a prompt suite"),
     "train": ("evalkit.train.cli:main", "train the tiny models on the synthetic captioned-video set"),
-    "records": ("evalkit.records:records_main", "check or repair records files (a torn line after a crash)"),
+    "records": ("evalkit.core.records:records_main", "check or repair records files (a torn line after a crash)"),
     "humaneval": ("evalkit.humaneval.cli:main", "blind pairwise human preference study of video folders (Fig. 8/9/12)"),
 }
 

@@ -1,6 +1,6 @@
 """``python -m evalkit ls``: list registered models (flavors, parameters), measurements and experiment files.
 
-Pure python: never imports torch (parameters come from the analytic count in ``lingen.analytic``).
+Pure python: never imports torch (parameters come from the analytic count in ``backbone.analytic``).
 """
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from evalkit import models
+from evalkit.core.experiments import EXPERIMENTS_DIR
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 
 EXAMPLES = """examples:
   python -m evalkit ls
@@ -37,7 +37,7 @@ def collect(flavor: str | None = None) -> dict:
         entry = models.REGISTRY.entry(name)
         fls = models.flavors(name)
         if flavor is not None and flavor not in fls:
-            from evalkit.errors import ChoiceError
+            from evalkit.core.errors import ChoiceError
             raise ChoiceError("--flavor", flavor, fls, what="flavor")
         for fl in [flavor] if flavor else fls:
             cfg = models.resolve(name, fl)

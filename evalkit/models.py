@@ -1,50 +1,37 @@
-"""The bridge between the harness and the models: presets (experiments/models/*.yaml) -> ModelConfig, the model
-registry, and cheap pure-python queries (tokens, latent shape, parameters, analytic FLOPs). Never imports torch at
-module import; only ``build`` and ``dummy_inputs`` do.  Contract: /work/brief/MODEL_CONTRACT.md.
+"""The bridge between the harness and the models: registry names -> resolved configs, builds and cheap queries.
+
+Every model family lives in its own folder (``lingen/``, each folder of ``baselines/``) and exports one
+``spec.ENTRY`` (:class:`backbone.config.ModelFamily`): its config class (geometry, options, cost, checks, layer
+kinds), its torch module and its preset file. This module finds those entries (:data:`FAMILY_PACKAGES`), reads each preset's
+``models:`` (the registry names, e.g. ``lingen`` and its Table 2 variants) and ``flavors:`` over the shared
+backbone's flavors (``backbone/flavors.yaml``), and answers for any registry name: the resolved config
+(:func:`resolve`), the built model (:func:`build`), the token geometry of a video (:func:`latent_shape`,
+:func:`token_grid`, :func:`num_tokens`, :func:`validate_point`), parameters and analytic FLOPs. Adding a mixer is
+one new folder under ``baselines/`` with ``spec.py`` (``ENTRY``), ``model.py`` and ``preset.yaml``; nothing here
+changes.
+
+Never imports torch at module import; only ``build`` and ``dummy_inputs`` do.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import importlib
+import pkgutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from evalkit.errors import ChoiceError, FieldError
-from evalkit.registry import Registry
-from evalkit.typed import flat, from_dict
-from lingen import analytic
-from lingen.config import ModelConfig
+from backbone.config import BackboneConfig, ModelFamily
+from evalkit.core.errors import ChoiceError, FieldError
+from evalkit.core.typed import deep_merge, flat, from_dict, to_dict
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "models"
-
-REGISTRY = Registry("model")
-REGISTRY.add("lingen", "lingen.model:build_lingen", summary="LinGen: MATE (bidirectional Mamba2 + RMS + review "
-             "tokens || TESA)", preset="lingen", variant=None)
-REGISTRY.add("dit", "baselines.dit:build_dit", summary="matched DiT: full 3D self-attention", preset="dit",
-             variant=None)
-_VARIANTS = {
-    "lingen-no-tesa": "Table 2: w/o TESA",
-    "lingen-no-rms": "Table 2: w/o RMS (spatial row-major only)",
-    "lingen-zigzag": "Table 2: w/ Zigzag (ZigMa snake paths)",
-    "lingen-mamba1": "Table 2: w/ Mamba (Mamba-1 selective scan)",
-    "lingen-no-ma": "Table 2: w/o MA-branch (TESA only)",
-    "lingen-no-review": "Table 2: w/o review tokens",
-}
-for _name, _summary in _VARIANTS.items():
-    REGISTRY.add(_name, "baselines.variants:build_variant", summary=_summary, preset="lingen", variant=_name)
-# Efficient mixers of the field on the same backbone (issue 13); `terms` = the torch-free module that registers
-# the mixer's parameter / FLOP terms with lingen.analytic (imported by resolve()).
-REGISTRY.add("linear-attn", "baselines.linear_attn:build_linear_attn", summary="SANA-Video linear attention: "
-             "ReLU features, RoPE in the numerator", preset="linear-attn", variant=None,
-             terms="baselines.linear_attn_terms")
-REGISTRY.add("sta", "baselines.sta:build_sta", summary="STA: sliding tile attention, 3D tile window",
-             preset="sta", variant=None, terms="baselines.sta_terms")
-REGISTRY.add("radial", "baselines.radial:build_radial", summary="Radial attention: static block-sparse mask, "
-             "window halves per temporal octave", preset="radial", variant=None, terms="baselines.radial_terms")
+# packages whose model families the registry holds: a package with a ``spec.py`` is one family (lingen); a package
+# without one holds one family per sub-package (baselines/dit, baselines/sta, ...)
+FAMILY_PACKAGES = ("lingen", "baselines")
+BACKBONE_FLAVORS = Path(__file__).resolve().parent.parent / "backbone" / "flavors.yaml"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,26 +55,88 @@ class FlopsEstimate:
     convention: str = "2*MAC"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RegisteredModel:
+    """One registry name: its family, its preset's summary, and (for a variant) the overrides that make it."""
+
+    name: str
+    summary: str
+    family: ModelFamily
+    variant: str = "default"        # the records' ``variant`` field: "default", or e.g. "no-tesa"
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@functools.cache
+def _preset(path: Path) -> dict[str, Any]:
+    return _read_yaml(path)
+
+
+def _families() -> list[ModelFamily]:
+    out = []
+    for pkg_name in FAMILY_PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        if (Path(pkg.__file__).parent / "spec.py").exists():
+            out.append(importlib.import_module(f"{pkg_name}.spec").ENTRY)
+            continue
+        for sub in sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.ispkg):
+            out.append(importlib.import_module(f"{pkg_name}.{sub}.spec").ENTRY)
+    return out
+
+
+class ModelRegistry:
+    """Registry names -> :class:`RegisteredModel`, from every family's preset, with did-you-mean errors."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, RegisteredModel] = {}
+        self.families: dict[str, ModelFamily] = {}
+        for family in _families():
+            if family.name in self.families:
+                raise ValueError(f"model family {family.name!r} is defined twice ({family.config.__module__})")
+            self.families[family.name] = family
+            preset = _preset(family.preset)
+            if preset.get("mixer") != family.name:
+                raise ValueError(f"{family.preset}: mixer {preset.get('mixer')!r} but its ENTRY is {family.name!r}")
+            for name, meta in preset["models"].items():
+                if name in self._entries:
+                    raise ValueError(f"model {name!r} is registered twice ({family.preset})")
+                self._entries[name] = RegisteredModel(name=name, summary=meta.get("summary", ""), family=family,
+                                                      variant=meta.get("variant", "default"),
+                                                      overrides=meta.get("overrides") or {})
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[RegisteredModel]:
+        return iter(self._entries.values())
+
+    def entry(self, name: str, field_name: str = "model") -> RegisteredModel:
+        if name not in self._entries:
+            raise ChoiceError(field_name, name, self._entries, what="model")
+        return self._entries[name]
+
+
+REGISTRY = ModelRegistry()
+
+
 def names() -> list[str]:
     return REGISTRY.names()
 
 
-@functools.lru_cache(maxsize=None)
-def _load(stem: str) -> dict[str, Any]:
-    with open(MODELS_DIR / f"{stem}.yaml") as fh:
-        return yaml.safe_load(fh)
-
-
 def flavors(name: str) -> list[str]:
-    entry = REGISTRY.entry(name, "model")
-    return list(_load(entry.meta["preset"])["flavors"])
+    return list(_preset(REGISTRY.entry(name).family.preset)["flavors"])
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
+def variant(name: str) -> str:
+    """The records' ``variant`` field of a registry name: ``default``, or the Table 2 variant (``no-tesa``, ...)."""
+    return REGISTRY.entry(name).variant
 
 
 def _set_override(data: dict, key: str, value: Any, where: str) -> None:
@@ -101,33 +150,26 @@ def _set_override(data: dict, key: str, value: Any, where: str) -> None:
     node[parts[-1]] = value  # unknown leaf keys are rejected by from_dict with a did-you-mean
 
 
-
-
-def _defaults() -> dict[str, Any]:
-    from evalkit.typed import to_dict
-    return to_dict(ModelConfig())
-
-
-def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
-    """Registry name + flavor (+ overrides, nested or dotted keys) -> frozen ModelConfig."""
-    entry = REGISTRY.entry(name, "model")
-    name = entry.name
-    if entry.meta.get("terms"):
-        importlib.import_module(entry.meta["terms"])  # registers the mixer's analytic terms (no torch)
-    preset = _load(entry.meta["preset"])
-    backbone = _load("backbone")["flavors"]
+def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> BackboneConfig:
+    """Registry name + flavor (+ overrides, nested or dotted keys) -> the mixer's frozen config. Overrides of
+    another mixer's options (``mate.*`` for DiT, ``sta.*`` for LinGen) do not apply to this model and are left out,
+    so one sweep can vary the options of one mixer across every model it compares."""
+    entry = REGISTRY.entry(name)
+    preset = _preset(entry.family.preset)
+    backbone = _preset(BACKBONE_FLAVORS)["flavors"]
     if flavor not in preset["flavors"] or flavor not in backbone:
         raise ChoiceError("flavor", flavor, preset["flavors"], what=f"flavor of {name}")
-    data = _merge(_defaults(), backbone[flavor])
-    data = _merge(data, {"mixer": preset["mixer"]})
-    data = _merge(data, preset["flavors"][flavor] or {})
-    if entry.meta["variant"]:
-        data = _merge(data, preset["variants"][entry.meta["variant"]])
+    data = deep_merge(to_dict(entry.family.config()), backbone[flavor])
+    data = deep_merge(data, preset["flavors"][flavor] or {})
+    data = deep_merge(data, entry.overrides)
     data.update(name=name, flavor=flavor)
     where = f"{name}[{flavor}]"
+    others = {f.options_key for f in REGISTRY.families.values() if f is not entry.family and f.options_key}
     for key, value in flat(overrides or {}).items():
+        if key.split(".", 1)[0] in others:
+            continue   # another mixer's options (e.g. mate.window in a sweep of LinGen and DiT): not this model's
         _set_override(data, key, value, where)
-    cfg = from_dict(ModelConfig, data, where)
+    cfg = from_dict(entry.family.config, data, where)
     try:
         cfg.check()
     except ValueError as exc:
@@ -136,83 +178,99 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
     return cfg
 
 
-def build(cfg: ModelConfig, device: str = "cpu", dtype: Any = None, kernels: str = "auto") -> Any:
-    """Instantiate the registered model on ``device`` (``meta`` for counting)."""
+def config_from_dict(data: dict[str, Any], where: str = "config") -> BackboneConfig:
+    """A resolved config written out with ``typed.to_dict`` (a sweep point at a process boundary, a checkpoint's
+    provenance) back into its mixer's config class, without resolving the preset again."""
+    family = REGISTRY.families.get(data.get("mixer"))
+    if family is None:
+        raise ChoiceError(f"{where}.mixer", data.get("mixer"), REGISTRY.families, what="mixer")
+    return from_dict(family.config, data, where)
+
+
+def _module(cfg: Any) -> Any:
+    return importlib.import_module(REGISTRY.families[cfg.mixer].module)
+
+
+def build(cfg: BackboneConfig, device: str = "cpu", dtype: Any = None, kernels: str = "auto") -> Any:
+    """Instantiate the model of ``cfg`` on ``device`` (``meta`` for counting): its family module's ``build``."""
     import torch
-    builder = REGISTRY.get(cfg.name, "model")
+
     if kernels not in ("auto", "ref", "fused"):
         raise ChoiceError("kernels", kernels, ("auto", "ref", "fused"))
-    return builder(cfg, device=device, dtype=dtype or torch.float32, kernels=kernels)
+    return _module(cfg).build(cfg, device=device, dtype=dtype or torch.float32, kernels=kernels)
 
 
-def latent_shape(cfg: ModelConfig, point: VideoPoint) -> tuple[int, int, int, int]:
+def latent_shape(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int, int]:
     """(C, T, H, W) of the latent; raises FieldError if the point does not fit the compression x patch."""
     ct, ch, cw = cfg.latent.compression
     pt, ph, pw = cfg.latent.patch
     n = point.num_frames
+    apart = 1 if cfg.latent.first_frame_apart else 0     # a causal VAE encodes the first frame on its own
     if abs(point.duration_s * point.fps - n) > 1e-6:
-        lo = max(1, n // (ct * pt)) * ct * pt
+        lo = max(1, n // (ct * pt)) * ct * pt + apart
         raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {point.duration_s * point.fps:g} "
                          f"frames, not a whole number of frames (closest valid: {lo / point.fps:g} s or "
                          f"{(lo + ct * pt) / point.fps:g} s)")
-    if n <= 0 or n % (ct * pt):
-        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not a positive "
-                         f"multiple of temporal compression x patch = {ct * pt}")
+    if n - apart <= 0 or (n - apart) % (ct * pt):
+        rule = f"1 + a multiple of" if apart else "a positive multiple of"
+        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not {rule} "
+                         f"temporal compression x patch = {ct * pt}")
     for fname, px, c, p in (("height", point.height, ch, ph), ("width", point.width, cw, pw)):
         if px <= 0 or px % (c * p):
             lo = max(c * p, px // (c * p) * c * p)
             raise FieldError(fname, f"{px} px is not divisible by compression x patch = {c * p} "
                              f"(closest valid: {lo} or {lo + c * p})")
-    return (cfg.latent.channels, n // ct, point.height // ch, point.width // cw)
+    return (cfg.latent.channels, (n - apart) // ct + apart, point.height // ch, point.width // cw)
 
 
-def token_grid(cfg: ModelConfig, point: VideoPoint) -> tuple[int, int, int]:
+def token_grid(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int]:
     _, T, H, W = latent_shape(cfg, point)
     pt, ph, pw = cfg.latent.patch
     return (T // pt, H // ph, W // pw)
 
 
-def num_tokens(cfg: ModelConfig, point: VideoPoint) -> int:
+def num_tokens(cfg: BackboneConfig, point: VideoPoint) -> int:
     t, h, w = token_grid(cfg, point)
     return t * h * w
 
 
-def validate_point(cfg: ModelConfig, point: VideoPoint) -> None:
-    """Cheap checks before any work: divisibility, positional-table range, TESA window vs grid."""
+def validate_point(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int]:
+    """Cheap checks before any work: divisibility, positional-table range, the mixer's own grid checks (e.g. the
+    TESA window vs the grid). Returns the token grid."""
     grid = token_grid(cfg, point)
     for axis, g, m in zip(("latent frames", "height tokens", "width tokens"), grid, cfg.max_grid):
         if g > m:
             raise FieldError("max_grid", f"{point} gives {g} {axis}, more than the positional table ({m}); "
                              f"max_grid is {list(cfg.max_grid)}")
-    if cfg.mixer == "mate" and cfg.mate.tesa:
-        for axis, g, w in zip("thw", grid, cfg.mate.window):
-            if w > g:
-                raise FieldError("mate.window", f"window {list(cfg.mate.window)} is larger than the token grid "
-                                 f"{list(grid)} along {axis} ({w} > {g}) for {point}")
     try:
-        analytic.check_grid(cfg, grid)  # the checks of mixers registered from baselines/*_terms.py
+        cfg.check_grid(grid)
     except ValueError as exc:
         field_name, _, msg = str(exc).partition(": ")
         raise FieldError(field_name, f"{msg} for {point}") from None
+    return grid
 
 
-def param_count(cfg: ModelConfig) -> int:
-    return analytic.param_count(cfg)
+def param_count(cfg: BackboneConfig) -> int:
+    return cfg.param_count()
 
 
-def estimate_flops(cfg: ModelConfig, point: VideoPoint, cfg_factor: int = 1, batch: int = 1) -> FlopsEstimate:
+def estimate_flops(cfg: BackboneConfig, point: VideoPoint, cfg_factor: int = 1, batch: int = 1) -> FlopsEstimate:
     """Analytic forward FLOPs of one denoiser call (x batch x cfg_factor), same terms FlopCounterMode counts."""
-    validate_point(cfg, point)
-    br = {k: v * batch * cfg_factor for k, v in analytic.flops_breakdown(cfg, token_grid(cfg, point)).items()}
+    grid = validate_point(cfg, point)
+    br = {k: v * batch * cfg_factor for k, v in cfg.flops_breakdown(grid).items()}
     return FlopsEstimate(total=sum(br.values()), breakdown=br)
 
 
-def dummy_inputs(cfg: ModelConfig, point: VideoPoint, batch: int = 1, device: str = "cpu", dtype: Any = None,
-                 seed: int = 0) -> tuple[Any, Any, Any]:
-    """(x (B, C, T, H, W), t (B,), context (B, text_len, text_dim)); random on real devices, empty on meta."""
+def dummy_inputs(cfg: BackboneConfig, point: VideoPoint, batch: int = 1, device: str = "cpu", dtype: Any = None,
+                 seed: int = 0) -> tuple[Any, ...]:
+    """The forward's arguments at ``point``: the backbone's (x (B, C, T, H, W), t (B,), context (B, text_len,
+    text_dim)), or what the family module's ``inputs`` makes; random on real devices, empty on meta."""
     import torch
     validate_point(cfg, point)
     dtype = dtype or torch.float32
+    module = _module(cfg)
+    if hasattr(module, "inputs"):
+        return module.inputs(cfg, latent_shape(cfg, point), batch=batch, device=device, dtype=dtype, seed=seed)
     shape = (batch, *latent_shape(cfg, point))
     ctx_shape = (batch, cfg.text_len, cfg.text_dim)
     if str(device) == "meta":

@@ -1,6 +1,6 @@
 """MATE token mixer (LinGen Fig. 2): MA-branch (bidirectional Mamba2 + Rotary Major Scan + review tokens) and
-TE-branch (TEmporal Swin Attention), with shared q/k/v projections (parameter sharing "H2" of the reference note,
-consistent with LinGen-Uni's "90% of MATE weights initialised from self-attention").
+TE-branch (TEmporal Swin Attention), with q/k/v projections shared by both branches (an assumption, stated in
+``lingen/preset.yaml``; consistent with LinGen-Uni's "90% of MATE weights initialised from self-attention").
 
     u        = [review tokens ; scan(x)]                 review tokens: avg-pooled scan-ordered x + type embedding
     q, k, v  = W_qkv u                                   shared by both branches
@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lingen.config import ModelConfig
-from lingen.kernels.ops import selective_scan, ssd_scan
-from lingen.scan import N_ZIGZAG, ORDERS, Scan, review_tokens
+from backbone.model import build_backbone
+from lingen.kernels.ops import select_backend, selective_scan, ssd_scan
+from lingen.scan import Scan, review_tokens
+from lingen.spec import LinGenConfig
 from lingen.tesa import window_attention
 
 MAMBA1_REF_CHUNK = 16  # blocking of the Mamba-1 reference scan (changes memory, not the result)
@@ -44,7 +45,7 @@ class MATE(nn.Module):
     (from ``lingen.kernels.ops.select_backend``); ``te_backend`` is set by each forward to the TESA path and SDPA
     kernel it used (``lingen.tesa``), for the latency records."""
 
-    def __init__(self, cfg: ModelConfig, layer: int, backend: str = "ref", backend_reason: str = "") -> None:
+    def __init__(self, cfg: LinGenConfig, layer: int, backend: str = "ref", backend_reason: str = "") -> None:
         super().__init__()
         d, m, s = cfg.d_model, cfg.mate, cfg.mate.ssm
         self.cfg, self.layer, self.backend, self.backend_reason = cfg, layer, backend, backend_reason
@@ -155,11 +156,8 @@ class MATE(nn.Module):
         return y
 
 
-def layer_kind(cfg: ModelConfig, layer: int) -> tuple:
-    """What of layer ``layer``'s MATE depends on its index: the token order (``Scan``: l mod 4 for RMS, one order
-    for fixed, l mod 8 for zigzag) and the TESA shift parity (``tesa.effective_shift``: odd layers shift). Two
-    layers with equal kinds compute the same ops on the same shapes, so a FLOP counter may count one of them and
-    multiply (``evalkit.measure.flop_counter``; a test checks this against counting every layer)."""
-    m = cfg.mate
-    phase = {"rms": layer % len(ORDERS), "fixed": 0, "zigzag": layer % N_ZIGZAG}[m.scan]
-    return (m.scan, phase, layer % 2 if m.tesa else 0)
+def build(cfg: LinGenConfig, device: str = "cpu", dtype: torch.dtype = torch.float32, kernels: str = "auto"):
+    """LinGen (and its Table 2 variants, switches of ``cfg.mate``) on the shared backbone: the SSD backend is chosen
+    once for the model (``lingen.kernels.ops.select_backend``, with the reason when it is not the fused kernel)."""
+    backend, reason = select_backend(kernels, device, cfg.mate.ssm.kind if cfg.mate.ma else None)
+    return build_backbone(cfg, lambda c, layer: MATE(c, layer, backend, reason), device, dtype)

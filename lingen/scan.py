@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lingen.spec import N_ORDERS, N_ZIGZAG
+
 ORDERS: tuple[tuple[int, int, int], ...] = ((0, 1, 2), (0, 2, 1), (1, 2, 0), (2, 1, 0))
 ORDER_NAMES = ("spatial row-major", "spatial column-major", "temporal row-major", "temporal column-major")
-N_ZIGZAG = 8
+assert len(ORDERS) == N_ORDERS
 
 
 def to_order(x: Tensor, grid: tuple[int, int, int], order: tuple[int, int, int]) -> Tensor:

@@ -14,7 +14,7 @@ Two exact implementations of the same attention pattern:
   one mask-free SDPA call: the flash kernel can run every window (unshifted, unpadded layers are one call).
 - ``masked`` (the ``meta`` device, i.e. FLOP counting): the grid zero-padded to whole windows, cyclically rolled,
   and one SDPA call with a boolean mask. It computes full windows on the padded grid, which is what the analytic
-  TESA term counts (``lingen.analytic``: 4 x padded tokens x window tokens x D); ``split`` skips the masked-out
+  TESA term counts (``lingen.spec``: 4 x padded tokens x window tokens x D); ``split`` skips the masked-out
   blocks, so on shifted or padded layers it executes fewer attention FLOPs than are counted: for the 4b preset
   at 512p a shifted layer's windows execute 0.68x (17 s) / 0.85x (68 s) of the counted attention FLOPs, 0.26 % /
   0.12 % of the whole forward (benchmarks/tesa_paths.py prints both counts).

@@ -39,9 +39,9 @@ def make_checkpoint(out: Path, seed: int = 0) -> Path:
     import torch
 
     from evalkit import models
-    from evalkit.checkpoint import save_checkpoint
-    from evalkit.decoders import DecoderSpec
-    from evalkit.text import TextEncoderSpec, build_builtin
+    from evalkit.runtime.checkpoint import save_checkpoint
+    from evalkit.runtime.decoders import DecoderSpec
+    from evalkit.runtime.text import TextEncoderSpec, build_builtin
 
     cfg = models.resolve("lingen", "tiny", TINY_OVERRIDES)
     torch.manual_seed(seed)
@@ -89,7 +89,7 @@ def pytest_collection_modifyitems(config, items):
 
 def write_clip(path: Path, rgb: tuple[int, int, int], frames: int = 12, size: int = 64, fps: int = 8,
                pix_fmt: str = "yuv420p") -> Path:
-    from evalkit.video_io import write_video
+    from evalkit.runtime.video_io import write_video
 
     clip = np.full((frames, size, size, 3), 24, dtype=np.uint8)   # (T, H, W, 3)
     for t in range(frames):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.vbench.aggregate import MissingDimensionsError, aggregate
 from evalkit.vbench.dimensions import (DIMENSIONS, NORMALIZE, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS, WEIGHTS)
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.experiment import load_experiment
+from evalkit.sweep.config import load_experiment
 from evalkit.sweep import cli
 from evalkit.sweep.budget import NO_CUDA, plan_lines, plan_units, predict_all
-from evalkit.sweep.plan import plan_points, point_items
+from evalkit.sweep.plan import plan_points, due_points
 from evalkit.sweep.predict import Predictor, SimState, UnitPlan
 
 # a synthetic GPU profile (planned here, nothing runs): 1 GFLOP/s, so tiny DiT at 64x112 costs 0.53 s (8.5 s) ..
@@ -33,7 +33,7 @@ def _items(tmp_path: Path, device: str = "cuda", **over) -> tuple[list[dict], Pr
     path = tmp_path / "b.yaml"
     path.write_text("# budget test\n" + yaml.safe_dump({**EXP, **over}))
     exp = load_experiment(path)
-    return point_items(plan_points(exp), set()), Predictor(exp.config.budget, device)
+    return due_points(plan_points(exp), set()), Predictor(exp.config.budget, device)
 
 
 def test_nothing_planned_beyond_the_budget_and_nothing_left_out_that_fits(tmp_path: Path) -> None:
@@ -53,23 +53,23 @@ def test_most_important_first(tmp_path: Path) -> None:
     items, pred = _items(tmp_path)
     plan = plan_units(items, pred, 6.0)
     run = [d.key for d in plan if d.run]
-    assert run[:2] == [items[0]["keys"]["latency"], items[0]["keys"]["memory"]]
+    assert run[:2] == [items[0].record_key("latency"), items[0].record_key("memory")]
     first_skip = next(i for i, d in enumerate(plan) if not d.run)
     assert all(d.run for d in plan[:first_skip])
     # the first point too expensive (DiT 68 s first: 34 s), the cheaper later one still planned; the first's memory
     # alone (18 s) would fit 18 s, but memory without its latency ranks below every latency: considered last
     items2, pred2 = _items(tmp_path, models=["dit"], durations_s=[68, 8.5])
-    items2 = sorted(items2, key=lambda s: -s["duration_s"])
+    items2 = sorted(items2, key=lambda s: -s.duration_s)
     plan2 = plan_units(items2, pred2, 18.0)
     assert 17.0 < plan2[1].predicted_s < 18.0 or not plan2[1].run
-    assert [(d.spec["duration_s"], d.measurement, d.run) for d in plan2] == [
+    assert [(d.point.duration_s, d.measurement, d.run) for d in plan2] == [
         (68, "latency", False), (68, "memory", False), (8.5, "latency", True), (8.5, "memory", True)]
 
 
 def test_leftover_raises_iterations_in_priority_order(tmp_path: Path) -> None:
     items, pred = _items(tmp_path, models=["dit"], durations_s=[8.5, 17])
     lat = [d for d in plan_units(items, pred, 1e6) if d.measurement == "latency"]
-    assert all(d.plan == pred.desired(d.spec) == UnitPlan(warmup=2, iterations=3) for d in lat)
+    assert all(d.plan == pred.desired(d.point) == UnitPlan(warmup=2, iterations=3) for d in lat)
     minimal = plan_units(items, pred, sum(d.predicted_s for d in plan_units(items, pred, 1e6)) - 0.01)
     lat = [d for d in minimal if d.measurement == "latency"]
     assert lat[0].plan == UnitPlan(warmup=2, iterations=3)          # the first gets all it asks for ...

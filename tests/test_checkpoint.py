@@ -1,4 +1,4 @@
-"""Checkpoint folders: round trip, tensor/config mismatch names the tensors, missing weights, legacy .pt."""
+"""Checkpoint folders: round trip, tensor/config mismatch names the tensors, missing weights, a pickle refused."""
 from __future__ import annotations
 
 import json
@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from evalkit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_folder
-from evalkit.decoders import DecoderSpec
-from evalkit.text import TextEncoderSpec, build_builtin
+from evalkit.runtime.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_folder
+from evalkit.runtime.decoders import DecoderSpec
+from evalkit.runtime.text import TextEncoderSpec, build_builtin
 
 OVERRIDES = {"latent.channels": 48, "latent.compression": [1, 4, 4], "latent.patch": [1, 2, 2]}
 
@@ -74,14 +74,9 @@ def test_missing_weights_and_legacy_pt(ckpt_dir, tmp_path):
     (dst / "model.safetensors").unlink()
     with pytest.raises(CheckpointError, match="missing its weights: expected model.safetensors"):
         validate_folder(dst)
-    torch.save(state, dst / "model.pt")
-    with pytest.raises(CheckpointError, match="--legacy-pt"):
-        load_checkpoint(dst)
-    ck = load_checkpoint(dst, allow_legacy_pt=True)                  # weights_only=True path
-    assert all(torch.equal(ck.model.state_dict()[k], v) for k, v in state.items())
     torch.save({"state_dict": state, "evil": object()}, dst / "model.pt")
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
-        load_checkpoint(dst, allow_legacy_pt=True)                   # arbitrary objects are never unpickled
+    with pytest.raises(CheckpointError, match="model.pt but no model.safetensors.*never unpickles"):
+        load_checkpoint(dst)                                          # a pickle is never loaded
 
 
 def test_not_a_checkpoint(tmp_path):

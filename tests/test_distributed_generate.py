@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 WRAPPER = """
 import sys, numpy as np
-import evalkit.video_io as vio
+import evalkit.runtime.video_io as vio
 _write = vio.write_video
 def write_video(path, frames, *a, **k):
     np.save(str(path) + ".frames.npy", np.asarray(frames))

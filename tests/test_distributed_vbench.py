@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.vbench.runner import RunConfig, run
 FIX = Path(__file__).parent / "fixtures" / "vbench"
 sys.path.insert(0, str(FIX))

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.experiment import EXPERIMENTS_DIR, experiment_names, load_experiment, parse_experiment
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.experiments import EXPERIMENTS_DIR, experiment_names
+from evalkit.sweep.config import load_experiment, parse_experiment
 from evalkit.sweep import cli
 from evalkit.sweep.plan import plan_points
 
@@ -30,8 +31,8 @@ def write(tmp_path: Path, data: dict, name: str = "t") -> Path:
 def test_shipped_experiments_validate(name: str, smoke: bool) -> None:
     exp = load_experiment(name, smoke=smoke)
     specs = plan_points(exp)
-    assert specs and all(spec["keys"] for spec in specs)
-    keys = [k for s in specs for k in s["keys"].values()]
+    assert specs and all(spec.record_keys for spec in specs)
+    keys = [k for s in specs for k in s.record_keys.values()]
     assert len(keys) == len(set(keys)), "record keys must be unique within an experiment"
 
 
@@ -126,7 +127,7 @@ def test_each_verb_names_only_files_of_its_kind(tmp_path: Path) -> None:
     with pytest.raises(ChoiceError) as err:
         load_experiment("scalng")
     assert "Did you mean 'scaling'" in str(err.value) and "train_tiny" not in str(err.value)
-    from evalkit.train.config import load_experiment as load_train
+    from evalkit.train.config import load_train
 
     with pytest.raises(FieldError, match=r"sweep experiment.*python -m evalkit sweep scaling"):
         load_train("scaling")
@@ -152,24 +153,24 @@ VARIED = {**BASE, "variations": {
 def test_variations_expand_to_named_point_sets(tmp_path: Path) -> None:
     exp = load_experiment(write(tmp_path, VARIED))
     specs = plan_points(exp)
-    by_var: dict[str, list[dict]] = {}
+    by_var: dict[str, list] = {}
     for s in specs:
-        by_var.setdefault(s["variation"], []).append(s)
+        by_var.setdefault(s.tag.variation, []).append(s)
     names = list(by_var)
     assert names.index("width[d_model=32,heads=2]") + 1 == names.index("width[d_model=96,heads=4]")  # grid order
     assert len(by_var) == 1 + 2 + 2 * 2 + 2 and len(specs) == 2 * len(by_var)   # x 2 models, 1 point each
     w = by_var["width[d_model=96,heads=4]"][0]
-    assert w["model_overrides"] == {"d_model": 96, "heads": 4} and w["variation_axis"] == "width"
-    assert w["variation_value"] == "d_model=96,heads=4" and w["params"] > by_var["baseline"][0]["params"]
+    assert w.overrides == {"d_model": 96, "heads": 4} and w.tag.variation_axis == "width"
+    assert w.tag.variation_value == "d_model=96,heads=4" and w.params > by_var["baseline"][0].params
     f = by_var["frame[resolution=64x96,text_len=16]"][0]
-    assert (f["height"], f["width"], f["model_overrides"]) == (64, 96, {"text_len": 16})
-    assert f["variation_axis"] == "frame"                                   # axis defaults to the name
-    win = by_var["window[window=2x2x2]"][0]["model_overrides"]
+    assert (f.height, f.width, f.overrides) == (64, 96, {"text_len": 16})
+    assert f.tag.variation_axis == "frame"                                   # axis defaults to the name
+    win = by_var["window[window=2x2x2]"][0].overrides
     assert win == {"mate.shift": [0, 0, 0], "mate.window": [2, 2, 2]}      # nested fixed part, flattened
-    keys = [k for s in specs for k in s["keys"].values()]
-    assert len(set(keys)) == len(keys) and "{baseline}" in by_var["baseline"][0]["keys"]["flops"]
+    keys = [k for s in specs for k in s.record_keys.values()]
+    assert len(set(keys)) == len(keys) and "{baseline}" in by_var["baseline"][0].record_key("flops")
     plain = plan_points(load_experiment(write(tmp_path, BASE, "plain")))
-    assert "variation" not in plain[0] and "{" not in plain[0]["keys"]["flops"]   # other experiments unchanged
+    assert plain[0].tag.variation is None and "{" not in plain[0].record_key("flops")   # other experiments unchanged
 
 
 @pytest.mark.parametrize("grid, match", [
@@ -189,7 +190,7 @@ def test_variation_records_carry_the_variation(tmp_path: Path, capsys) -> None:
     data = {**BASE, "models": ["dit"], "variations": {"baseline": {}, "text": {"grid": {"text_len": [4, 16]}}}}
     rc = cli.main([str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--no-progress", "--no-plots"])
     summ = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    from evalkit.records import read_records
+    from evalkit.core.records import read_records
 
     recs = {r["variation"]: r for r in read_records([summ["run_dir"]])}
     assert rc == 0 and set(recs) == {"baseline", "text[text_len=4]", "text[text_len=16]"}

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from evalkit.cli import main as evalkit
-from evalkit.records import TornLineWarning, append, iter_file, read_records
+from evalkit.core.records import TornLineWarning, append, iter_file, read_records
 
 EXP = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"],
        "resolutions": {"64p": [64, 112]}, "durations_s": [8.5], "measurements": ["flops"],
@@ -72,7 +72,7 @@ def test_a_complete_last_record_without_newline_is_kept(tmp_path):
 
 APPENDER = """
 import sys
-from evalkit.records import append
+from evalkit.core.records import append
 for i in range(200):
     append(sys.argv[1], {"key": f"{sys.argv[2]}-{i}", "kind": "selftest", "status": "ok", "pad": "x" * 5000})
 """
@@ -164,7 +164,7 @@ def test_generate_remakes_a_damaged_video(tiny_checkpoint, tmp_path, capsys, dam
         video.write_bytes(b"" if damage == "zero-byte" else video.read_bytes()[:100])
     assert _generate(tiny_checkpoint, out) == 0
     assert _last_json(capsys)["written"] == 1
-    from evalkit.video_io import read_video
+    from evalkit.runtime.video_io import read_video
 
     assert read_video(video)[0].shape[0] == 8
 
@@ -172,7 +172,7 @@ def test_generate_remakes_a_damaged_video(tiny_checkpoint, tmp_path, capsys, dam
 # ---- 3. one writer per folder ---------------------------------------------------------------------------------
 def test_a_second_sweep_on_the_same_run_folder_refuses(run, capsys):
     """Finding: two sweeps on one --run-dir both ran every point."""
-    from evalkit.runs import WriterLock
+    from evalkit.core.runs import WriterLock
 
     with WriterLock(run, what="python -m evalkit sweep (first)"):
         assert _sweep(str(run.parent / "t.yaml"), "--run-dir", str(run)) == 2
@@ -184,14 +184,14 @@ def test_a_second_sweep_on_the_same_run_folder_refuses(run, capsys):
 def test_a_killed_writer_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import time
-        from evalkit.runs import WriterLock
+        from evalkit.core.runs import WriterLock
         with WriterLock({str(tmp_path)!r}):
             open({str(tmp_path / 'held')!r}, 'w').close()
             time.sleep(600)
         """)])
     while not (tmp_path / "held").exists():
         assert holder.poll() is None
-    from evalkit.runs import LockedError, WriterLock
+    from evalkit.core.runs import LockedError, WriterLock
 
     with pytest.raises(LockedError, match=f"pid {holder.pid}"):
         WriterLock(tmp_path).__enter__()

@@ -94,7 +94,7 @@ class _ParityMixer(nn.Module):
 
 
 def _toy_build(cfg):
-    from lingen.backbone import VideoDiT
+    from backbone.model import VideoDiT
 
     with torch.device("meta"):
         return VideoDiT(cfg, _ParityMixer)
@@ -158,7 +158,9 @@ def test_a_registered_custom_op_is_counted(monkeypatch):
 
 
 def test_count_point_records_the_method_for_a_mixer_without_layer_kind(monkeypatch):
-    monkeypatch.delitem(fc.LAYER_KINDS, "attention")
+    from baselines.dit.spec import DiTConfig
+
+    monkeypatch.setattr(DiTConfig, "layer_kind", lambda self, layer: None)
     cfg = M.resolve("dit", "tiny")
     c = count(cfg, TINY_POINT)
     assert c.method == "full" and c.layers_counted == cfg.depth and c.kinds is None

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from evalkit.decoders import DecoderSpec, DiffusersDecoder, PixelDecoder, build_decoder
-from evalkit.errors import FieldError
-from evalkit.text import BOS, T5TextEncoder, TextEncoderSpec, build_builtin, tokenize
-from evalkit.video_io import read_video, write_video
+from evalkit.runtime.decoders import DecoderSpec, DiffusersDecoder, PixelDecoder, build_decoder
+from evalkit.core.errors import FieldError
+from evalkit.runtime.text import BOS, T5TextEncoder, TextEncoderSpec, build_builtin, tokenize
+from evalkit.runtime.video_io import read_video, write_video
 
 
 def test_pixel_decoder_round_trip_and_uint8():

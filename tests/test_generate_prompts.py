@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.generate.core import make_items, read_videos, video_name
 from evalkit.launch.torchrun import shard
 from evalkit.generate.prompts import load_prompts, read_vbench_prompts
-from evalkit.records import append
+from evalkit.core.records import append
 
 
 def test_prompt_file_errors(tmp_path):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.experiment import load_experiment
-from evalkit.records import read_records
+from evalkit.sweep.config import load_experiment
+from evalkit.core.records import read_records
 from evalkit.sweep.plan import plan_points
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_gpu_run_script_end_to_end_on_cpu(tmp_path: Path) -> None:
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     assert manifest["git_sha"].startswith(head)
     recs = {r["key"]: r for r in read_records([run])}
-    planned = {k for s in plan_points(load_experiment("paper_latency", smoke=True)) for k in s["keys"].values()}
+    planned = {k for s in plan_points(load_experiment("paper_latency", smoke=True)) for k in s.record_keys.values()}
     assert set(recs) == planned                          # every planned (point, measurement): a record or a row
     lat = [r for r in recs.values() if r["measurement"] == "latency"]
     assert any(r["status"] == "ok" and r["budget_s"] > 0 for r in lat)

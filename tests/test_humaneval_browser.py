@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.runs import REPO_ROOT
+from evalkit.core.runs import REPO_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -43,6 +43,22 @@ def _answer(db_path: Path, item: str, question: str) -> str:
 KEY = {"A": "a", "B": "ArrowRight", "tie": "t"}
 
 
+def wait_js(page, expression: str, timeout_s: float = 20.0):
+    """Poll a JavaScript expression until it is truthy. Playwright's ``wait_for_function`` evaluates its string
+    with ``eval`` inside the page, which the page's Content-Security-Policy (no 'unsafe-eval') refuses, as it
+    should; ``page.evaluate`` runs through the DevTools protocol and is not subject to it."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(f"() => ({expression})")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {expression}")
+        page.wait_for_timeout(50)
+
+
 @pytest.mark.browser
 def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
@@ -63,7 +79,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
         page.wait_for_selector("#study:not([hidden])")
 
         # 1. both videos play, stay in sync, loop (12 frames at 8 fps = 1.5 s; wait past the end)
-        page.wait_for_function("[vA, vB].every(v => v.readyState >= 2 && !v.paused && v.currentTime > 0.2)")
+        wait_js(page, "[vA, vB].every(v => v.readyState >= 2 && !v.paused && v.currentTime > 0.2)")
         page.wait_for_timeout(2200)
         st = page.evaluate("[vA, vB].map(v => ({t: v.currentTime, d: v.duration, paused: v.paused, loop: v.loop, "
                            "w: v.videoWidth, err: v.error && v.error.code}))")
@@ -80,7 +96,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
             return page.evaluate("ui.item.item")
 
         def wait_answers(n: int) -> None:
-            page.wait_for_function(f"document.querySelectorAll('#questions .chosen').length === {n}")
+            wait_js(page, f"document.querySelectorAll('#questions .chosen').length === {n}")
 
         # 2. item 1: three answers by click, three by keys (each key goes to the focused question, which moves on)
         first = item_id()
@@ -94,7 +110,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
             wait_answers(k + 4)
         assert page.text_content("#progress").startswith("Item 1 of 3 \u00b7 6 / 18 answers")
         page.keyboard.press("Enter")
-        page.wait_for_function(f"ui.item && ui.item.item !== '{first}'")
+        wait_js(page, f"ui.item && ui.item.item !== '{first}'")
 
         # 3. item 2: three answers, then reload: the page resumes on item 2 with those answers
         second = item_id()
@@ -118,7 +134,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
             page.click(f"li[data-question={q}] button[data-answer={_answer(db_path, second, q)}]")
             wait_answers(k + 4)
         page.click("#next")
-        page.wait_for_function(f"ui.item && ui.item.item !== '{second}'")
+        wait_js(page, f"ui.item && ui.item.item !== '{second}'")
 
         # 5. item 3 by keys only (focus starts on the first open question), then done
         third = item_id()
@@ -147,7 +163,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     # 7. the win rates the report computes from them
     from evalkit.humaneval import stats
     from evalkit.humaneval.cli import main as he_main
-    from evalkit.typed import to_dict
+    from evalkit.core.typed import to_dict
     from evalkit.humaneval.study import load_study
 
     server.stop()

@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 
 from evalkit.humaneval import db
 from evalkit.humaneval.db import export
+from evalkit.humaneval.guard import host_names
 from evalkit.humaneval.server import make_app
 from evalkit.humaneval.study import load_study, scan_videos
 from evalkit.report.cli import main as report_main
@@ -23,10 +24,10 @@ def cast_known_votes(study_path: Path, plan: dict[str, dict[str, list[str]]]) ->
     inputs = scan_videos(study, path)
     db_path = path.parent / "study.sqlite"
     db.create(db_path, inputs)
-    app = make_app(inputs, db_path)
+    app = make_app(inputs, db_path, hosts=host_names("127.0.0.1", 8765))
     con = sqlite3.connect(db_path)
     for rater, by_q in plan.items():
-        c = TestClient(app)
+        c = TestClient(app, base_url="http://127.0.0.1:8765")
         assert c.post("/api/login", json={"name": rater}).status_code == 200
         while not (item := c.get("/api/next").json())["done"]:
             left, right = con.execute("SELECT left_arm, right_arm FROM assignments a JOIN raters r USING (rater_id) "
@@ -92,6 +93,11 @@ def test_win_rates_are_exact(published):
     # quality: raters agree on 3 of 4 items -> P-bar 0.75; categories x 7, y 1 -> Pe = (7/8)^2 + (1/8)^2
     pe = (7 / 8) ** 2 + (1 / 8) ** 2
     assert f"| Quality | 4 | 75.00 | {(0.75 - pe) / (1 - pe):.2f} |" in agree
+    # the all-tie questions have no kappa (one category): a blank cell with the reason, never "nan"
+    assert "| Frame consistency | 4 | 100.00 |  |" in agree and "nan" not in agree
+    assert "Blank kappa is undefined (n/a): Frame consistency: every rating is in one category" in agree
+    # 4 prompts are too few clusters for a trustworthy interval: the table says so
+    assert "Warning: lingen vs dit: the interval resamples only 4 prompts (fewer than 20)" in md
     raters = (reports / "humaneval" / run.name / "raters.md").read_text()
     assert "| r1 | 24 | 24 |" in raters and "| r2 | 24 | 24 |" in raters
 

@@ -1,5 +1,5 @@
 """The rating server and its database through Starlette's test client: blind pages, votes written as cast with
-the order shown, resume, tokens, and the bad input of issue 15 (../ paths, a forged token, an unknown item,
+the order shown, resume, tokens, and bad input (../ paths, a forged token, an unknown item,
 two raters at once)."""
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 from evalkit.humaneval import db
+from evalkit.humaneval.guard import host_names
 from evalkit.humaneval.server import make_app
 from evalkit.humaneval.study import load_study, scan_videos
 
+URL = "http://127.0.0.1:8765"
+HOSTS = host_names("127.0.0.1", 8765)
 QUESTIONS = ["quality", "frame_consistency", "motion_naturalness", "motion_match", "subject_match",
              "overall_alignment"]
 
@@ -24,7 +27,7 @@ def _setup(study_path: Path, public: bool = False):
     inputs = scan_videos(study, path)
     db_path = path.parent / "study.sqlite"
     db.create(db_path, inputs)
-    return inputs, db_path, TestClient(make_app(inputs, db_path, public=public))
+    return inputs, db_path, TestClient(make_app(inputs, db_path, hosts=HOSTS, public=public), base_url=URL)
 
 
 def _login(client: TestClient, name: str) -> None:
@@ -76,7 +79,7 @@ def test_resume_changed_answer_and_done(make_study):
     again = client.get("/api/next").json()
     assert again["item"] == first["item"] and again["videos"] == first["videos"]
     assert again["answers"] == {q: "tie" for q in QUESTIONS[:3]}
-    other = TestClient(client.app)
+    other = TestClient(client.app, base_url=URL)
     _login(other, "bob")
     assert other.get("/api/next").json()["item"] == first["item"]
     # changing an answer adds a row; the latest one counts
@@ -122,7 +125,7 @@ def test_bad_input_is_refused(make_study):
     r = client.post("/api/vote", content=b"not json", headers={"content-type": "application/json"})
     assert r.status_code == 400
     # another rater's item is unknown to this one
-    other = TestClient(client.app)
+    other = TestClient(client.app, base_url=URL)
     _login(other, "dave")
     con = sqlite3.connect(db_path)
     con.execute("DELETE FROM assignments WHERE rater_id = 'r2' AND item_id = ?", (item["item"],))
@@ -148,7 +151,7 @@ def test_public_mode_needs_tokens(make_study):
     client.cookies.set("humaneval_token", token)
     item = client.get("/api/next").json()
     assert client.get(item["videos"]["A"]).status_code == 200
-    assert TestClient(client.app).get(item["videos"]["A"]).status_code == 401       # videos need a token too
+    assert TestClient(client.app, base_url=URL).get(item["videos"]["A"]).status_code == 401       # videos need a token too
     # a reissued token replaces the old one
     new = db.new_token(conn, "frank", revoke_others=True)
     assert client.get("/api/next").status_code == 401
@@ -161,7 +164,7 @@ def test_two_raters_voting_at_once(make_study):
     _, db_path, client = _setup(make_study(prompts=[f"prompt {i}" for i in range(6)]))
     clients = {}
     for name in ("r-one", "r-two"):
-        clients[name] = TestClient(client.app)
+        clients[name] = TestClient(client.app, base_url=URL)
         _login(clients[name], name)
     errors = []
 
@@ -196,14 +199,14 @@ def test_changed_inputs_are_refused(make_study):
     write_clip(victim.path, (255, 255, 0), frames=10)
     study, p = load_study(path)
     with pytest.raises(EvalkitError, match=r"different study .*1 video file\(s\) changed.*lingen/"):
-        make_app(scan_videos(study, p), db_path)
+        make_app(scan_videos(study, p), db_path, hosts=HOSTS)
     # other questions are a different study too
     write_clip(victim.path, (230, 60, 40))
     study2, _ = load_study(path, sets=["report.ties=exclude"])            # report settings: same study
-    make_app(scan_videos(study2, p), db_path)
+    make_app(scan_videos(study2, p), db_path, hosts=HOSTS)
     study3, _ = load_study(path, sets=["seed=1"])
     with pytest.raises(EvalkitError, match="different study .*seed"):
-        make_app(scan_videos(study3, p), db_path)
+        make_app(scan_videos(study3, p), db_path, hosts=HOSTS)
 
 
 class Rater:

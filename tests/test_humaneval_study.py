@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
 from evalkit.humaneval.cli import main
 from evalkit.humaneval.study import load_study, scan_videos
 
@@ -120,7 +120,7 @@ def test_help_is_fast_and_torch_free():
 
 def test_example_study_file_is_valid():
     """The example in experiments/humaneval/ (the README's) parses with the defaults: every key is known."""
-    from evalkit.runs import REPO_ROOT
+    from evalkit.core.runs import REPO_ROOT
 
     study, path = load_study(REPO_ROOT / "experiments" / "humaneval" / "example.yaml")
     assert study.name == "lingen_vs_dit" and study.reference_arm == "lingen" and study.paper_figure == "Fig. 8"

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lingen import analytic
+from lingen import spec as analytic
 from lingen.kernels import reference as ref
 from lingen.kernels import fused, ops
 from lingen.kernels.ops import fused_unavailable_reason, resolve_backend, select_backend, selective_scan, ssd_scan

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import FieldError
+from evalkit.core.errors import FieldError
 from evalkit.launch import run_items, selftest_item
 from evalkit.launch.config import LaunchConfig
 from evalkit.launch.jobs import finished_items, read_jobs, read_records_with_provenance
-from evalkit.records import iter_file, read_records
+from evalkit.core.records import iter_file, read_records
 
 FN = "faults:flaky_item"
 pytestmark = pytest.mark.usefixtures("faults_on_path")

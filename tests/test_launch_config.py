@@ -11,7 +11,7 @@ import yaml
 
 from evalkit.launch.config import (LaunchConfig, default_section, resolve_launch, sbatch_options, sbatch_preview,
                                    strip_launch_flags, submitit_parameters)
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 
 SECTION = yaml.safe_load("""
 launcher: submitit

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.experiment import load_experiment
+from evalkit.sweep.config import load_experiment
 from evalkit.launch import run_items
 from evalkit.launch.config import LaunchConfig
 from evalkit.launch.jobs import read_records_with_provenance
-from evalkit.records import done_keys, read_records
-from evalkit.sweep.plan import plan_points, point_items
+from evalkit.core.records import done_keys, read_records
+from evalkit.sweep.plan import plan_points, due_points
 
 FN = "evalkit.sweep.runner:run_point"
 VOLATILE = ("created", "traceback")  # and every *seconds field (timings)
@@ -29,7 +29,7 @@ def _stable(records: list[dict]) -> list[dict]:
 
 def _run(run_dir: Path, cfg: LaunchConfig, specs: list[dict], wrap: dict | None = None) -> dict:
     """One submission the way the sweep CLI does it: items = points with measurements not yet recorded."""
-    items = point_items(specs, done_keys(run_dir))
+    items = due_points(specs, done_keys(run_dir))
     fn = FN
     if wrap:
         items = [{**it, **wrap.get(it["key"], {}), "wrapped_fn": FN} for it in items]
@@ -56,7 +56,7 @@ def test_sweep_killed_job_resubmitted_finishes_only_missing_points(tmp_path, fau
     run_dir = tmp_path / "run"
     marker = tmp_path / "kill.marker"
     # job 0 = [lingen 8.5 s, lingen 17 s]; it is SIGKILLed when it reaches its second point
-    second = point_items(specs, set())[1]["key"]
+    second = due_points(specs, set())[1]["key"]
     first = _run(run_dir, SUBMITIT, specs, wrap={second: {"kill_once": str(marker)}})
     assert marker.exists() and [e["key"] for e in first["errors"]] == [second]
     assert len(read_records([run_dir])) == 3
@@ -64,7 +64,7 @@ def test_sweep_killed_job_resubmitted_finishes_only_missing_points(tmp_path, fau
     assert again["submitted"] == 1 and again["done"] == 1 and not again["errors"]
     merged = read_records([run_dir])
     assert len(merged) == len({r["key"] for r in merged}) == 4
-    assert {r["key"] for r in merged} == {k for s in specs for k in s["keys"].values()}
+    assert {r["key"] for r in merged} == {k for s in specs for k in s.record_keys.values()}
     # a third submission has nothing left to do
     assert _run(run_dir, SUBMITIT, specs)["submitted"] == 0
 

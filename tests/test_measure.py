@@ -10,10 +10,10 @@ import torch
 import yaml
 
 from evalkit import measure, models
-from evalkit.experiment import load_experiment
+from evalkit.sweep.config import load_experiment
 from evalkit.measure.common import Context, sdpa_backend_from_names, ssd_backend_from_names
 from evalkit.measure.latency import percentile
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.sweep import cli
 from evalkit.sweep.plan import plan_points
 from evalkit.sweep.runner import run_point
@@ -100,16 +100,16 @@ def test_meta_count_allocates_no_tensor_memory() -> None:
     """lingen-4b at 68 s / 512p (weights alone would be > 14 GB in fp32) counts without real memory."""
     exp = load_experiment("scaling", sets=["measurements=[flops]", "flops.fvcore=false", "durations_s=[68]",
                                            "models=[lingen]"])
-    spec = next(s for s in plan_points(exp) if s["height"] == 512)
+    point = next(s for s in plan_points(exp) if s.height == 512)
 
     def rss() -> int:
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
     ctx = Context()
     before = rss()
-    rec = measure.MEASUREMENTS.get("flops")(spec, spec["settings"], ctx)[0]
+    rec = measure.MEASUREMENTS.get("flops")(point, ctx)[0]
     grown = rss() - before
-    model = ctx.model(spec, "meta")
+    model = ctx.build(point.config, "meta")
     assert all(p.device.type == "meta" for p in model.parameters())
     assert sum(p.numel() for p in model.parameters()) * 4 > 10e9
     assert rec["flops"] > 1e14 and grown < 1.5e9, f"RSS grew by {grown / 1e9:.2f} GB"
@@ -157,11 +157,11 @@ def test_percentile_and_backend_names() -> None:
 
 
 def test_sampling_loop_latency_times_the_sampler_generate_runs(tmp_path: Path, monkeypatch) -> None:
-    """The timed loop is ``evalkit.sampling.sample`` (the one users run), not a second copy: every timed call goes
+    """The timed loop is ``evalkit.runtime.sampling.sample`` (the one users run), not a second copy: every timed call goes
     through it with the experiment's steps and CFG (cfg_factor 2 = the batched conditional/unconditional pass)."""
     if torch.cuda.is_available():
         pytest.skip("CPU latency path only")
-    import evalkit.sampling as sampling
+    import evalkit.runtime.sampling as sampling
 
     calls = []
     real = sampling.sample

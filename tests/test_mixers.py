@@ -1,4 +1,4 @@
-"""The efficient mixers of issue 13 (baselines/linear_attn.py, sta.py, radial.py) against brute-force references
+"""The efficient mixers of ``baselines/`` (linear_attn, sta, radial) against brute-force references
 written here from each design's definition, their growth laws, their parameter matching with DiT-4B, and bad
 inputs. (Forward/backward and counted == analytic FLOPs run for every registered model in test_models.py and
 test_flops_agreement.py.)"""
@@ -10,13 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines import radial_terms, sta_terms
-from baselines.linear_attn import LinearAttention
-from baselines.radial import block_pairs, block_sparse_attention
-from baselines.sta import sliding_tile_attention
+from backbone import analytic
+from baselines.linear_attn.model import LinearAttention
+from baselines.radial import spec as radial_terms
+from baselines.radial.model import block_pairs, block_sparse_attention
+from baselines.sta import spec as sta_terms
+from baselines.sta.model import sliding_tile_attention
 from evalkit import models as M
-from evalkit.errors import FieldError
-from lingen import analytic
+from evalkit.core.errors import FieldError
 
 NEW = ("linear-attn", "sta", "radial")
 
@@ -254,9 +255,9 @@ def test_bad_mixer_inputs_name_the_field():
 
 def test_train_mixers_has_the_train_tiny_budget():
     """Same data, steps, batch, seed, text encoder, overrides and evaluation as train_tiny; only the models differ."""
-    from evalkit.train.config import load_experiment
-    a, _ = load_experiment("train_tiny")
-    b, _ = load_experiment("train_mixers")
+    from evalkit.train.config import load_train
+    a = load_train("train_tiny")
+    b = load_train("train_mixers")
     assert (a.data, a.train, a.eval, a.text_encoder, a.overrides) == (b.data, b.train, b.eval, b.text_encoder,
                                                                       b.overrides)
     assert set(NEW) <= {m.name for m in b.models} and {"dit", "lingen"} <= {m.name for m in b.models}

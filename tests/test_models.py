@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from evalkit import models as M
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 from lingen.mate import MATE
 
 POINT = M.VideoPoint(height=32, width=32, duration_s=2.0)  # latent (4, 4, 4) -> tokens (4, 2, 2)

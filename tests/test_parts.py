@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.errors import ChoiceError, FieldError
-from evalkit.experiment import load_experiment
+from evalkit.core.errors import ChoiceError, FieldError
+from evalkit.sweep.config import load_experiment
 from evalkit.sweep.plan import plan_points
 
 BASE = {"kind": "sweep", "name": "p", "models": ["lingen", "dit"], "flavors": ["tiny"],
@@ -24,7 +24,7 @@ def write(tmp_path: Path, **over) -> Path:
 
 def test_paper_latency_parts_resolve_in_priority_order() -> None:
     exp = load_experiment("paper_latency")
-    parts = exp.parts()
+    parts = exp.parts
     assert [p.name for p, _ in parts] == ["fig6a_512p", "table2", "fig20", "fig6a_256p", "max_frames"]
     cfg = {p.name: c for p, c in parts}
     assert cfg["fig6a_512p"].models == ("lingen", "dit") and cfg["fig6a_512p"].durations_s == (17, 68)
@@ -34,21 +34,21 @@ def test_paper_latency_parts_resolve_in_priority_order() -> None:
     assert cfg["fig6a_256p"].resolutions == {"256p": (256, 448)}
     assert cfg["max_frames"].measurements == ("max_frames",) and cfg["max_frames"].max_frames.memory_limit_gib == 80
     specs = plan_points(exp)
-    order = [s["part"] for s in specs]
+    order = [s.tag.part for s in specs]
     assert order == sorted(order, key=["fig6a_512p", "table2", "fig20", "fig6a_256p", "max_frames"].index)
     for s in specs:
-        assert all(k.startswith(f"{s['part']}:") for k in s["keys"].values())
-        assert s["part_group"] == ("fig6a" if s["part"].startswith("fig6a") else s["part"])
-    keys = [k for s in specs for k in s["keys"].values()]
+        assert all(k.startswith(f"{s.tag.part}:") for k in s.record_keys.values())
+        assert s.tag.part_group == ("fig6a" if s.tag.part.startswith("fig6a") else s.tag.part)
+    keys = [k for s in specs for k in s.record_keys.values()]
     assert len(keys) == len(set(keys))                             # one point in two parts: two keys
-    fig20 = next(s for s in specs if s["part"] == "fig20" and s["flavor"] == "4b" and s["model"] == "lingen")
-    fig6a = next(s for s in specs if s["part"] == "fig6a_512p" and s["duration_s"] == 17 and s["model"] == "lingen")
-    assert fig20["settings"]["sampling"]["steps"] == 100 and fig6a["settings"]["sampling"]["steps"] == 50
+    fig20 = next(s for s in specs if s.tag.part == "fig20" and s.flavor == "4b" and s.model == "lingen")
+    fig6a = next(s for s in specs if s.tag.part == "fig6a_512p" and s.duration_s == 17 and s.model == "lingen")
+    assert fig20.settings.sampling.steps == 100 and fig6a.settings.sampling.steps == 50
 
 
 def test_smoke_goes_over_every_part() -> None:
     exp = load_experiment("paper_latency", smoke=True)
-    for part, cfg in exp.parts():
+    for part, cfg in exp.parts:
         assert cfg.flavors == ("tiny",) and list(cfg.resolutions) == ["64p"], part.name
         assert cfg.budget.device == "cpu"
     assert plan_points(exp)            # every tiny point is valid
@@ -56,7 +56,7 @@ def test_smoke_goes_over_every_part() -> None:
 
 def test_part_filter_and_unknown_part(tmp_path: Path) -> None:
     exp = load_experiment("paper_latency")
-    assert {s["part"] for s in plan_points(exp, ["table2"])} == {"table2"}
+    assert {s.tag.part for s in plan_points(exp, ["table2"])} == {"table2"}
     with pytest.raises(ChoiceError, match="Did you mean 'table2'"):
         plan_points(exp, ["tabel2"])
     with pytest.raises(FieldError, match="no parts"):

@@ -1,7 +1,7 @@
-"""``evalkit.records``: de-duplication across the job files of one run folder, whole lines, torn lines."""
+"""``evalkit.core.records``: de-duplication across the job files of one run folder, whole lines, torn lines."""
 from __future__ import annotations
 
-from evalkit.records import append, done_keys, read_records
+from evalkit.core.records import append, done_keys, read_records
 
 
 def test_newer_ok_row_of_a_job_file_beats_an_older_error_row(tmp_path):
@@ -27,7 +27,7 @@ def test_later_line_wins_within_one_file_and_ok_beats_error_in_the_same_second(t
 def _write_one(run_dir: str) -> str:
     from pathlib import Path
 
-    from evalkit.runs import write_manifest
+    from evalkit.core.runs import write_manifest
     return write_manifest(Path(run_dir), job="x").name
 
 

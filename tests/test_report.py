@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 from evalkit.report.cli import main
 
 FIX = Path(__file__).parent / "fixtures" / "report" / "scaling"

@@ -12,22 +12,22 @@ from pathlib import Path
 import pytest
 
 from evalkit import models
-from evalkit.experiment import load_experiment
-from evalkit.records import append
+from evalkit.sweep.config import load_experiment
+from evalkit.core.records import append
 from evalkit.report.cli import main as report
 from evalkit.sweep.plan import plan_points
-from evalkit.sweep.runner import base_record
+from evalkit.sweep.runner import cost_record
 
 HW = "SYNTHETIC-GPU"
 
 
-def synthetic_p50_ms(spec: dict) -> float:
+def synthetic_p50_ms(point) -> float:
     """A made-up forward time: FLOPs at 400 TFLOP/s, times 1 + part_index / 100 (so a renderer that reads the
     wrong part's record gives a different number), times a per-variant factor (distinct Table 2 deltas)."""
-    cfg = models.resolve(spec["model"], spec["flavor"])
-    point = models.VideoPoint(height=spec["height"], width=spec["width"], duration_s=spec["duration_s"], fps=16)
-    variant = {"lingen-zigzag": 1.4, "lingen-mamba1": 1.25, "lingen-no-ma": 0.64}.get(spec["model"], 1.0)
-    return models.estimate_flops(cfg, point).total / 400e12 * 1e3 * (1 + spec["part_index"] / 100) * variant
+    cfg = models.resolve(point.model, point.flavor)
+    video = models.VideoPoint(height=point.height, width=point.width, duration_s=point.duration_s, fps=16)
+    variant = {"lingen-zigzag": 1.4, "lingen-mamba1": 1.25, "lingen-no-ma": 0.64}.get(point.model, 1.0)
+    return models.estimate_flops(cfg, video).total / 400e12 * 1e3 * (1 + point.tag.part_index / 100) * variant
 
 
 @pytest.fixture(scope="module")
@@ -40,13 +40,13 @@ def rendered(tmp_path_factory) -> tuple[Path, dict]:
         "command": "synthetic test records (tests/test_report_paper_latency.py), not a measurement",
         "hardware": {"gpu": HW, "gpu_count": 1, "machine": "x86_64", "cpu_count": 16}}))
     p50 = {}
-    for spec in plan_points(load_experiment("paper_latency")):
-        for m in spec["measurements"]:
-            rec = {**base_record(spec, m, run), "created": "2099-01-01T00:00:00Z", "message": "", "status": "ok"}
+    for point in plan_points(load_experiment("paper_latency")):
+        for m in point.measurements:
+            rec = cost_record(point, m, run, created="2099-01-01T00:00:00Z")
             if m == "latency":
-                ms = synthetic_p50_ms(spec)
-                p50[spec["keys"][m]] = ms
-                rec.update(scope="denoiser_forward", steps=spec["settings"]["sampling"]["steps"],
+                ms = synthetic_p50_ms(point)
+                p50[point.record_key(m)] = ms
+                rec.update(scope="denoiser_forward", steps=point.settings.sampling.steps,
                            cfg_factor=2, dtype="bfloat16", device="cuda", latency_ms_p50=ms,
                            latency_ms_raw=[ms] * 3, iterations=3)
             elif m == "memory":

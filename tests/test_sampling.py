@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from evalkit.errors import FieldError
-from evalkit.sampling import SIGMA_MIN, SamplerConfig, initial_noise, interpolate, sample, time_grid
+from evalkit.core.errors import FieldError
+from evalkit.runtime.sampling import SIGMA_MIN, SamplerConfig, initial_noise, interpolate, sample, time_grid
 
 
 def test_linear_quadratic_default_50_steps():

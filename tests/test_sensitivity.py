@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from evalkit.report.cli import main as report_main
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.sweep import cli as sweep_cli
 
 FIX = Path(__file__).parent / "fixtures" / "report" / "scaling" / "fixture-cpu"   # the 15x ratio source

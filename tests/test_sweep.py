@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.sweep import cli
 
 EXP = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"], "resolutions": {"64p": [64, 112]},
@@ -85,7 +85,7 @@ def test_changed_config_never_mixes_into_an_old_run(tmp_path: Path, capsys) -> N
 def test_error_is_a_row_and_sets_the_exit_code(tmp_path: Path, capsys, monkeypatch) -> None:
     import evalkit.measure.flops as flops
 
-    def boom(spec, settings, ctx):
+    def boom(point, ctx):
         raise RuntimeError("synthetic failure")
 
     monkeypatch.setattr(flops, "run", boom)

@@ -4,6 +4,7 @@ resuming retries the budget rows only; the timing cap inside one measurement; th
 at its time cap; memory reusing the latency's peak; the progress bar counting predicted seconds."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 from pathlib import Path
@@ -15,7 +16,9 @@ from evalkit.measure import latency as latency_mod
 from evalkit.measure import max_frames as mf_mod
 from evalkit.measure import memory as memory_mod
 from evalkit.measure.common import Context
-from evalkit.records import read_records
+from evalkit.measure.max_frames import MaxFramesSettings
+from evalkit.measure.point import Settings
+from evalkit.core.records import read_records
 from evalkit.sweep import cli
 
 # 1 GFLOP/s predicted: tiny DiT at 64x112 8.5 s is ~0.5 s per forward; LinGen w/o MA is predicted at 1e-5 of it
@@ -30,6 +33,16 @@ EXP = {"kind": "sweep", "name": "tb", "models": ["dit", "lingen-no-ma"], "flavor
                    "cpu_budget_gflop": 100.0},
        "budget": {"device": "cpu", "reserve_s": 0.0, "cpu": PROFILE}}
 
+
+
+def tiny_point(model: str, **fields):
+    """A tiny-model point at 64x112 (the measurements' unit tests build them without an experiment file)."""
+    from evalkit import models
+    from evalkit.measure.point import Point
+
+    base = dict(experiment="t", model=model, flavor="tiny", config=models.resolve(model, "tiny"), resolution="64p",
+                height=64, width=112, fps=16, batch=1, settings=Settings())
+    return Point(**{**base, **fields})
 
 def sweep(capsys, path: Path, runs: Path, *argv: str) -> tuple[int, dict]:
     rc = cli.main([str(path), "--runs-root", str(runs), "--no-plots", *argv])
@@ -46,7 +59,7 @@ def exp_file(tmp_path: Path) -> Path:
 def test_budget_runs_what_fits_and_rows_the_rest(tmp_path: Path, capsys, exp_file: Path, monkeypatch) -> None:
     started = []
     real = latency_mod.run
-    monkeypatch.setattr(latency_mod, "run", lambda spec, *a: started.append(spec["model"]) or real(spec, *a))
+    monkeypatch.setattr(latency_mod, "run", lambda point, *a: started.append(point.model) or real(point, *a))
     rc, summ = sweep(capsys, exp_file, tmp_path / "runs", "--budget-s", "20")
     assert rc == 0
     recs = {(r["model"], r["measurement"]): r for r in read_records([summ["run_dir"]])}
@@ -81,7 +94,7 @@ def test_resume_retries_only_the_budget_rows(tmp_path: Path, capsys, exp_file: P
 
 
 def test_budget_with_submitit_is_refused_before_any_work(tmp_path: Path, exp_file: Path) -> None:
-    from evalkit.errors import FieldError
+    from evalkit.core.errors import FieldError
 
     with pytest.raises(FieldError, match="--budget-s: a budget runs the points one after another"):
         cli.main([str(exp_file), "--runs-root", str(tmp_path), "--budget-s", "5", "--launcher", "submitit"])
@@ -127,7 +140,7 @@ def test_max_frames_bisection_stops_at_its_time_cap(monkeypatch) -> None:
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     probes = []
 
-    def peak(ctx, spec, duration_s, dtype, kernels):   # 1 s per latent frame; fits up to 40 latent frames
+    def peak(ctx, point, duration_s, dtype, kernels):   # 1 s per latent frame; fits up to 40 latent frames
         k = round(duration_s * 16 / 8)
         probes.append(k)
         clock.t += k * 1.0
@@ -136,18 +149,17 @@ def test_max_frames_bisection_stops_at_its_time_cap(monkeypatch) -> None:
         return (k * 2**30, k * 2**30)
 
     monkeypatch.setattr(mf_mod, "peak_forward_bytes", peak)
-    spec = {"model": "lingen", "flavor": "tiny", "model_overrides": {}, "height": 64, "width": 112, "fps": 16,
-            "batch": 1, "ref_duration_s": 8.5, "duration_s": None}
-    settings = {"max_frames": {"max_duration_s": 68.0, "dtype_cuda": "bfloat16", "memory_limit_gib": 80.0,
-                               "max_seconds": 0.0}, "latency": {"kernels": "auto"}}
-    full = mf_mod.run(spec, settings, Context())[0]
+    mf = MaxFramesSettings(max_duration_s=68.0, dtype_cuda="bfloat16", memory_limit_gib=80.0, max_seconds=0.0)
+    point = tiny_point("lingen", duration_s=None, ref_duration_s=8.5, measurements=("max_frames",),
+                       settings=Settings(max_frames=mf))
+    full = mf_mod.run(point, Context())[0]
     assert full["status"] == "ok" and full["max_latent_frames"] == 40 and full["max_frames"] == 320
     assert full["message"] == "" and full["memory_limit_bytes"] == 80 * 2**30
     assert [p[1] for p in full["probes"]][:2] == [True, False] and full["probes"][1][0] == 68.0
     probes.clear()
     clock.t = 100.0
-    settings["max_frames"]["max_seconds"] = 300.0
-    capped = mf_mod.run(spec, settings, Context())[0]
+    point = dataclasses.replace(point, settings=Settings(max_frames=dataclasses.replace(mf, max_seconds=300.0)))
+    capped = mf_mod.run(point, Context())[0]
     assert sum(probes) <= 300                              # no probe started that would end after the cap
     assert capped["max_frames"] < 320 and "lower bound" in capped["message"]
     assert capped["max_frames_upper"] is not None and capped["max_frames_upper"] > capped["max_frames"]
@@ -158,13 +170,12 @@ def test_memory_reuses_the_timed_forwards_peak(monkeypatch) -> None:
     monkeypatch.setattr(memory_mod, "environment", lambda: {"gpu": "FAKE"})
     monkeypatch.setattr(memory_mod, "peak_forward_bytes", lambda *a: pytest.fail("ran a forward of its own"))
     ctx = Context()
-    spec = {"model": "dit", "flavor": "tiny", "height": 64, "width": 112, "duration_s": 8.5, "batch": 1}
-    settings = {"memory": {"dtype_cuda": "bfloat16"}, "latency": {"kernels": "auto"}}
-    ctx.peaks[(ctx.model_config(spec), 64, 112, 8.5, 1, "bfloat16", "auto")] = (123, 456)
-    rec = memory_mod.run(spec, settings, ctx)[0]
+    point = tiny_point("dit", duration_s=8.5, measurements=("memory",))
+    ctx.peaks[(point.config, 64, 112, 8.5, 1, "bfloat16", "auto")] = (123, 456)
+    rec = memory_mod.run(point, ctx)[0]
     assert rec["mem_peak_allocated_bytes"] == 123 and rec["mem_source"] == "latency_timed_forwards"
     monkeypatch.setattr(memory_mod, "peak_forward_bytes", lambda *a: (7, 8))
-    rec = memory_mod.run({**spec, "duration_s": 17.0}, settings, ctx)[0]   # another point: its own forward
+    rec = memory_mod.run(dataclasses.replace(point, duration_s=17.0), ctx)[0]   # another point: its own forward
     assert rec["mem_peak_allocated_bytes"] == 7 and rec["mem_source"] == "own_forward"
 
 
@@ -173,17 +184,18 @@ def test_progress_counts_predicted_seconds(tmp_path: Path, capsys) -> None:
     path.write_text("# flops only\n" + yaml.safe_dump({
         "kind": "sweep", "name": "f", "models": ["lingen", "dit"], "flavors": ["tiny"],
         "resolutions": {"64p": [64, 112]}, "durations_s": [8.5, 17], "flops": {"fvcore": False}}))
-    rc, _ = sweep(capsys, path, tmp_path / "runs")
+    clocks = []
+    rc = cli.main([str(path), "--runs-root", str(tmp_path / "runs"), "--no-plots"], on_clock=clocks.append)
     assert rc == 0
-    from evalkit.experiment import load_experiment
+    from evalkit.sweep.config import load_experiment
     from evalkit.sweep.budget import predict_all
-    from evalkit.sweep.plan import plan_points, point_items
+    from evalkit.sweep.plan import plan_points, due_points
     from evalkit.sweep.predict import Predictor
 
     exp = load_experiment(path)
-    pred = [d.predicted_s for d in predict_all(point_items(plan_points(exp), set()),
+    pred = [d.predicted_s for d in predict_all(due_points(plan_points(exp), set()),
                                                Predictor(exp.config.budget, "cpu"))]
-    hist = cli.LAST_CLOCK.history
+    hist = clocks[0].history
     assert len(hist) == 4 and hist[-1][1] == pytest.approx(sum(pred), abs=0.05) == hist[-1][2]
     assert [round(b - a, 2) for a, b in zip([0.0] + [h[1] for h in hist], [h[1] for h in hist])] == \
         pytest.approx([round(p, 2) for p in pred], abs=0.011)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from torch.utils.flop_counter import FlopCounterMode
 
-from lingen import analytic
+from lingen import spec as analytic
 from lingen.tesa import effective_shift, segments, window_attention
 
 HEADS, D = 2, 8

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from evalkit.launch.torchrun import DistInfo, dist_info, rank_units, select_device, shard
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 
 
 def test_dist_info_from_torchrun_slurm_and_plain_env():

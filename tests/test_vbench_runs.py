@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench import long as longmod
 from evalkit.vbench import weights
 from evalkit.vbench.aggregate import aggregate_records
@@ -212,7 +212,7 @@ def test_changed_video_or_weights_are_scored_again(tmp_path, monkeypatch):
     third = run(cfg)
     assert [r["dimension"] for r in third] == ["imaging_quality"] and len(_calls(log)) == 5
     assert third[0]["inputs"]["weights"] != again["imaging_quality"]["inputs"]["weights"]
-    from evalkit.records import read_records
+    from evalkit.core.records import read_records
 
     newest = {r["dimension"]: r for r in read_records([cfg.out])}
     assert newest["imaging_quality"]["inputs_sha256"] == third[0]["inputs_sha256"]   # the stale one is superseded
@@ -348,7 +348,7 @@ def test_reports_say_the_static_filter_was_not_applied(tmp_path):
 
 
 def test_a_second_writer_on_the_run_folder_is_refused(tmp_path):
-    from evalkit.runs import LockedError, WriterLock
+    from evalkit.core.runs import LockedError, WriterLock
 
     vids = tmp_path / "videos"
     write_mp4(vids / "a cat-0.mp4", static_frames(8))

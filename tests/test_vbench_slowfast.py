@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench import long as longmod
 from evalkit.vbench import weights
 from evalkit.vbench.runner import RunConfig, run

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import long as longmod
 from evalkit.vbench import weights
@@ -283,7 +283,7 @@ def test_environment_lives_in_the_user_cache(tmp_path, monkeypatch):
     assert venv.default_env_path() == tmp_path / "c" / "vbench-env"
     monkeypatch.setenv("EVALKIT_VBENCH_ENV", str(tmp_path / "e"))
     assert venv.default_env_path() == tmp_path / "e"
-    from evalkit.runs import REPO_ROOT
+    from evalkit.core.runs import REPO_ROOT
 
     assert REPO_ROOT not in venv.default_env_path().parents
 

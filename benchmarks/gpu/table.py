@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from evalkit.records import read_records
+from evalkit.core.records import read_records
 from evalkit.sweep.summary import latency_table
 
 

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from evalkit.errors import FieldError
+from evalkit.core.errors import FieldError
 from evalkit.launch.config import add_launch_args, resolve_launch, strip_launch_flags
 
 EPILOG = """examples (<run_id>: a folder under runs/train_tiny/ made by `python -m evalkit train train_tiny`):
@@ -55,8 +55,6 @@ def parser() -> argparse.ArgumentParser:
                    help="launch option, e.g. --set launch.partition=gpu (README: SLURM)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--pix-fmt", default="yuv420p", choices=("yuv420p", "yuv444p"))
-    p.add_argument("--legacy-pt", action=argparse.BooleanOptionalAction, default=False,
-                   help="allow a legacy model.pt (loaded with torch.load(weights_only=True))")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return p
 
@@ -77,16 +75,16 @@ def resolve_point(config: dict, height, width, duration_s, fps):
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from evalkit import checkpoint as ck
+    from evalkit.runtime import checkpoint as ck
     from evalkit.generate.core import check_geometry, generate, make_items
     from evalkit.generate.prompts import load_prompts
     from evalkit.launch.torchrun import dist_info, select_device
-    from evalkit.runs import WriterLock
-    from evalkit.sampling import SamplerConfig
+    from evalkit.core.runs import WriterLock
+    from evalkit.runtime.sampling import SamplerConfig
 
     # 1. cheap checks first: prompts, checkpoint folder and weights, sampler settings, sizes
     prompts = load_prompts(args.prompts, args.vbench_info)
-    config = ck.validate_folder(args.checkpoint, args.legacy_pt)
+    config = ck.validate_folder(args.checkpoint)
     sampler = SamplerConfig(steps=args.steps, schedule=args.schedule, cfg_scale=args.cfg_scale)
     point = resolve_point(config, args.height, args.width, args.duration_s, args.fps)
     for flag, value in (("--batch-size", args.batch_size), ("--samples", args.samples), ("--shards", args.shards)):
@@ -113,7 +111,7 @@ def main(argv: list[str]) -> int:
     # 2. one writer per output folder (per rank): a second command refuses instead of making every video twice
     with WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
         device = select_device(info, args.device)
-        ckpt = ck.load_checkpoint(args.checkpoint, device=device, allow_legacy_pt=args.legacy_pt)
+        ckpt = ck.load_checkpoint(args.checkpoint, device=device)
         counts = generate(ckpt, items, Path(args.out), sampler=sampler, point=point, batch_size=args.batch_size,
                           rank=info.rank, world_size=info.world_size, device=device, pix_fmt=args.pix_fmt,
                           overwrite=args.overwrite, progress=args.progress)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import sys
 import time
 import zlib
@@ -25,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.checkpoint import file_sha256
-from evalkit.errors import FieldError
+from evalkit.core.errors import FieldError
+from evalkit.core.hashing import file_sha256, json_sha256
+from evalkit.core.records import VIDEOS_GLOB, append, iter_file, videos_file
+from evalkit.core.schema import make_record
 from evalkit.launch.torchrun import shard
-from evalkit.records import VIDEOS_GLOB, append, iter_file, videos_file
-from evalkit.runs import now_iso
-from evalkit.sampling import SamplerConfig, initial_noise, sample
+from evalkit.runtime.sampling import SamplerConfig, initial_noise, sample
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,8 +80,7 @@ def video_inputs(ckpt, sampler: SamplerConfig, point, *, pix_fmt: str, crf: int)
 
 
 def inputs_sha256(inputs: dict[str, Any], item: Item) -> str:
-    data = {**inputs, "prompt": item.prompt, "index": item.index, "seed": item.seed}
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return json_sha256({**inputs, "prompt": item.prompt, "index": item.index, "seed": item.seed})
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any], item: Item) -> str:
@@ -116,10 +114,10 @@ def plan(items: list[Item], out_dir: Path, inputs: dict[str, Any], *, overwrite:
 
 def record_video(manifest: Path, item: Item, path: Path, inputs: dict[str, Any], **fields: Any) -> None:
     """Append the manifest record of a video file just written (its inputs, size and sha256)."""
-    append(manifest, {"key": item.name, "kind": "video", "status": "ok", "message": "", "file": item.name,
-                      "prompt": item.prompt, "index": item.index, "seed": item.seed,
-                      "inputs_sha256": inputs_sha256(inputs, item), **inputs, "mp4_sha256": file_sha256(path),
-                      "mp4_bytes": path.stat().st_size, "created": now_iso(), **fields})
+    fields = {"file": item.name, "prompt": item.prompt, "index": item.index, "seed": item.seed,
+              "inputs_sha256": inputs_sha256(inputs, item), **inputs, "mp4_sha256": file_sha256(path),
+              "mp4_bytes": path.stat().st_size, **fields}
+    append(manifest, make_record("video", key=item.name, **fields))
 
 
 def check_geometry(cfg, decoder_spec, point) -> tuple[int, ...]:
@@ -152,8 +150,8 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
     {written, skipped}."""
     import torch
 
-    from evalkit.decoders import build_decoder
-    from evalkit.video_io import write_video
+    from evalkit.runtime.decoders import build_decoder
+    from evalkit.runtime.video_io import write_video
 
     if batch_size < 1:
         raise FieldError("--batch-size", f"must be >= 1, got {batch_size}")
@@ -180,7 +178,7 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
             noise = initial_noise(shape, [it.seed for it in batch], device, dtype)
             x = sample(ckpt.model, noise, ctx.to(dtype), mask, nctx.to(dtype), nmask, sampler)
         if not torch.isfinite(x).all():   # e.g. a diverged checkpoint: never write black videos as results
-            from evalkit.checkpoint import CheckpointError
+            from evalkit.runtime.checkpoint import CheckpointError
 
             raise CheckpointError(f"sampling produced non-finite values for {batch[0].name!r} (checkpoint "
                                   f"{ckpt.path}): its weights hold NaN/inf or diverge; nothing was written for it")

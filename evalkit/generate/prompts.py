@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from evalkit.errors import EvalkitError, FieldError
-from evalkit.runs import REPO_ROOT
+from evalkit.core.errors import EvalkitError, FieldError
+from evalkit.core.runs import REPO_ROOT
 
 MAX_NAME_BYTES = 240   # 255-byte file-name limit minus "-{index}.mp4" headroom; VBench's longest prompt is 210 B
 

@@ -3,11 +3,17 @@
 Tables: ``meta`` (schema version, study hash, resolved study), ``videos`` (an opaque id per video file: the only
 handle a browser ever gets), ``items`` (one per compared pair x prompt x sample index, ``x`` = the reference side),
 ``raters`` (pseudonymous id, name), ``tokens`` (sha256 of each token a rater holds: only hashes are
-stored), ``assignments`` (each rater's item order and the
-left/right order of every item, drawn once when the rater is added and never redrawn) and ``votes`` (append-only:
-one row per click, with rater, item, question, answer A/B/tie, the left/right arms it was cast under, the winner
-arm and timestamps). A rater who changes an answer adds a row; the latest row of a (rater, item, question) is the
-effective vote, earlier ones stay as history.
+stored), ``assignments`` (each rater's item order and the left/right order of every item, drawn once when the
+rater is added and never redrawn; ``first_shown`` is set when the item is first served), ``finished`` (raters who
+were told they are done) and ``votes`` (append-only: one row per click, with rater, item, question, answer
+A/B/tie, the left/right arms it was cast under, the winner arm and timestamps). A rater who changes an answer adds
+a row; the latest row of a (rater, item, question) is the effective vote, earlier ones stay as history.
+
+What a vote may be for (``cast``): only an item of the rater that was served to them (``first_shown`` set), and
+only the rater's current item: once a later item was served (the rater moved on) or the rater was told they are
+done, the earlier items are closed. Only *valid* rows count anywhere (progress, the next item, the export): rows
+with ``shown_at`` set. A database of schema 1 (before ``finished``) gains that table when opened; nothing else
+changes in it.
 
 Export (``export``): the effective votes -> a run folder the report pipeline reads (``manifest.json`` +
 ``results.jsonl``, one ``humaneval_vote`` record per effective vote, raters as pseudonyms r1, r2 ... in the order
@@ -34,14 +40,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.humaneval.stats import outcome
 from evalkit.humaneval.study import Inputs
-from evalkit.records import check_record, humaneval_vote_key, results_file
-from evalkit.runs import new_run_dir, now_iso, write_manifest
-from evalkit.typed import to_dict
+from evalkit.core.records import results_file
+from evalkit.core.schema import check_record, humaneval_vote_key
+from evalkit.core.runs import new_run_dir, now_iso, write_manifest
+from evalkit.core.typed import to_dict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+CLIENT_MS_MAX = 30 * 24 * 3600 * 1000   # time on an item, in ms, the server stores (30 days)
 ANSWERS = ("A", "B", "tie")        # A = the left video, B = the right one
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -62,7 +70,10 @@ CREATE TABLE votes (vote_id INTEGER PRIMARY KEY AUTOINCREMENT, rater_id TEXT NOT
                     right_arm TEXT NOT NULL, winner TEXT NOT NULL, shown_at TEXT, cast_at TEXT NOT NULL,
                     client_ms INTEGER);
 CREATE INDEX votes_by_rater_item ON votes (rater_id, item_id, question);
+CREATE TABLE finished (rater_id TEXT PRIMARY KEY REFERENCES raters, at TEXT NOT NULL);
 """
+VALID = "shown_at IS NOT NULL"       # a counted vote row: cast for an item that had been shown to the rater
+
 
 
 @contextmanager
@@ -137,10 +148,24 @@ def meta(conn: sqlite3.Connection) -> dict[str, str]:
     return {r["key"]: r["value"] for r in conn.execute("SELECT key, value FROM meta")}
 
 
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Set a bookkeeping key (e.g. ``served_url``, the address ``serve`` printed); never the study's identity."""
+    if key in ("schema_version", "study_hash", "study", "prompts", "created"):
+        raise ValueError(f"meta key {key!r} is part of the study's identity")
+    with _transaction(conn):
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
 def check_inputs(conn: sqlite3.Connection, inputs: Inputs, db_path: Path) -> None:
     """Refuse a database made from other inputs (changed videos, prompts, questions, arms ...), naming what
     changed: its votes would be silently reused for something that was not asked."""
     m = meta(conn)
+    if m.get("schema_version") == "1":                  # additive upgrade: the `finished` table
+        with _transaction(conn):
+            conn.execute("CREATE TABLE IF NOT EXISTS finished (rater_id TEXT PRIMARY KEY REFERENCES raters, "
+                         "at TEXT NOT NULL)")
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        m = meta(conn)
     if int(m.get("schema_version", 0)) != SCHEMA_VERSION:
         raise EvalkitError(f"{db_path}: schema version {m.get('schema_version')} != {SCHEMA_VERSION}")
     if m["study_hash"] == inputs.study_hash:
@@ -186,25 +211,64 @@ class Rater:
     name: str
 
 
-def add_rater(conn: sqlite3.Connection, name: str) -> tuple[Rater, str]:
-    """A new rater with all items assigned; returns it and its token (only its sha256 is stored)."""
+def check_name(name: object) -> str:
+    """A rater name: a string of 1-64 printable characters once stripped (no control, format or line-separator
+    characters: names are printed by ``humaneval status`` and a terminal would run escape sequences)."""
+    if not isinstance(name, str):
+        raise FieldError("name", f"a rater name is a string, got {type(name).__name__}")
     name = name.strip()
-    if not name or len(name) > 64 or any(c in name for c in "\n\r\t"):
-        raise FieldError("rater", f"a rater name is 1-64 characters on one line, got {name!r}")
+    bad = next((c for c in name if not c.isprintable()), None)
+    if not name or len(name) > 64 or bad is not None:
+        why = f" (character U+{ord(bad):04X} is not printable)" if bad is not None else ""
+        raise FieldError("name", f"a rater name is 1-64 printable characters on one line, got {name[:80]!r}{why}")
+    return name
+
+
+def _insert_rater(conn: sqlite3.Connection, name: str) -> tuple[Rater, str]:
+    """Inside a write transaction: a new rater with all items assigned, and its first token."""
     token = secrets.token_urlsafe(24)
     study = json.loads(meta(conn)["study"])
+    n = conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
+    rater_id = f"r{n + 1}"
+    conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (rater_id, name, now()))
+    conn.execute("INSERT INTO tokens VALUES (?, ?, ?, NULL)", (token_hash(token), rater_id, now()))
+    items = [(r["item_id"], r["arm_x"], r["arm_y"]) for r in conn.execute("SELECT * FROM items ORDER BY ordinal")]
+    for pos, (item, left, right) in enumerate(_assign(items, int(study["seed"]), rater_id)):
+        conn.execute("INSERT INTO assignments VALUES (?, ?, ?, ?, ?, NULL)", (rater_id, pos, item, left, right))
+    return Rater(rater_id=rater_id, name=name), token
+
+
+def add_rater(conn: sqlite3.Connection, name: str) -> tuple[Rater, str]:
+    """A new rater with all items assigned; returns it and its token (only its sha256 is stored)."""
+    name = check_name(name)
     with _transaction(conn):
         if conn.execute("SELECT 1 FROM raters WHERE name = ?", (name,)).fetchone():
             raise FieldError("rater", f"a rater named {name!r} already exists (issue a new token with "
                                       "`humaneval token STUDY NAME --reissue`)")
-        n = conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
-        rater_id = f"r{n + 1}"
-        conn.execute("INSERT INTO raters VALUES (?, ?, ?)", (rater_id, name, now()))
-        conn.execute("INSERT INTO tokens VALUES (?, ?, ?, NULL)", (token_hash(token), rater_id, now()))
-        items = [(r["item_id"], r["arm_x"], r["arm_y"]) for r in conn.execute("SELECT * FROM items ORDER BY ordinal")]
-        for pos, (item, left, right) in enumerate(_assign(items, int(study["seed"]), rater_id)):
-            conn.execute("INSERT INTO assignments VALUES (?, ?, ?, ?, ?, NULL)", (rater_id, pos, item, left, right))
-    return Rater(rater_id=rater_id, name=name), token
+        return _insert_rater(conn, name)
+
+
+def sign_in(conn: sqlite3.Connection, name: str) -> tuple[Rater, str]:
+    """Local sign-in by name, in one write transaction: the rater of that name with a fresh token, made first if
+    there is none. Parallel first sign-ins with one name all get the same rater (the first makes it)."""
+    name = check_name(name)
+    token = secrets.token_urlsafe(24)
+    with _transaction(conn):
+        r = conn.execute("SELECT rater_id, name FROM raters WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            return _insert_rater(conn, name)
+        conn.execute("INSERT INTO tokens VALUES (?, ?, ?, NULL)", (token_hash(token), r["rater_id"], now()))
+    return Rater(rater_id=r["rater_id"], name=r["name"]), token
+
+
+def revoke_token(conn: sqlite3.Connection, token: str | None) -> bool:
+    """Sign-out: this token stops working (the rater's other tokens do not). True if it was valid."""
+    if not token:
+        return False
+    with _transaction(conn):
+        cur = conn.execute("UPDATE tokens SET revoked = ? WHERE token_sha256 = ? AND revoked IS NULL",
+                           (now(), token_hash(token)))
+    return cur.rowcount > 0
 
 
 def new_token(conn: sqlite3.Connection, name: str, *, revoke_others: bool) -> str:
@@ -237,8 +301,8 @@ def rater_by_name(conn: sqlite3.Connection, name: str) -> Rater | None:
 
 
 def _answers(conn: sqlite3.Connection, rater_id: str, item_id: str) -> dict[str, str]:
-    rows = conn.execute("SELECT question, answer FROM votes WHERE vote_id IN (SELECT MAX(vote_id) FROM votes "
-                        "WHERE rater_id = ? AND item_id = ? GROUP BY question)", (rater_id, item_id))
+    rows = conn.execute(f"SELECT question, answer FROM votes WHERE vote_id IN (SELECT MAX(vote_id) FROM votes "
+                        f"WHERE rater_id = ? AND item_id = ? AND {VALID} GROUP BY question)", (rater_id, item_id))
     return {r["question"]: r["answer"] for r in rows}
 
 
@@ -247,7 +311,7 @@ def progress(conn: sqlite3.Connection, rater_id: str, questions: list[str]) -> d
     total = conn.execute("SELECT COUNT(*) FROM assignments WHERE rater_id = ?", (rater_id,)).fetchone()[0]
     marks = ",".join("?" * len(questions))
     per_item = conn.execute(f"SELECT item_id, COUNT(DISTINCT question) AS n FROM votes WHERE rater_id = ? AND "
-                            f"question IN ({marks}) GROUP BY item_id", (rater_id, *questions)).fetchall()
+                            f"question IN ({marks}) AND {VALID} GROUP BY item_id", (rater_id, *questions)).fetchall()
     answered = sum(r["n"] for r in per_item)
     done = sum(1 for r in per_item if r["n"] == len(questions))
     return {"items_done": done, "items_total": total, "answers": answered, "answers_total": total * len(questions)}
@@ -255,14 +319,16 @@ def progress(conn: sqlite3.Connection, rater_id: str, questions: list[str]) -> d
 
 def next_item(conn: sqlite3.Connection, rater_id: str, questions: list[str]) -> dict[str, Any] | None:
     """The rater's first item (in their order) with an unanswered question, and the answers cast on it so far;
-    None when every item is answered. Marks the item as shown (first time only)."""
+    None when every item is answered, and the rater is then marked finished (no answer can change any more).
+    Marks the item as shown (first time only): from then on the items before it are closed."""
     marks = ",".join("?" * len(questions))
     row = conn.execute(
         f"SELECT a.*, i.prompt, i.idx, i.arm_x, i.arm_y, i.video_x, i.video_y FROM assignments a "
         f"JOIN items i USING (item_id) WHERE a.rater_id = ? AND (SELECT COUNT(DISTINCT v.question) FROM votes v "
-        f"WHERE v.rater_id = a.rater_id AND v.item_id = a.item_id AND v.question IN ({marks})) < ? "
+        f"WHERE v.rater_id = a.rater_id AND v.item_id = a.item_id AND v.question IN ({marks}) AND v.{VALID}) < ? "
         f"ORDER BY a.position LIMIT 1", (rater_id, *questions, len(questions))).fetchone()
     if row is None:
+        conn.execute("INSERT OR IGNORE INTO finished VALUES (?, ?)", (rater_id, now()))
         return None
     if row["first_shown"] is None:
         conn.execute("UPDATE assignments SET first_shown = ? WHERE rater_id = ? AND item_id = ? AND first_shown "
@@ -277,17 +343,32 @@ class UnknownItem(EvalkitError):
     """A vote for an item that is not assigned to this rater (or does not exist)."""
 
 
+class ClosedItem(EvalkitError):
+    """A vote for an item of this rater that is not open: never shown, moved past, or the rater is done."""
+
+
 def cast(conn: sqlite3.Connection, rater_id: str, item_id: str, question: str, answer: str,
          client_ms: int | None = None) -> dict[str, Any]:
     """Record one vote (its own committed transaction). ``answer`` is A (left), B (right) or tie, relative to the
     order this rater was shown; the row also stores that order and the winner arm."""
     if answer not in ANSWERS:
         raise FieldError("answer", f"{answer!r} is not one of {', '.join(ANSWERS)}")
+    if client_ms is not None and not 0 <= client_ms <= CLIENT_MS_MAX:
+        raise FieldError("client_ms", f"must be in 0..{CLIENT_MS_MAX}, got {client_ms}")
     with _transaction(conn):
-        a = conn.execute("SELECT left_arm, right_arm, first_shown FROM assignments WHERE rater_id = ? AND "
-                         "item_id = ?", (rater_id, item_id)).fetchone()
+        a = conn.execute("SELECT position, left_arm, right_arm, first_shown FROM assignments WHERE rater_id = ? "
+                         "AND item_id = ?", (rater_id, item_id)).fetchone()
         if a is None:
             raise UnknownItem(f"item {item_id!r} is not one of this rater's items")
+        if a["first_shown"] is None:
+            raise ClosedItem(f"item {item_id!r} has not been shown to you yet: answers are taken only for the item "
+                             "on your screen")
+        if conn.execute("SELECT 1 FROM assignments WHERE rater_id = ? AND position > ? AND first_shown IS NOT NULL "
+                        "LIMIT 1", (rater_id, a["position"])).fetchone():
+            raise ClosedItem(f"item {item_id!r} is closed: you moved on to a later item (perhaps in another tab), "
+                             "and an answer can be changed only until you move on")
+        if conn.execute("SELECT 1 FROM finished WHERE rater_id = ?", (rater_id,)).fetchone():
+            raise ClosedItem("you have finished the study: answers can no longer be changed")
         winner = {"A": a["left_arm"], "B": a["right_arm"], "tie": "tie"}[answer]
         cur = conn.execute("INSERT INTO votes (rater_id, item_id, question, answer, left_arm, right_arm, winner, "
                            "shown_at, cast_at, client_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -297,27 +378,35 @@ def cast(conn: sqlite3.Connection, rater_id: str, item_id: str, question: str, a
 
 
 def effective_votes(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The latest vote of every (rater, item, question), with its item, and how many times it was changed."""
+    """The latest valid vote of every (rater, item, question), with its item, and how many times it was
+    changed (valid rows only)."""
     rows = conn.execute(
-        "SELECT v.*, i.prompt, i.idx, i.arm_x, i.arm_y, i.ordinal, "
-        "(SELECT COUNT(*) FROM votes w WHERE w.rater_id = v.rater_id AND w.item_id = v.item_id AND "
-        "w.question = v.question) - 1 AS revisions FROM votes v JOIN items i USING (item_id) "
-        "WHERE v.vote_id IN (SELECT MAX(vote_id) FROM votes GROUP BY rater_id, item_id, question) "
-        "ORDER BY i.ordinal, v.rater_id, v.question")
+        f"SELECT v.*, i.prompt, i.idx, i.arm_x, i.arm_y, i.ordinal, "
+        f"(SELECT COUNT(*) FROM votes w WHERE w.rater_id = v.rater_id AND w.item_id = v.item_id AND "
+        f"w.question = v.question AND w.{VALID}) - 1 AS revisions FROM votes v JOIN items i USING (item_id) "
+        f"WHERE v.vote_id IN (SELECT MAX(vote_id) FROM votes WHERE {VALID} GROUP BY rater_id, item_id, question) "
+        f"ORDER BY i.ordinal, v.rater_id, v.question")
     return [dict(r) for r in rows]
+
+
+def invalid_votes(conn: sqlite3.Connection) -> int:
+    """Stored rows that are not counted: votes for items that were never shown to the rater (a server before
+    these checks stored them)."""
+    return conn.execute(f"SELECT COUNT(*) FROM votes WHERE NOT ({VALID})").fetchone()[0]
 
 
 def rater_status(conn: sqlite3.Connection, questions: list[str]) -> list[dict[str, Any]]:
     out = []
     for r in conn.execute("SELECT rater_id, name, created FROM raters ORDER BY created, rater_id").fetchall():
-        last = conn.execute("SELECT MAX(cast_at) FROM votes WHERE rater_id = ?", (r["rater_id"],)).fetchone()[0]
+        last = conn.execute(f"SELECT MAX(cast_at) FROM votes WHERE rater_id = ? AND {VALID}",
+                            (r["rater_id"],)).fetchone()[0]
         out.append({"rater": r["rater_id"], "name": r["name"], "last_vote": last,
                     **progress(conn, r["rater_id"], questions)})
     return out
 
 
 EXPERIMENT = "humaneval"
-KIND = "humaneval_vote"       # evalkit.records.HumanEvalVoteRecord
+KIND = "humaneval_vote"       # evalkit.core.records.HumanEvalVoteRecord
 
 
 def vote_records(rows: list[dict[str, Any]], study_name: str) -> list[dict[str, Any]]:
@@ -342,6 +431,7 @@ def export(inputs: Inputs, db_path: Path, out_root: Path) -> Path:
     try:
         check_inputs(conn, inputs, db_path)
         rows = effective_votes(conn)
+        n_invalid = invalid_votes(conn)
         n_raters = conn.execute("SELECT COUNT(*) FROM raters").fetchone()[0]
         n_items = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
         created = meta(conn)["created"]
@@ -363,5 +453,5 @@ def export(inputs: Inputs, db_path: Path, out_root: Path) -> Path:
     write_manifest(run_dir, experiment=EXPERIMENT, run_id=run_dir.name, kind=EXPERIMENT, study=to_dict(s),
                    study_hash=inputs.study_hash, study_file=str(inputs.path), db=str(Path(db_path).resolve()),
                    db_created=created, exported=now_iso(), n_votes=len(records), n_raters=n_raters,
-                   n_items=n_items, n_prompts=len(inputs.prompts), smoke=False)
+                   n_items=n_items, n_prompts=len(inputs.prompts), n_votes_not_counted=n_invalid, smoke=False)
     return run_dir

@@ -1,4 +1,4 @@
-"""The blind pairwise rating page of a study (Starlette, served by uvicorn): ``make_app(inputs, db_path)``.
+"""The blind pairwise rating page of a study (Starlette, served by uvicorn): ``make_app(inputs, db_path, hosts=...)``.
 
 What a rater gets: the page, the prompt, two videos by opaque id (``/video/<id>``, mapped to files once at startup:
 nothing a request carries reaches the file system), the questions, and per question one vote A (left) / B (right)
@@ -8,35 +8,75 @@ assignment, and the vote is stored with it.
 Raters. Locally (``public=False``, 127.0.0.1) a rater types a name; the server makes the rater (or resumes one
 with that name) and sets a cookie with the rater's token. Opened to others (``public=True``) the name form is
 off: each rater opens a personal link ``/?t=<token>`` (tokens from ``humaneval token``); an unknown token is 401.
-Every API call and every video needs a valid token (cookie, or ``Authorization: Bearer``).
+Every API call and every video needs a valid token (cookie, or ``Authorization: Bearer``); signing out revokes
+the token in the database.
+
+Every request first passes ``guard.Guard`` (Host, Origin / Referer / Sec-Fetch-Site, ``application/json``, a 4 KiB
+body limit, security headers: see ``evalkit/humaneval/guard.py``). A vote is checked field by field (``item``,
+``question``, ``answer``, ``client_ms``: each refusal names the field), then by ``db.cast`` (only the rater's
+current item, one that was shown to them). Static files and videos carry a strong ``ETag`` and answer
+``If-None-Match`` with 304; a video whose file changed on disk since startup is refused (409), never served.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
-from collections.abc import Callable
+import stat
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import ChoiceError, EvalkitError
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
 from evalkit.humaneval import db
+from evalkit.humaneval.guard import BadRequest, Guard, read_json
 from evalkit.humaneval.study import Inputs
 
 COOKIE = "humaneval_token"
 STATIC = {"/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/style.css": ("style.css", "text/css; charset=utf-8"),
           "/": ("index.html", "text/html; charset=utf-8")}
-NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+NO_STORE = {"Cache-Control": "no-store"}
+ITEM_ID_MAX = 64
 
 
-def _static_files() -> dict[str, tuple[bytes, str]]:
-    """The page's three files, read once from the package (never from a request path)."""
+def _static_files() -> dict[str, tuple[bytes, str, str]]:
+    """The page's three files, read once from the package (never from a request path), with their ETags."""
     base = resources.files("evalkit.humaneval") / "static"
-    return {route: ((base / name).read_bytes(), mime) for route, (name, mime) in STATIC.items()}
+    out = {}
+    for route, (name, mime) in STATIC.items():
+        body = (base / name).read_bytes()
+        out[route] = (body, mime, f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    return out
 
 
-def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
-    """The ASGI app of one study. ``db_path`` must exist and match ``inputs`` (``db.check_inputs``)."""
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def vote_fields(data: dict[str, Any], questions: list[str]) -> tuple[str, str, str, int | None]:
+    """(item, question, answer, client_ms) of a vote body; BadRequest (422) naming the first bad field."""
+    item, question, answer = data.get("item"), data.get("question"), data.get("answer")
+    if not isinstance(item, str) or not 0 < len(item) <= ITEM_ID_MAX:
+        raise BadRequest(422, f"item: the id of the item on screen (a string from /api/next), got {_short(item)}")
+    if not isinstance(question, str) or question not in questions:
+        raise BadRequest(422, str(ChoiceError("question", _short(question) if not isinstance(question, str)
+                                              else question[:64], questions)))
+    if not isinstance(answer, str) or answer not in db.ANSWERS:
+        raise BadRequest(422, str(ChoiceError("answer", answer if isinstance(answer, str) else _short(answer),
+                                              db.ANSWERS)))
+    ms = data.get("client_ms")
+    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= db.CLIENT_MS_MAX):
+        raise BadRequest(422, f"client_ms: the time on the item in whole milliseconds, 0..{db.CLIENT_MS_MAX} (or "
+                              f"null), got {_short(ms)}")
+    return item, question, answer, ms
+
+
+def make_app(inputs: Inputs, db_path: Path, *, hosts: Iterable[str], public: bool = False):
+    """The ASGI app of one study, answering only the ``Host`` names in ``hosts`` (``guard.host_names``).
+    ``db_path`` must exist and match ``inputs`` (``db.check_inputs``)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -47,15 +87,21 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
     conn0 = db.connect(db_path)
     try:
         db.check_inputs(conn0, inputs, db_path)
-        videos = db.video_paths(conn0, inputs)          # opaque id -> Path, fixed for the server's lifetime
+        paths = db.video_paths(conn0, inputs)          # opaque id -> Path, fixed for the server's lifetime
     finally:
         conn0.close()
+    sha = {v.path: v.sha256 for v in inputs.videos}
+    videos: dict[str, tuple[Path, tuple[int, int], str]] = {}
+    for vid, path in paths.items():                  # the real file, its (size, mtime) and a strong ETag
+        real = path.resolve(strict=True)
+        st = os.stat(real)
+        videos[vid] = (real, (st.st_size, st.st_mtime_ns), f'"{sha[path][:32]}"')
     study = inputs.study
     questions = study.question_ids()
     static = _static_files()
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status, headers=NO_STORE)
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status, headers={**NO_STORE, **(headers or {})})
 
     async def with_db(fn: Callable[..., Any], *args: Any) -> Any:
         def run() -> Any:
@@ -64,7 +110,13 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
                 return fn(conn, *args)
             finally:
                 conn.close()
-        return await run_in_threadpool(run)
+        try:
+            return await run_in_threadpool(run)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise BadRequest(503, "the study database is busy (another writer held it for 30 s); nothing was "
+                                      "saved, try again") from exc
+            raise
 
     def token_of(request: Request) -> str | None:
         auth = request.headers.get("authorization", "")
@@ -72,12 +124,21 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
             return auth[7:].strip()
         return request.cookies.get(COOKIE)
 
-    async def current_rater(request: Request) -> db.Rater | None:
-        return await with_db(db.rater_by_token, token_of(request))
+    async def signed_in(request: Request) -> db.Rater:
+        rater = await with_db(db.rater_by_token, token_of(request))
+        if rater is None:
+            raise BadRequest(401, "not signed in (unknown, revoked or missing token)")
+        return rater
 
     def set_cookie(resp: Response, token: str) -> Response:
         resp.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/", max_age=60 * 60 * 24 * 90)
         return resp
+
+    def not_modified(request: Request, etag: str, headers: dict[str, str]) -> Response | None:
+        tags = [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+        if etag in tags or "*" in tags:
+            return Response(status_code=304, headers={"ETag": etag, **headers})
+        return None
 
     async def page(request: Request) -> Response:
         token = request.query_params.get("t")
@@ -85,60 +146,44 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
             if await with_db(db.rater_by_token, token) is None:
                 return error(401, "this link's token is not valid for this study (ask for a new link)")
             return set_cookie(RedirectResponse("/", status_code=303, headers=NO_STORE), token)
-        body, mime = static["/"]
+        body, mime, _ = static["/"]
         return Response(body, media_type=mime, headers=NO_STORE)
 
     async def asset(request: Request) -> Response:
-        body, mime = static[request.url.path]
-        return Response(body, media_type=mime, headers={"Cache-Control": "no-cache"})
-
-    def public_questions() -> list[dict[str, str]]:
-        return [{"id": q.id, "label": q.label, "text": q.text} for q in study.questions]
+        body, mime, etag = static[request.url.path]
+        headers = {"Cache-Control": "no-cache"}
+        return not_modified(request, etag, headers) or Response(body, media_type=mime,
+                                                                headers={"ETag": etag, **headers})
 
     async def state(request: Request) -> Response:
-        rater = await current_rater(request)
+        rater = await with_db(db.rater_by_token, token_of(request))
         out: dict[str, Any] = {"mode": "token" if public else "local", "rater": None,
-                               "questions": public_questions()}
+                               "questions": [{"id": q.id, "label": q.label, "text": q.text} for q in study.questions],
+                               "client_ms_max": db.CLIENT_MS_MAX}
         if rater is not None:
             out["rater"] = rater.name
             out["progress"] = await with_db(db.progress, rater.rater_id, questions)
         return JSONResponse(out, headers=NO_STORE)
 
-    async def body_json(request: Request) -> dict[str, Any] | None:
-        try:
-            data = await request.json()
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
     async def login(request: Request) -> Response:
         if public:
             return error(403, "this study is open to other machines: each rater needs a personal link "
                               "(python -m evalkit humaneval token STUDY NAME)")
-        data = await body_json(request)
-        name = str((data or {}).get("name", "")).strip()
-        if not name:
-            return error(422, "name: enter a rater name")
-
-        def find_or_add(conn: sqlite3.Connection) -> str:
-            if db.rater_by_name(conn, name) is not None:
-                return db.new_token(conn, name, revoke_others=False)   # local: the name is the login
-            return db.add_rater(conn, name)[1]
+        data = read_json(await request.body())
         try:
-            token = await with_db(find_or_add)
-        except EvalkitError as exc:
+            rater, token = await with_db(db.sign_in, data.get("name"))
+        except FieldError as exc:
             return error(422, str(exc))
-        return set_cookie(JSONResponse({"rater": name}, headers=NO_STORE), token)
+        return set_cookie(JSONResponse({"rater": rater.name}, headers=NO_STORE), token)
 
     async def logout(request: Request) -> Response:
+        await with_db(db.revoke_token, token_of(request))
         resp = JSONResponse({"ok": True}, headers=NO_STORE)
         resp.delete_cookie(COOKIE, path="/")
         return resp
 
     async def next_item(request: Request) -> Response:
-        rater = await current_rater(request)
-        if rater is None:
-            return error(401, "not signed in (unknown or missing token)")
+        rater = await signed_in(request)
         item = await with_db(db.next_item, rater.rater_id, questions)
         prog = await with_db(db.progress, rater.rater_id, questions)
         if item is None:
@@ -147,39 +192,45 @@ def make_app(inputs: Inputs, db_path: Path, *, public: bool = False):
         return JSONResponse({"done": False, "progress": prog, **item}, headers=NO_STORE)
 
     async def vote(request: Request) -> Response:
-        rater = await current_rater(request)
-        if rater is None:
-            return error(401, "not signed in (unknown or missing token)")
-        data = await body_json(request)
-        if data is None:
-            return error(400, "expected a JSON object {item, question, answer}")
-        item, question, answer = data.get("item"), data.get("question"), data.get("answer")
-        if question not in questions:
-            return error(422, str(ChoiceError("question", question, questions)))
-        if answer not in db.ANSWERS:
-            return error(422, str(ChoiceError("answer", answer, db.ANSWERS)))
-        client_ms = data.get("client_ms")
-        client_ms = int(client_ms) if isinstance(client_ms, (int, float)) and client_ms >= 0 else None
+        rater = await signed_in(request)
+        item, question, answer, client_ms = vote_fields(read_json(await request.body()), questions)
         try:
-            res = await with_db(db.cast, rater.rater_id, str(item), question, answer, client_ms)
+            res = await with_db(db.cast, rater.rater_id, item, question, answer, client_ms)
         except db.UnknownItem as exc:
             return error(404, str(exc))
+        except db.ClosedItem as exc:
+            return error(409, str(exc))
+        except FieldError as exc:
+            return error(422, str(exc))
         res["progress"] = await with_db(db.progress, rater.rater_id, questions)
         return JSONResponse(res, headers=NO_STORE)
 
     async def video(request: Request) -> Response:
-        if await current_rater(request) is None:
-            return error(401, "not signed in (unknown or missing token)")
-        path = videos.get(request.path_params["vid"])    # a dict lookup: the id never touches the file system
-        if path is None:
+        await signed_in(request)
+        entry = videos.get(request.path_params["vid"])   # a dict lookup: the id never touches the file system
+        if entry is None:
             return error(404, "no such video")
-        return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"})
+        path, size_mtime, etag = entry
+        try:
+            st = os.lstat(path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != size_mtime:
+            return error(409, "this video's file changed on disk since the server started (votes must be on the "
+                              "files the study was started with): restore it and restart the server")
+        headers = {"Cache-Control": "private, max-age=3600"}
+        return not_modified(request, etag, headers) or FileResponse(path, media_type="video/mp4",
+                                                                    headers={"ETag": etag, **headers})
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        headers = {"Retry-After": "1"} if getattr(exc, "status", 0) == 503 else None
+        return error(exc.status, str(exc), headers)
 
     routes = [Route("/", page), Route("/app.js", asset), Route("/style.css", asset),
               Route("/api/state", state), Route("/api/login", login, methods=["POST"]),
               Route("/api/logout", logout, methods=["POST"]), Route("/api/next", next_item),
               Route("/api/vote", vote, methods=["POST"]), Route("/video/{vid:str}", video)]
-    return Starlette(routes=routes)
+    return Guard(Starlette(routes=routes, exception_handlers={BadRequest: refused}), hosts=hosts)
 
 
 def require_extra() -> None:

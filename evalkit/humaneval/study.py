@@ -3,32 +3,34 @@
 A study is two or more *arms* (a name and a folder of ``{prompt}-{index}.mp4`` files, the layout ``generate``
 writes), one prompt list, the sample indices ``0..samples-1``, the questions raters answer and the report
 settings. Keys a study file leaves out come from ``experiments/humaneval/defaults.yaml`` (the paper's questions,
-the tie rule, the bootstrap); unknown keys are errors with a did-you-mean (``evalkit.typed``).
+the tie rule, the bootstrap); unknown keys are errors with a did-you-mean (``evalkit.core.typed``).
 
 ``load_study(path)`` validates the file; ``scan_videos(study)`` checks every arm's folder against the prompt list
-(what is missing and what is extra, per arm, all at once) and hashes every video, before any server starts. The
+(what is missing and what is extra, per arm, all at once) and hashes every video, before any server starts. Every
+video must be a regular MP4 file inside its arm's folder: a symlink that leads out of the folder, or a file that
+does not start with an ISO media box (``ftyp`` ...), is an error with or without ``--no-probe`` (the server would
+otherwise hand that file to every rater's browser). The
 *identity* of a study (``Inputs.study_hash``) covers what the votes depend on: prompts, samples, arms, pairs,
 questions, seed and the sha256 of every video. The report settings are not part of it: they change the analysis,
 not what was asked.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.experiment import read_yaml
-from evalkit.runs import REPO_ROOT
-from evalkit.typed import apply_overrides, from_dict, to_dict
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.experiments import read_yaml
+from evalkit.core.runs import REPO_ROOT
+from evalkit.core.hashing import file_sha256, json_sha256
+from evalkit.core.typed import STRICT_NAME, apply_overrides, deep_merge, from_dict, plain_name, to_dict
 
 DEFAULTS = REPO_ROOT / "experiments" / "humaneval" / "defaults.yaml"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 BROWSER_PIX_FMTS = ("yuv420p", "yuvj420p")   # what every browser's H.264 decoder plays (4:4:4 is Chromium-only)
+# the box types an MP4 (ISO/IEC 14496-12 base media file) may start with; bytes 4..8 of the file
+MP4_FIRST_BOXES = (b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,25 +110,15 @@ class Inputs:
         ident = {"name": s.name, "prompts": list(self.prompts), "samples": s.samples, "arms": list(s.arms),
                  "pairs": s.pairs_list(), "questions": to_dict(s.questions), "seed": s.seed,
                  "videos": sorted([v.arm, v.prompt, v.index, v.sha256] for v in self.videos)}
-        blob = json.dumps(ident, sort_keys=True, ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
-    return out
+        return json_sha256(ident)
 
 
 def _check(study: Study, where: str) -> None:
-    if not NAME_RE.match(study.name):
-        raise FieldError(f"{where}.name", f"{study.name!r}: use letters, digits, '_', '.', '-' (at most 64)")
+    plain_name(f"{where}.name", study.name, strict=True)
     if len(study.arms) < 2:
         raise FieldError(f"{where}.arms", f"a study compares two or more arms, got {len(study.arms)}")
     for arm in study.arms:
-        if not NAME_RE.match(arm):
-            raise FieldError(f"{where}.arms.{arm}", "arm names use letters, digits, '_', '.', '-' (at most 64)")
+        plain_name(f"{where}.arms.{arm}", arm, strict=True)
     if study.reference is not None and study.reference not in study.arms:
         raise ChoiceError(f"{where}.reference", study.reference, study.arms, what="arm")
     if study.samples < 1:
@@ -138,7 +130,7 @@ def _check(study: Study, where: str) -> None:
     if dup:
         raise FieldError(f"{where}.questions", f"question ids must be unique, repeated: {dup}")
     for i, q in enumerate(study.questions):
-        if not NAME_RE.match(q.id) or not q.label.strip() or not q.text.strip():
+        if not STRICT_NAME.fullmatch(q.id) or not q.label.strip() or not q.text.strip():
             raise FieldError(f"{where}.questions[{i}]", f"needs an id (letters, digits, '_'), a label and a text: {q}")
     b = study.report.bootstrap
     if b.resamples < 100:
@@ -152,7 +144,7 @@ def parse_study(raw: Any, *, where: str, sets: Sequence[str] = (), defaults: Pat
     if not isinstance(raw, Mapping):
         raise FieldError(where, f"expected a mapping at the top level, got {type(raw).__name__}")
     base = read_yaml(defaults)
-    data = _merge(base, raw)
+    data = deep_merge(base, raw)
     if data.get("questions") == "paper":              # explicit request for the defaults file's questions
         data["questions"] = base["questions"]
     study = from_dict(Study, data, where)
@@ -178,12 +170,20 @@ def _read_prompts(path: Path, where: str) -> list[str]:
         raise FieldError(where, str(exc).split(": ", 1)[-1]) from exc
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def check_file(path: Path, folder: Path) -> None:
+    """``path`` (named by the study in ``folder``, resolved) is a regular file inside ``folder``, links followed,
+    and starts like an MP4; else a FieldError naming it."""
+    real = path.resolve()
+    if not real.is_relative_to(folder):
+        raise FieldError("video", f"{path} is a symlink to {real}, outside the arm folder {folder}: copy the file "
+                                  "into the folder (the rating page serves no file from elsewhere)")
+    if not real.is_file():
+        raise FieldError("video", f"{path}: not a regular file")
+    with open(real, "rb") as fh:
+        head = fh.read(8)
+    if len(head) < 8 or head[4:8] not in MP4_FIRST_BOXES:
+        raise FieldError("video", f"{path}: not an MP4 file (bytes 4-8 are {head[4:8]!r}, not an ISO media box "
+                                  "such as b'ftyp'): the rating page serves .mp4 videos only")
 
 
 def probe_video(path: Path) -> str | None:
@@ -233,9 +233,10 @@ def scan_videos(study: Study, study_path: Path, *, probe: bool = True) -> Inputs
             continue
         for name, (prompt, index) in expected.items():
             path = d / name
+            check_file(path, d)
             if probe and (w := probe_video(path)):
                 warnings.append(f"arm {arm!r}: {w}")
-            videos.append(Video(arm=arm, prompt=prompt, index=index, path=path, sha256=sha256_file(path)))
+            videos.append(Video(arm=arm, prompt=prompt, index=index, path=path, sha256=file_sha256(path)))
     if problems:
         raise EvalkitError(f"study {study.name!r}: the video folders do not match {study.prompts} "
                            f"({len(prompts)} prompts x {study.samples} samples, names '{{prompt}}-{{index}}.mp4'):\n  "

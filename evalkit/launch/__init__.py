@@ -21,17 +21,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import FieldError
+from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig, format_job_line, sbatch_options, sbatch_preview
-from evalkit.launch.jobs import (JobSpec, check_items, finished_items, job_outcomes, plan_jobs, resolve_fn,
-                                 run_job)
-from evalkit.records import append, results_file
-from evalkit.runs import now_iso
+from evalkit.launch.jobs import (JobSpec, check_items, finished_items, item_key, job_outcomes, plan_jobs,
+                                 resolve_fn, run_job)
+from evalkit.core.records import append, results_file
+from evalkit.core.schema import make_record
 
 SkipDone = set[str] | Callable[[Path], set[str]] | None
 
 
-def pending_items(items: Sequence[dict[str, Any]], run_dir: Path, skip_done: SkipDone = None) -> list[dict]:
+def pending_items(items: Sequence[Any], run_dir: Path, skip_done: SkipDone = None) -> list[Any]:
     """The items not finished yet. ``skip_done`` is the caller's notion of done item keys (a set, or a callable
     of the run folder); when None, an item is done when a job file of the run marks it ``done``."""
     if skip_done is None:
@@ -40,7 +40,7 @@ def pending_items(items: Sequence[dict[str, Any]], run_dir: Path, skip_done: Ski
         done = set(skip_done(run_dir))
     else:
         done = set(skip_done)
-    return [it for it in items if it["key"] not in done]
+    return [it for it in items if item_key(it) not in done]
 
 
 def dry_run_lines(specs: Sequence[JobSpec], cfg: LaunchConfig) -> list[str]:
@@ -62,7 +62,7 @@ def dry_run_lines(specs: Sequence[JobSpec], cfg: LaunchConfig) -> list[str]:
     return [f"{cfg.launcher}: {len(specs)} job(s), {mode}"] + [format_job_line(s.tag, s.keys, {}) for s in specs]
 
 
-def run_items(items: Sequence[dict[str, Any]], fn: str, *, launch: LaunchConfig, run_dir: Path | str,
+def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: Path | str,
               skip_done: SkipDone = None, name: str = "evalkit", dry_run: bool = False,
               echo: Callable[[str], None] = print, on_item: Callable[[str, str], None] | None = None,
               results_tag: str | None = None) -> dict[str, Any]:
@@ -85,10 +85,10 @@ def run_items(items: Sequence[dict[str, Any]], fn: str, *, launch: LaunchConfig,
 
         busy = in_flight_items(run_dir)
         if busy:
-            echo(f"{sum(1 for it in todo if it['key'] in busy)} item(s) still pending/running on SLURM (jobs "
+            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running on SLURM (jobs "
                  f"{', '.join(sorted(set(busy.values()))[:5])}): not submitted again")
-    in_flight = sum(1 for it in todo if it["key"] in busy)
-    todo = [it for it in todo if it["key"] not in busy]
+    in_flight = sum(1 for it in todo if item_key(it) in busy)
+    todo = [it for it in todo if item_key(it) not in busy]
     specs = plan_jobs(todo, fn, cfg, run_dir, results_tag=results_tag)
     summary: dict[str, Any] = {"launcher": cfg.launcher, "total": len(items),
                                "skipped": len(items) - len(todo) - in_flight, "in_flight": in_flight,
@@ -163,8 +163,7 @@ def selftest_item(item: dict[str, Any], run_dir: Path, job_tag: str | None) -> l
     x = int(item.get("x", 0))
     recs = []
     for j in range(int(item.get("n_records", 1))):
-        rec = {"key": f"{item['key']}/m{j}", "kind": "selftest", "status": "ok", "message": "", "x": x, "m": j,
-               "value": x * x + j, "created": now_iso()}
+        rec = make_record("selftest", key=f"{item['key']}/m{j}", x=x, m=j, value=x * x + j)
         append(results_file(run_dir, job_tag), rec)
         recs.append(rec)
     return recs

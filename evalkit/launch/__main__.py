@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from evalkit.errors import EvalkitError
+    from evalkit.core.errors import EvalkitError
 
     try:
         sys.exit(main())

@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from evalkit.errors import FieldError
-from evalkit.typed import apply_overrides, from_dict, to_dict
+from evalkit.core.errors import FieldError
+from evalkit.core.typed import apply_overrides, from_dict, to_dict
 
 LAUNCHERS = ("inline", "process", "submitit")
 SUBMITIT_CLUSTERS = ("auto", "slurm", "local", "debug")

@@ -1,8 +1,10 @@
 """Jobs: groups of keyed work items, the body every launcher runs, and each job's provenance file.
 
-An *item* is a JSON-able dict with a unique ``key`` (a sweep point, a generation shard, a VBench unit); the work
-is a plain importable function named ``"module:function"`` with the signature
-``fn(item: dict, run_dir: Path, job_tag: str | None) -> list[dict] | None`` that writes its own records
+An *item* has a unique ``key``: a JSON-able dict with a ``"key"`` (a generation shard, a VBench unit), or a typed
+object with a ``key`` attribute and ``to_json()`` (a sweep :class:`~evalkit.measure.point.Point`), handed as it
+is to an in-process job and as its JSON to a subprocess or SLURM job. The work is a plain importable function
+named ``"module:function"`` with the signature
+``fn(item, run_dir: Path, job_tag: str | None) -> list[dict] | None`` that writes its own records
 (``records.results_file(run_dir, job_tag)``). Items are grouped into jobs (``launch.items_per_job``); a job keeps
 its provenance in ``jobs/<tag>.json``: launcher, SLURM/submitit job id, array index, hostname, pid, start/end of
 every attempt, and the status of every item (``running`` -> ``done`` | ``error``), written atomically after each
@@ -21,10 +23,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import FieldError
+from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig
-from evalkit.records import RESULTS_GLOB, read_records, results_file
-from evalkit.runs import new_run_id, now_iso
+from evalkit.core.records import RESULTS_GLOB, read_records, results_file
+from evalkit.core.runs import new_run_id, now_iso
+
+
+def item_key(item: Any) -> Any:
+    """An item's key: ``item["key"]`` of a dict, ``item.key`` of a typed item."""
+    return item.get("key") if isinstance(item, dict) else getattr(item, "key", None)
+
+
+def item_json(item: Any) -> dict[str, Any]:
+    """An item as the JSON a job in another process receives."""
+    return item if isinstance(item, dict) else item.to_json()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,17 +46,17 @@ class JobSpec:
     tag: str
     fn: str
     run_dir: str
-    items: tuple[dict[str, Any], ...]
+    items: tuple[Any, ...]
     launcher: str = "inline"
     # records file tag: None = the run's results.jsonl (one writer machine), else results.<tag>.jsonl
     results_tag: str | None = None
 
     @property
     def keys(self) -> list[str]:
-        return [it["key"] for it in self.items]
+        return [item_key(it) for it in self.items]
 
     def to_json(self) -> dict[str, Any]:
-        return {"tag": self.tag, "fn": self.fn, "run_dir": self.run_dir, "items": list(self.items),
+        return {"tag": self.tag, "fn": self.fn, "run_dir": self.run_dir, "items": [item_json(it) for it in self.items],
                 "launcher": self.launcher, "results_tag": self.results_tag}
 
     @classmethod
@@ -71,23 +83,23 @@ def resolve_fn(target: str) -> Callable[..., Any]:
     return fn
 
 
-def check_items(items: Sequence[dict[str, Any]]) -> None:
+def check_items(items: Sequence[Any]) -> None:
     """Every item has a unique non-empty string key and is JSON-serialisable (checked before any job starts)."""
     seen: set[str] = set()
     for i, item in enumerate(items):
-        key = item.get("key") if isinstance(item, dict) else None
+        key = item_key(item)
         if not isinstance(key, str) or not key:
             raise FieldError(f"items[{i}].key", f"every item needs a non-empty string key, got {item!r:.80}")
         if key in seen:
             raise FieldError(f"items[{i}].key", f"duplicate key {key!r}")
         seen.add(key)
         try:
-            json.dumps(item)
+            json.dumps(item_json(item))
         except TypeError as exc:
             raise FieldError(f"items[{i}]", f"must be JSON-serialisable: {exc}") from None
 
 
-def plan_jobs(items: Sequence[dict[str, Any]], fn: str, cfg: LaunchConfig, run_dir: Path,
+def plan_jobs(items: Sequence[Any], fn: str, cfg: LaunchConfig, run_dir: Path,
               submission: str | None = None, results_tag: str | None = None) -> list[JobSpec]:
     """Group items into jobs of ``cfg.items_per_job``. SLURM jobs (possibly on other machines, on a shared file
     system) write their own ``results.<tag>.jsonl``; inline and process jobs write the run's ``results.jsonl``
@@ -171,7 +183,7 @@ def run_job(spec: JobSpec | dict[str, Any], on_item: Callable[[str, str], None] 
     write_json_atomic(path, state)
     fn = resolve_fn(spec.fn)
     for item in spec.items:
-        key = item["key"]
+        key = item_key(item)
         st = state["items"].setdefault(key, {"status": "pending"})
         if st.get("status") == "done":  # finished by an earlier attempt (requeue after preemption)
             continue
@@ -179,7 +191,7 @@ def run_job(spec: JobSpec | dict[str, Any], on_item: Callable[[str, str], None] 
         st.pop("message", None)
         write_json_atomic(path, state)
         try:
-            out = fn(dict(item), run_dir, spec.results_tag)
+            out = fn(dict(item) if isinstance(item, dict) else item, run_dir, spec.results_tag)
             st.update(status="done", end=now_iso(), n_records=len(out) if isinstance(out, list) else None)
         except Exception as exc:  # failures are data: recorded per item, the job goes on
             st.update(status="error", end=now_iso(), message=f"{type(exc).__name__}: {exc}",

@@ -18,7 +18,7 @@ import submitit
 
 from evalkit.launch.config import LaunchConfig, submitit_parameters
 from evalkit.launch.jobs import JobSpec, finished_items, mark_unfinished, read_job, run_job, write_json_atomic
-from evalkit.runs import now_iso
+from evalkit.core.runs import now_iso
 
 
 class JobRunner(submitit.helpers.Checkpointable):

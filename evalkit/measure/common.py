@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import gc
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
 from evalkit import models
+
+DType = Literal["float32", "bfloat16", "float16"]
 
 
 def torch_dtype(name: str) -> Any:
@@ -23,12 +25,6 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def video_point(spec: dict[str, Any], duration_s: float | None = None) -> Any:
-    return models.VideoPoint(height=int(spec["height"]), width=int(spec["width"]),
-                             duration_s=float(spec["duration_s"] if duration_s is None else duration_s),
-                             fps=int(spec["fps"]))
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -50,14 +46,8 @@ class Context:
         # latency measurement's timed forwards, for the cached real model (cleared with it)
         self.peaks: dict[tuple, tuple[int, int]] = {}
 
-    def model_config(self, spec: dict[str, Any]) -> Any:
-        return models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
-
-    def model(self, spec: dict[str, Any], device: str, dtype: str = "float32", kernels: str = "auto") -> Any:
-        return self.build(self.model_config(spec), device, dtype, kernels)
-
     def build(self, cfg: Any, device: str, dtype: str = "float32", kernels: str = "auto") -> Any:
-        """The model of ``cfg`` (a frozen ModelConfig) on ``device``, built once and cached."""
+        """The model of ``cfg`` (a frozen mixer config) on ``device``, built once and cached."""
         key = (cfg, device, dtype, kernels)
         if key in self._models:
             self._models.move_to_end(key)

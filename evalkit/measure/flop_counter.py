@@ -22,17 +22,15 @@ attention and registered custom ops only; elementwise work, norms, softmax and t
    ``FlopCounterMode`` counts it dense), and it does not run on ``meta`` at all; a mixer that uses it registers a
    formula that reads its mask with :func:`register_flop_op`.
 2. :func:`count_model` counts a built model (method ``"full"``). :func:`count_point` counts each distinct layer
-   kind once: the model's ``layer_kind(cfg, layer)`` (:data:`LAYER_KINDS`, next to each mixer's code: DiT has one
-   kind, LinGen four = scan order x TESA shift parity) says which layers compute the same ops on the same shapes;
+   kind once: the mixer config's ``layer_kind(layer)`` (next to each mixer's code: DiT has one kind, LinGen four =
+   scan order x TESA shift parity) says which layers compute the same ops on the same shapes;
    a model of the first ``k`` layers (every kind's first occurrence) is built and counted, each block's count is
    multiplied by how many layers share its kind, and everything outside the blocks is counted once (method
-   ``"per_layer_kind"``). A mixer without a ``layer_kind`` entry is counted in full.
+   ``"per_layer_kind"``). A mixer whose ``layer_kind`` returns None is counted in full.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import importlib
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -100,7 +98,7 @@ ZERO_FLOP_OPS: set[Any] = {
     aten.scatter, aten.scatter_, aten.scatter_add, aten.scatter_add_, aten.index_copy, aten.index_copy_,
     aten.index_fill_, aten.masked_fill_, aten.embedding, aten.tril, aten.triu, aten.sort, aten.topk,
     aten.nonzero, aten.index_add, aten.scatter_reduce, aten.scatter_reduce_,  # accumulation (Radial softmax)
-    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and lingen.analytic)
+    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and backbone.analytic)
     aten._softmax, aten._safe_softmax, aten._log_softmax, aten.native_layer_norm, aten.native_group_norm,
     aten._native_batch_norm_legit_no_training, aten.cumsum, aten.cumprod, aten._adaptive_avg_pool2d,
     aten._adaptive_avg_pool3d, aten.avg_pool2d, aten.avg_pool3d, aten.max_pool2d_with_indices,
@@ -216,9 +214,10 @@ class Count:
     count_seconds: float
 
 
-def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tuple[FlopCounter, list[tuple]]:
+def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False,
+                blocks_attr: str = "blocks") -> tuple[FlopCounter, list[tuple]]:
     """Run ``model(*inputs)`` under :class:`FlopCounter`; with ``block_hooks``, also (total, by_op) of each entry
-    of ``model.blocks`` in call order."""
+    of ``model.<blocks_attr>`` in call order."""
     counter = FlopCounter()
     per_block: list[tuple[int, dict[str, int]]] = []
     start: list[tuple[int, dict[str, int]]] = []
@@ -232,7 +231,7 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tupl
             per_block.append((counter.total - t0, {k: v - ops0.get(k, 0) for k, v in counter.by_op.items()
                                                    if v != ops0.get(k, 0)}))
 
-        for blk in model.blocks:
+        for blk in getattr(model, blocks_attr):
             handles += [blk.register_forward_pre_hook(pre), blk.register_forward_hook(post)]
     try:
         with no_opt_einsum(), torch.no_grad(), counter:
@@ -245,21 +244,10 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False) -> tupl
     return counter, per_block
 
 
-# mixer (ModelConfig.mixer) -> "module:function" of layer_kind(cfg, layer) -> hashable; add an entry for a mixer
-# whose layers repeat (a mixer without one is counted in full, every layer)
-LAYER_KINDS: dict[str, str] = {"attention": "baselines.dit:layer_kind", "mate": "lingen.mate:layer_kind",
-                               "linear": "baselines.linear_attn:layer_kind", "sta": "baselines.sta:layer_kind",
-                               "radial": "baselines.radial:layer_kind"}
-
-
 def layer_kinds(cfg: Any) -> list[Hashable] | None:
-    """The kind of each layer of ``cfg``, from the mixer's own ``layer_kind``; None when it has none."""
-    target = LAYER_KINDS.get(cfg.mixer)
-    if target is None:
-        return None
-    mod, _, attr = target.partition(":")
-    fn = getattr(importlib.import_module(mod), attr)
-    return [fn(cfg, layer) for layer in range(cfg.depth)]
+    """The kind of each layer of ``cfg``, from the mixer config's own ``layer_kind``; None when it has none."""
+    kinds = [cfg.layer_kind(layer) for layer in range(cfg.depth)]
+    return None if any(k is None for k in kinds) else kinds
 
 
 def kind_plan(cfg: Any) -> tuple[int, tuple[int, ...], int] | None:
@@ -283,7 +271,7 @@ def kind_plan(cfg: Any) -> tuple[int, tuple[int, ...], int] | None:
 def reduced(cfg: Any) -> tuple[Any, tuple[int, tuple[int, ...], int] | None]:
     """(the config of the first ``k`` layers, :func:`kind_plan`), or (cfg, None) when it has no layer kinds."""
     plan = kind_plan(cfg)
-    return (dataclasses.replace(cfg, depth=plan[0]), plan) if plan is not None else (cfg, None)
+    return (cfg.with_depth(plan[0]), plan) if plan is not None else (cfg, None)
 
 
 def combine(total: int, blocks: list[int], multiplicity: tuple[int, ...]) -> int:
@@ -310,11 +298,11 @@ def count_point(cfg: Any, point: Any, *, batch: int = 1, build: Callable[[Any], 
                      layers_counted=cfg.depth, kinds=None if method == "per_layer_kind" else _n_kinds(cfg),
                      build_seconds=t1 - t0, count_seconds=time.perf_counter() - t1)
     k, mult, n_kinds = plan
-    blocks = getattr(model, "blocks", None)
+    blocks = getattr(model, cfg.blocks_attr, None)
     if not isinstance(blocks, torch.nn.ModuleList) or len(blocks) != k:
-        raise RuntimeError(f"per_layer_kind counting needs model.blocks (nn.ModuleList of depth {k}); "
+        raise RuntimeError(f"per_layer_kind counting needs model.{cfg.blocks_attr} (nn.ModuleList of depth {k}); "
                            f"{type(model).__name__} has {type(blocks).__name__}")
-    counter, per_block = count_model(model, inputs, block_hooks=True)
+    counter, per_block = count_model(model, inputs, block_hooks=True, blocks_attr=cfg.blocks_attr)
     if len(per_block) != k:
         raise RuntimeError(f"{k} blocks built but {len(per_block)} block calls counted")
     total = combine(counter.total, [t for t, _ in per_block], mult)

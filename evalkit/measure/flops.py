@@ -23,17 +23,22 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from evalkit import models
-from evalkit.measure.common import Context, video_point
+from evalkit.core.errors import FieldError
+from evalkit.measure.common import Context
+
+if TYPE_CHECKING:
+    from evalkit.measure.point import Point
 
 CONVENTION = "2*MAC"
 SOURCE = "evalkit.measure.flop_counter(meta)"
 FVCORE_CONVENTION = "MAC, excludes attention/custom ops"
 
 
-def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[str, Any]:
+def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None, blocks_attr: str = "blocks") -> dict[str, Any]:
     """fvcore's multiply-add count (jit trace on the given tensors); null with the reason when it cannot run.
 
     With ``plan`` (``flop_counter.kind_plan``) ``model`` holds one layer per layer kind and the total is combined
@@ -57,7 +62,7 @@ def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[s
             unsupported = analysis.unsupported_ops()
             if plan is not None:
                 by_module = analysis.by_module()
-                total = combine(total, [int(by_module[f"blocks.{i}"]) for i in range(plan[0])], plan[1])
+                total = combine(total, [int(by_module[f"{blocks_attr}.{i}"]) for i in range(plan[0])], plan[1])
     except Exception as exc:  # fvcore's jit tracer fails on some graphs: record why, never a zero
         return {"fvcore_macs": None, "fvcore_message": f"fvcore trace failed: {type(exc).__name__}: {exc}"[:300]}
     listed = "; ".join(f"{op} x{n}" for op, n in sorted(unsupported.items(), key=lambda kv: -kv[1]))
@@ -66,57 +71,70 @@ def count_fvcore(model: Any, inputs: tuple, plan: tuple | None = None) -> dict[s
             "fvcore_seconds": round(time.perf_counter() - t0, 3)}
 
 
-def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+@dataclass(frozen=True, kw_only=True)
+class FlopsSettings:
+    """The ``flops:`` section of a sweep file."""
+    rel_tol: float = 0.01            # counted vs analytic: > 1% -> status "flagged"
+    fvcore: bool = True              # also record fvcore's multiply-add count (on meta tensors)
+    fvcore_max_tokens: int = 0       # 0 = every point; else only points with num_tokens <= this
+    # when fvcore's trace fails on meta, points this small are traced again on real CPU tensors
+    fvcore_cpu_fallback_max_tokens: int = 4096
+    fvcore_cpu_fallback_max_params: int = 50_000_000
+
+    def check(self, where: str) -> None:
+        if self.rel_tol < 0:
+            raise FieldError(f"{where}.rel_tol", f"must be >= 0, got {self.rel_tol}")
+
+
+def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     import torch
 
     from evalkit.measure import flop_counter
 
-    fs, sampling = settings["flops"], settings["sampling"]
-    cfg = ctx.model_config(spec)
-    point = video_point(spec)
-    batch = int(spec["batch"])
+    fs, sampling = point.settings.flops, point.settings.sampling
+    cfg, video, batch = point.config, point.video, point.batch
     t0 = time.perf_counter()
-    est = models.estimate_flops(cfg, point, cfg_factor=1)
+    est = models.estimate_flops(cfg, video, cfg_factor=1)
     analytic = float(est.total) * batch
     analytic_s = time.perf_counter() - t0
-    c = flop_counter.count_point(cfg, point, batch=batch, build=lambda sub: ctx.build(sub, "meta"))
+    c = flop_counter.count_point(cfg, video, batch=batch, build=lambda sub: ctx.build(sub, "meta"))
     counted = c.total
     rel = abs(counted - analytic) / analytic if analytic else float("inf")
     rec: dict[str, Any] = {
         "flops": counted, "flops_analytic": analytic, "flops_convention": CONVENTION, "flops_source": SOURCE,
         "flops_method": c.method, "flops_layer_kinds": c.kinds, "flops_layers_counted": c.layers_counted,
-        "flops_rel_diff": rel, "flops_agree": rel <= fs["rel_tol"], "flops_rel_tol": fs["rel_tol"],
+        "flops_rel_diff": rel, "flops_agree": rel <= fs.rel_tol, "flops_rel_tol": fs.rel_tol,
         "flops_build_seconds": round(c.build_seconds, 3), "flops_count_seconds": round(c.count_seconds, 3),
-        "flops_analytic_seconds": round(analytic_s, 6), "cfg_factor": sampling["cfg_factor"],
-        "steps": sampling["steps"], "dtype": "float32", "device": "meta",
-        "status": "ok" if rel <= fs["rel_tol"] else "flagged",
-        "message": "" if rel <= fs["rel_tol"] else
-        f"counted {counted:.4g} vs analytic {analytic:.4g} differ by {rel:.2%} > {fs['rel_tol']:.0%}",
+        "flops_analytic_seconds": round(analytic_s, 6), "cfg_factor": sampling.cfg_factor,
+        "steps": sampling.steps, "dtype": "float32", "device": "meta",
+        "status": "ok" if rel <= fs.rel_tol else "flagged",
+        "message": "" if rel <= fs.rel_tol else
+        f"counted {counted:.4g} vs analytic {analytic:.4g} differ by {rel:.2%} > {fs.rel_tol:.0%}",
     }
     assert getattr(est, "convention", CONVENTION) == CONVENTION, est.convention
     for part in ("mixer", "cross_attention", "ffn", "other"):
         rec[f"flops_breakdown_{part}"] = float(est.breakdown[part]) * batch  # every model reports all four
     for op, n in sorted(c.by_op.items()):
         rec[f"flops_op_{op}"] = n
-    if not fs["fvcore"]:
+    if not fs.fvcore:
         rec.update(fvcore_macs=None, fvcore_message="disabled (flops.fvcore=false)")
-    elif fs["fvcore_max_tokens"] and int(spec["num_tokens"]) > fs["fvcore_max_tokens"]:
-        rec.update(fvcore_macs=None, fvcore_message=f"not run: {spec['num_tokens']} tokens > "
-                                                    f"flops.fvcore_max_tokens={fs['fvcore_max_tokens']}")
+    elif fs.fvcore_max_tokens and point.num_tokens > fs.fvcore_max_tokens:
+        rec.update(fvcore_macs=None, fvcore_message=f"not run: {point.num_tokens} tokens > "
+                                                    f"flops.fvcore_max_tokens={fs.fvcore_max_tokens}")
     else:
         sub, plan = flop_counter.reduced(cfg)  # one layer per kind, combined like the FLOP count
         model = ctx.build(sub, "meta")
-        inputs = models.dummy_inputs(sub, point, batch=batch, device="meta", dtype=torch.float32)
-        fv = count_fvcore(model, tuple(inputs), plan)
+        inputs = models.dummy_inputs(sub, video, batch=batch, device="meta", dtype=torch.float32)
+        fv = count_fvcore(model, tuple(inputs), plan, cfg.blocks_attr)
         fv["fvcore_device"] = "meta"
-        small = int(spec["num_tokens"]) <= fs["fvcore_cpu_fallback_max_tokens"] and \
-            int(spec["params"]) <= fs["fvcore_cpu_fallback_max_params"]
+        small = point.num_tokens <= fs.fvcore_cpu_fallback_max_tokens and \
+            point.params <= fs.fvcore_cpu_fallback_max_params
         if fv["fvcore_macs"] is None and small:
             # torch's meta conv shape check fails under jit tracing (e.g. the depthwise conv of the MA-branch):
             # small points are traced again on real CPU tensors (random weights; counts depend on shapes only)
             cpu_model = ctx.build(sub, "cpu")
-            cpu_inputs = models.dummy_inputs(sub, point, batch=batch, device="cpu", dtype=torch.float32)
-            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs), plan), "fvcore_device": "cpu",
+            cpu_inputs = models.dummy_inputs(sub, video, batch=batch, device="cpu", dtype=torch.float32)
+            fv = {**count_fvcore(cpu_model, tuple(cpu_inputs), plan, cfg.blocks_attr), "fvcore_device": "cpu",
                   "fvcore_meta_message": fv["fvcore_message"]}
         rec.update(fv)
     return [rec]

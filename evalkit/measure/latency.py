@@ -17,7 +17,7 @@ forward so slow that no timed iteration fits ``max_seconds`` after the warm-up i
 ``skip_reason: budget``.
 
 Scopes: ``denoiser_forward`` = one call at batch ``batch``; ``sampling_loop`` = the sampler ``generate`` runs
-(``evalkit.sampling.sample``: ``steps`` Euler steps, CFG as one forward of twice the batch when ``cfg_factor`` is
+(``evalkit.runtime.sampling.sample``: ``steps`` Euler steps, CFG as one forward of twice the batch when ``cfg_factor`` is
 2; text encoder and decoder excluded). Reports convert a forward to a video as forward x steps x cfg_factor when
 the scope is ``denoiser_forward``.
 """
@@ -25,12 +25,54 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from evalkit import models
-from evalkit.measure.common import (Context, cuda_available, environment, is_oom, profile_names,
-                                    sdpa_backend_from_names, sdpa_enabled, ssd_backend_from_names, torch_dtype,
-                                    video_point)
+from evalkit.core.errors import FieldError
+from evalkit.measure.common import (Context, DType, cuda_available, environment, is_oom, profile_names,
+                                    sdpa_backend_from_names, sdpa_enabled, ssd_backend_from_names, torch_dtype)
+
+if TYPE_CHECKING:
+    from evalkit.measure.point import Point
+
+# CPU latency points above this many GFLOP per timed call would take many minutes each on a CPU (a 2-core box
+# does roughly 0.05-0.2 TFLOP/s in float32); time larger points on a GPU
+CPU_BUDGET_GFLOP_MAX = 2000.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencySettings:
+    """The ``latency:`` section of a sweep file."""
+    scope: Literal["denoiser_forward", "sampling_loop"] = "denoiser_forward"
+    warmup: int = 3
+    min_iterations: int = 5
+    min_seconds: float = 2.0
+    max_iterations: int = 200
+    dtype_cuda: DType = "bfloat16"
+    dtype_cpu: DType = "float32"
+    kernels: Literal["auto", "ref", "fused"] = "auto"
+    # CPU only: time points whose analytic forward cost (one denoiser call) is at most this many GFLOPs;
+    # larger ones get a "skipped" row (no CUDA). Chosen so a tiny-model point takes well under a second.
+    cpu_budget_gflop: float = 20.0
+    # > 0: stop timing once another iteration would end more than this many seconds after the measurement
+    # started (warm-up included; at least one timed iteration). `sweep --budget-s` sets it per point.
+    max_seconds: float = 0.0
+
+    def check(self, where: str) -> None:
+        for name in ("min_iterations", "max_iterations"):
+            if getattr(self, name) < 1:
+                raise FieldError(f"{where}.{name}", f"must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup", "min_seconds", "cpu_budget_gflop"):
+            if getattr(self, name) < 0:
+                raise FieldError(f"{where}.{name}", f"must be >= 0, got {getattr(self, name)}")
+        if self.cpu_budget_gflop > CPU_BUDGET_GFLOP_MAX:
+            raise FieldError(f"{where}.cpu_budget_gflop",
+                             f"{self.cpu_budget_gflop:g} GFLOP per timed call is hours of CPU time for a large "
+                             f"point (a 2-core CPU does ~0.05-0.2 TFLOP/s); the most allowed is "
+                             f"{CPU_BUDGET_GFLOP_MAX:g}: time larger points on a GPU")
+        if self.max_seconds < 0:
+            raise FieldError(f"{where}.max_seconds", f"must be >= 0 (0: no limit), got {self.max_seconds}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -43,12 +85,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _make_call(model: Any, inputs: tuple, scope: str, steps: int, cfg_factor: int) -> Any:
-    """The timed call: one denoiser forward, or the sampling loop users run (``evalkit.sampling.sample``:
+    """The timed call: one denoiser forward, or the sampling loop users run (``evalkit.runtime.sampling.sample``:
     ``steps`` Euler steps; with ``cfg_factor`` 2 each step is one forward of the conditional and unconditional
     branch batched together, as ``generate`` does)."""
     import torch
 
-    from evalkit.sampling import SamplerConfig, sample
+    from evalkit.runtime.sampling import SamplerConfig, sample
 
     x, t, context = inputs
     if scope == "denoiser_forward":
@@ -59,16 +101,15 @@ def _make_call(model: Any, inputs: tuple, scope: str, steps: int, cfg_factor: in
     return lambda: sample(model, x, context, mask, null, mask, cfg)
 
 
-def cpu_skip_reason(spec: dict[str, Any], settings: dict[str, Any]) -> str | None:
+def cpu_skip_reason(point: Point) -> str | None:
     """Why a point is not timed without CUDA (its analytic cost per timed call is over
     ``latency.cpu_budget_gflop``), or None. Also what the budget planner predicts with (evalkit.sweep.predict)."""
-    ls, sampling = settings["latency"], settings["sampling"]
-    cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
-    gflop = models.estimate_flops(cfg, video_point(spec), cfg_factor=1).total * spec["batch"] / 1e9
-    if ls["scope"] == "sampling_loop":
-        gflop *= sampling["steps"] * sampling["cfg_factor"]
-    if gflop > ls["cpu_budget_gflop"]:
-        return f"no CUDA: {gflop:.4g} GFLOP per timed call is over latency.cpu_budget_gflop={ls['cpu_budget_gflop']:g}"
+    ls, sampling = point.settings.latency, point.settings.sampling
+    gflop = point.flops_analytic / 1e9
+    if ls.scope == "sampling_loop":
+        gflop *= sampling.steps * sampling.cfg_factor
+    if gflop > ls.cpu_budget_gflop:
+        return f"no CUDA: {gflop:.4g} GFLOP per timed call is over latency.cpu_budget_gflop={ls.cpu_budget_gflop:g}"
     return None
 
 
@@ -127,34 +168,33 @@ def _module_facts(model: Any, attr: str) -> str:
     return "+".join(sorted({v for m in model.modules() if isinstance(v := getattr(m, attr, None), str) and v}))
 
 
-def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     import torch
 
     started = time.perf_counter()
-    ls, sampling = settings["latency"], settings["sampling"]
+    ls, sampling = point.settings.latency, point.settings.sampling
     cuda = cuda_available()
-    dtype = ls["dtype_cuda"] if cuda else ls["dtype_cpu"]
-    base = {"scope": ls["scope"], "steps": sampling["steps"], "cfg_factor": sampling["cfg_factor"],
-            "warmup": ls["warmup"], "dtype": dtype, "device": "cuda" if cuda else "cpu",
-            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls["kernels"], **environment()}
-    cfg = ctx.model_config(spec)
-    point = video_point(spec)
-    if not cuda and (reason := cpu_skip_reason(spec, settings)):
+    dtype = ls.dtype_cuda if cuda else ls.dtype_cpu
+    base = {"scope": ls.scope, "steps": sampling.steps, "cfg_factor": sampling.cfg_factor,
+            "warmup": ls.warmup, "dtype": dtype, "device": "cuda" if cuda else "cpu",
+            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls.kernels, **environment()}
+    if not cuda and (reason := cpu_skip_reason(point)):
         return [{**base, "status": "skipped", "message": reason}]
     device = "cuda" if cuda else "cpu"
     warm: list[float] = []
     names: set[str] = set()
     try:
-        model = ctx.model(spec, device, dtype, ls["kernels"])
-        x, t, context = models.dummy_inputs(cfg, point, batch=spec["batch"], device=device, dtype=torch_dtype(dtype))
-        fn = _make_call(model, (x, t, context), ls["scope"], sampling["steps"], sampling["cfg_factor"])
+        model = ctx.build(point.config, device, dtype, ls.kernels)
+        x, t, context = models.dummy_inputs(point.config, point.video, batch=point.batch, device=device,
+                                            dtype=torch_dtype(dtype))
+        fn = _make_call(model, (x, t, context), ls.scope, sampling.steps, sampling.cfg_factor)
         # the first warm-up call is profiled (op and kernel names: which backends ran); it costs no extra forward
-        fold = ls["warmup"] > 0 and ls["scope"] == "denoiser_forward"
+        fold = ls.warmup > 0 and ls.scope == "denoiser_forward"
         with torch.inference_mode():
-            raw = time_call(fn, cuda=cuda, warmup=ls["warmup"], min_iterations=ls["min_iterations"],
-                            min_seconds=ls["min_seconds"], max_iterations=ls["max_iterations"],
-                            max_seconds=ls.get("max_seconds", 0.0), started=started, warmup_times=warm,
-                            expected_call_s=((spec.get("budget") or {}).get("latency") or {}).get("predicted_call_s"),
+            raw = time_call(fn, cuda=cuda, warmup=ls.warmup, min_iterations=ls.min_iterations,
+                            min_seconds=ls.min_seconds, max_iterations=ls.max_iterations,
+                            max_seconds=ls.max_seconds, started=started, warmup_times=warm,
+                            expected_call_s=(point.budget.get("latency") or {}).get("predicted_call_s"),
                             first_warmup=(lambda: names.update(profile_names(fn))) if fold else None)
             peaks = _peaks_after(cuda)
             if not fold:
@@ -164,30 +204,31 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
             ctx.release(real_only=True)
             return [{**base, "status": "oom", "message": f"{type(exc).__name__}: {str(exc)[:200]}"}]
         raise
-    facts = {"warmup_ms_raw": [round(v, 4) for v in warm], "planned_iterations": ls["min_iterations"],
+    facts = {"warmup_ms_raw": [round(v, 4) for v in warm], "planned_iterations": ls.min_iterations,
              "backend_sdpa": sdpa_backend_from_names(names), "backend_ssd": ssd_backend_from_names(names),
              "backend_ssd_selected": _module_facts(model, "backend") or "none",
              "backend_ssd_reason": _module_facts(model, "backend_reason"),
              "backend_tesa": _module_facts(model, "te_backend") or "none", "sdpa_enabled": sdpa_enabled(),
-             "flops_analytic": models.estimate_flops(cfg, point).total * spec["batch"]}
+             "flops_analytic": point.flops_analytic}
     if not raw:
         return [{**base, **facts, "status": "skipped", "skip_reason": "budget", "iterations": 0,
                  "message": f"budget: the warm-up took {sum(warm) / 1e3:.1f} s, so no timed iteration ends within "
-                            f"latency.max_seconds={ls['max_seconds']:g} s of the measurement's start"}]
+                            f"latency.max_seconds={ls.max_seconds:g} s of the measurement's start"}]
     p50 = percentile(raw, 50)
-    calls = 1 if ls["scope"] == "denoiser_forward" else sampling["steps"] * sampling["cfg_factor"]
+    calls = 1 if ls.scope == "denoiser_forward" else sampling.steps * sampling.cfg_factor
     if peaks:   # the memory measurement at this point reuses the timed forwards' peak (same inputs, dtype)
-        ctx.peaks[_peak_key(ctx, spec, dtype, ls["kernels"])] = peaks
+        ctx.peaks[peak_key(point, dtype, ls.kernels)] = peaks
     return [{**base, **facts, "status": "ok", "message": "", "latency_ms_raw": [round(v, 4) for v in raw],
-             "iterations": len(raw), "stopped_by_max_seconds": len(raw) < ls["min_iterations"],
+             "iterations": len(raw), "stopped_by_max_seconds": len(raw) < ls.min_iterations,
              "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": p50, "latency_ms_p90": percentile(raw, 90),
              "latency_ms_mean": statistics.fmean(raw),
              "achieved_tflops": facts["flops_analytic"] * calls / (p50 / 1e3) / 1e12,
              **({"mem_peak_allocated_bytes": peaks[0], "mem_peak_reserved_bytes": peaks[1]} if peaks else {})}]
 
 
-def _peak_key(ctx: Context, spec: dict[str, Any], dtype: str, kernels: str) -> tuple:
-    return (ctx.model_config(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"], dtype, kernels)
+def peak_key(point: Point, dtype: str, kernels: str) -> tuple:
+    """What a measured peak belongs to: the model, the video, the batch, dtype and kernels."""
+    return (point.config, point.height, point.width, point.duration_s, point.batch, dtype, kernels)
 
 
 def _peaks_after(cuda: bool) -> tuple[int, int] | None:

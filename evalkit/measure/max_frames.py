@@ -15,20 +15,53 @@ bytes. Needs CUDA: without it the row is ``skipped``.
 from __future__ import annotations
 
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from evalkit import models
-from evalkit.errors import EvalkitError
-from evalkit.measure.common import Context, cuda_available, environment, is_oom, video_point
+from evalkit.core.errors import EvalkitError, FieldError
+from evalkit.measure.common import Context, DType, cuda_available, environment, is_oom
 from evalkit.measure.memory import peak_forward_bytes
 
+if TYPE_CHECKING:
+    from evalkit.measure.point import Point
 
-def _valid(cfg: Any, spec: dict[str, Any], duration_s: float) -> bool:
+
+@dataclass(frozen=True, kw_only=True)
+class MaxFramesSettings:
+    """The ``max_frames:`` section of a sweep file."""
+    resolutions: tuple[str, ...] = ()   # names from `resolutions`; empty = all of them
+    max_duration_s: float = 272.0       # upper end of the bisection (4x the paper's 68 s)
+    dtype_cuda: DType = "bfloat16"
+    # > 0: probe as if the GPU had only this many GiB (torch.cuda.set_per_process_memory_fraction), e.g. an
+    # 80 GB H100 on a larger card; 0 = the whole card
+    memory_limit_gib: float = 0.0
+    # > 0: stop the bisection before a probe predicted to end later than this many seconds after the start (the
+    # record then gives the bracket found so far); `sweep --budget-s` sets it per point
+    max_seconds: float = 0.0
+
+    def check(self, where: str) -> None:
+        if not self.max_duration_s > 0:
+            raise FieldError(f"{where}.max_duration_s", f"must be > 0, got {self.max_duration_s}")
+        for name in ("memory_limit_gib", "max_seconds"):
+            if getattr(self, name) < 0:
+                raise FieldError(f"{where}.{name}", f"must be >= 0 (0: no limit), got {getattr(self, name)}")
+
+
+def _valid(point: Point, duration_s: float) -> bool:
     try:
-        models.validate_point(cfg, video_point(spec, duration_s))
+        models.validate_point(point.config, point.at(duration_s))
         return True
     except EvalkitError:
         return False
+
+
+def duration_quantum(point: Point) -> tuple[float, int]:
+    """(seconds per latent frame, raw frames per latent frame) of a max-frames point, from its reference duration."""
+    fps, ref = point.fps, float(point.ref_duration_s)
+    t_ref = models.latent_shape(point.config, point.at(ref))[1]
+    compression_t = round(ref * fps) // t_ref           # raw frames per latent frame
+    return compression_t / fps, compression_t
 
 
 class _Stop(Exception):
@@ -45,28 +78,23 @@ def _memory_cap(limit_gib: float) -> tuple[float, int]:
     return fraction, total
 
 
-def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
+def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     started = time.perf_counter()
-    mf = settings["max_frames"]
-    base = {"dtype": mf["dtype_cuda"], "device": "cuda" if cuda_available() else "cpu",
-            "max_duration_bound_s": mf["max_duration_s"]}
+    mf = point.settings.max_frames
+    base = {"dtype": mf.dtype_cuda, "device": "cuda" if cuda_available() else "cpu",
+            "max_duration_bound_s": mf.max_duration_s}
     if not cuda_available():
         return [{**base, "status": "skipped", "message": "no CUDA: max-frames probe needs a GPU"}]
     import torch
 
     base.update(environment())
-    cfg = ctx.model_config(spec)
-    fps = int(spec["fps"])
-    ref = float(spec["ref_duration_s"])
-    t_ref = models.latent_shape(cfg, video_point(spec, ref))[1]
-    compression_t = round(ref * fps) // t_ref           # raw frames per latent frame
-    quantum_s = compression_t / fps                       # seconds per latent frame
-    k_hi_bound = int(mf["max_duration_s"] / quantum_s)
-    valid = [k for k in range(1, k_hi_bound + 1) if _valid(cfg, spec, k * quantum_s)]
+    quantum_s, compression_t = duration_quantum(point)
+    k_hi_bound = int(mf.max_duration_s / quantum_s)
+    valid = [k for k in range(1, k_hi_bound + 1) if _valid(point, k * quantum_s)]
     if not valid:
         return [{**base, "status": "error", "message": "no valid duration up to max_frames.max_duration_s"}]
     probes: list[list[Any]] = []    # [duration_s, fits, seconds, peak allocated bytes or None]
-    cap_s = float(mf.get("max_seconds") or 0.0)
+    cap_s = mf.max_seconds
 
     def fits(k: int) -> bool:
         done = [p for p in probes if p[1]]
@@ -76,7 +104,7 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
                 raise _Stop
         t0 = time.perf_counter()
         try:
-            peak = peak_forward_bytes(ctx, spec, k * quantum_s, mf["dtype_cuda"], settings["latency"]["kernels"])[0]
+            peak = peak_forward_bytes(ctx, point, k * quantum_s, mf.dtype_cuda, point.settings.latency.kernels)[0]
             ok = True
         except Exception as exc:
             if not is_oom(exc):
@@ -86,7 +114,7 @@ def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[di
         probes.append([k * quantum_s, ok, round(time.perf_counter() - t0, 3), peak])
         return ok
 
-    fraction, total = _memory_cap(float(mf.get("memory_limit_gib") or 0.0))
+    fraction, total = _memory_cap(mf.memory_limit_gib)
     lo_i, hi_i = 0, len(valid) - 1          # indices into `valid`
     upper: int | None = None
     try:

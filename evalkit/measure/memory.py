@@ -9,21 +9,34 @@ one forward of its own (``mem_source: own_forward``). No CUDA -> a ``skipped`` r
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from evalkit import models
-from evalkit.measure.common import Context, cuda_available, environment, is_oom, torch_dtype, video_point
+from evalkit.measure.common import Context, DType, cuda_available, environment, is_oom, torch_dtype
+
+if TYPE_CHECKING:
+    from evalkit.measure.point import Point
 
 
-def peak_forward_bytes(ctx: Context, spec: dict[str, Any], duration_s: float | None, dtype: str,
+@dataclass(frozen=True, kw_only=True)
+class MemorySettings:
+    """The ``memory:`` section of a sweep file."""
+    dtype_cuda: DType = "bfloat16"
+
+    def check(self, where: str) -> None:
+        """Nothing beyond the types."""
+
+
+def peak_forward_bytes(ctx: Context, point: Point, duration_s: float | None, dtype: str,
                        kernels: str = "auto") -> tuple[int, int]:
-    """(peak allocated, peak reserved) bytes of one forward at ``duration_s`` (default: the spec's)."""
+    """(peak allocated, peak reserved) bytes of one forward at ``duration_s`` (default: the point's)."""
     import torch
 
-    cfg = ctx.model_config(spec)
-    point = video_point(spec, duration_s)
-    model = ctx.model(spec, "cuda", dtype, kernels)
-    x, t, context = models.dummy_inputs(cfg, point, batch=spec["batch"], device="cuda", dtype=torch_dtype(dtype))
+    video = point.video if duration_s is None else point.at(duration_s)
+    model = ctx.build(point.config, "cuda", dtype, kernels)
+    x, t, context = models.dummy_inputs(point.config, video, batch=point.batch, device="cuda",
+                                        dtype=torch_dtype(dtype))
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
@@ -34,21 +47,22 @@ def peak_forward_bytes(ctx: Context, spec: dict[str, Any], duration_s: float | N
     return out
 
 
-def run(spec: dict[str, Any], settings: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:
-    ms = settings["memory"]
-    kernels = settings["latency"]["kernels"]
-    base = {"dtype": ms["dtype_cuda"], "device": "cuda" if cuda_available() else "cpu"}
+def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
+    from evalkit.measure.latency import peak_key
+
+    ms = point.settings.memory
+    kernels = point.settings.latency.kernels
+    base = {"dtype": ms.dtype_cuda, "device": "cuda" if cuda_available() else "cpu"}
     if not cuda_available():
         return [{**base, "status": "skipped", "message": "no CUDA: peak GPU memory not measured"}]
     base.update(environment())
-    key = (ctx.model_config(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"],
-           ms["dtype_cuda"], kernels)
+    key = peak_key(point, ms.dtype_cuda, kernels)
     if key in ctx.peaks:
         alloc, reserved = ctx.peaks[key]
         return [{**base, "status": "ok", "message": "", "mem_peak_allocated_bytes": alloc,
                  "mem_peak_reserved_bytes": reserved, "mem_source": "latency_timed_forwards"}]
     try:
-        alloc, reserved = peak_forward_bytes(ctx, spec, None, ms["dtype_cuda"], kernels)
+        alloc, reserved = peak_forward_bytes(ctx, point, None, ms.dtype_cuda, kernels)
     except Exception as exc:
         if is_oom(exc):
             ctx.release(real_only=True)

@@ -85,9 +85,9 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
         missing.append("Human preference study (Figs. 8/9/10b/12/19 analogues): no humaneval records (no study "
                        "with real raters has been published)")
     if "fig_flops_vs_duration_512p" not in stems:
-        missing.append("Mixers side by side (issue 13): no flops records of experiments/mixers.yaml at 512p")
+        missing.append("Mixers side by side: no flops records of experiments/mixers.yaml at 512p")
     if "table_train" not in stems:
-        missing.append("Tiny mixers trained (issue 13): no train_loss records of experiments/train_mixers.yaml")
+        missing.append("Tiny mixers trained: no train_loss records of experiments/train_mixers.yaml")
     _index(out_root, arts, runs, missing)
     return sorted(p.relative_to(out_root) for p in out_root.rglob("*") if p.is_file()
                   and p.relative_to(out_root).parts[0] != "data")

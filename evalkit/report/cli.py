@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from evalkit.errors import EvalkitError, FieldError
-from evalkit.runs import REPO_ROOT
+from evalkit.core.errors import EvalkitError, FieldError
+from evalkit.core.runs import REPO_ROOT
 
 # the renderers (pandas, matplotlib: ~1-2 s to import) are imported where they run, so --help stays instant
 
@@ -46,7 +46,7 @@ def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path
     """Copy manifest*.json and results*.jsonl; refuse a run whose records do not all parse (a torn line after a
     crash: resume the run first), refuse to overwrite a different existing copy, and refuse a ``--smoke`` run (a
     fast partial config) unless ``allow_smoke``."""
-    from evalkit.records import read_records
+    from evalkit.core.records import read_records
     from evalkit.report.runs import load_run
 
     run = load_run(run_dir)

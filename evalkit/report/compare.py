@@ -118,7 +118,7 @@ def _params_row(fl: pd.DataFrame) -> dict:
                 if p and all(len(v) for v in p.values()) else NOT_MEASURED)
     return {"quantity": "parameters of DiT-4B / LinGen-4B", "paper": "4B each", "paper source": "Fig. 1, Fig. 6",
             "measured": measured, "measured on": "analytic count = built model" if p else "", "runs": "",
-            "basis": f"{CALIBRATED}: width and depth chosen for ~4B (experiments/models/backbone.yaml)"}
+            "basis": f"{CALIBRATED}: width and depth chosen for ~4B (backbone/flavors.yaml)"}
 
 
 def _who(sel: pd.DataFrame) -> tuple[str, str]:
@@ -142,7 +142,7 @@ PREDICTION = "prediction"   # the presets fix it, but were not tuned to it: a re
 
 def _flops_basis(sens: dict | None) -> str:
     text = (f"{CALIBRATED}: the presets' width and '512p' frame were chosen so that the paper's ratio is reachable "
-            "(experiments/models/backbone.yaml); not an independent confirmation")
+            "(backbone/flavors.yaml); not an independent confirmation")
     if sens is None:
         return text + "; sensitivity not measured"
     return (text + f"; the assumed quantities move it over {sens['min']:.2f}x-{sens['max']:.2f}x "

@@ -117,7 +117,8 @@ def studies(df: pd.DataFrame, runs: list[Run], root: Path, paper_dir: Path = PAP
                  f"{boot['unit']}s ({boot['resamples']} resamples, seed {boot['seed']}): a {boot['unit']} is "
                  "resampled with all its votes, which are not independent.",
                  *[f"For comparison only, the paper's {p['figure']} number: {p['comparison']}, {p['aspect']}: "
-                   f"{p['win_rate']}% (abstract; tie rule not stated; see paper/human_eval.md)." for p in same_fig]]
+                   f"{p['win_rate']}% (abstract; tie rule not stated; see paper/human_eval.md)." for p in same_fig],
+                 *[f"Warning: {w}." for w in stats.few_clusters(rows)]]
         stem = f"humaneval/{run_id}/winrates"
         write_table(root, stem, table, title=f"Human preference win rates: {study['name']}", notes=notes,
                     floatfmt=".1f")
@@ -127,14 +128,17 @@ def studies(df: pd.DataFrame, runs: list[Run], root: Path, paper_dir: Path = PAP
         _figure(rows, study, root, fig_stem, pd.DataFrame(rows))
         arts.append(Artifact(stem=fig_stem, exts=(".png", ".svg", ".csv"), runs=ids, sources=fig_src,
                              title=f"Human preference win / tie / loss ({study['name']}; Figs. 8/9/12 layout)"))
+        agreement = stats.agreement_rows(votes, study)
         agree = pd.DataFrame([{"Question": a["label"], "Items rated by >= 2": a["units_multi"],
                                "Pairwise agreement %": _pct(a["pairwise_agreement"]),
-                               "Fleiss kappa": a["fleiss_kappa"]} for a in stats.agreement_rows(votes, study)])
+                               "Fleiss kappa": a["fleiss_kappa"]} for a in agreement])
+        undefined = [f"{a['label']}: {a['kappa_undefined']}" for a in agreement if a["kappa_undefined"]]
         write_table(root, f"humaneval/{run_id}/agreement", agree, floatfmt=".2f",
                     title=f"Agreement between raters: {study['name']}",
                     notes=["On the arm that won (raters saw different left/right orders). Pairwise agreement: "
                            "mean over items of the share of agreeing rater pairs (Fleiss' P-bar); Fleiss' kappa "
-                           "with per-item rater counts; 'all questions' pools item x question units."])
+                           "with per-item rater counts; 'all questions' pools item x question units.",
+                           *([f"Blank kappa is undefined (n/a): {'; '.join(undefined)}."] if undefined else [])])
         per = pd.DataFrame([{"Rater": r["rater"], "Votes": r["votes"], "Shared votes": r["shared_pairs"],
                              "Agreement with others %": _pct(r["agreement"]),
                              "Mean Cohen kappa": r["mean_cohen_kappa"]} for r in stats.rater_rows(votes)])

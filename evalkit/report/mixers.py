@@ -1,4 +1,4 @@
-"""Mixers side by side (issue 13): the cost of every token mixer on one backbone and geometry, next to each design's
+"""Mixers side by side: the cost of every token mixer on one backbone and geometry, next to each design's
 published claim, and the small trainable run's loss and alignment scores beside that cost.
 
 From ``mixers`` sweep records (``experiments/mixers.yaml``, 4b flavor, FLOPs counted on meta):
@@ -95,7 +95,7 @@ def _figure(sel: pd.DataFrame, runs: list[Run], root: Path) -> Artifact:
     stem = "mixers/fig_flops_vs_duration_512p"
     save_figure(fig, root, stem, data)
     return Artifact(stem=stem, exts=(".png", ".svg", ".csv"), title="FLOPs per video vs duration at 512p, every "
-                    "mixer on the 4b backbone (issue 13)", runs=run_ids(data, runs))
+                    "mixer on the 4b backbone", runs=run_ids(data, runs))
 
 
 def _exponent(m: pd.DataFrame) -> float:

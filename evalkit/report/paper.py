@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from evalkit.errors import FieldError
-from evalkit.runs import REPO_ROOT
+from evalkit.core.errors import FieldError
+from evalkit.core.runs import REPO_ROOT
 from evalkit.vbench.dimensions import QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
 PAPER_DIR = REPO_ROOT / "experiments" / "paper"
@@ -78,7 +78,7 @@ def max_raw_frames(paper_dir: Path = PAPER_DIR) -> dict[str, Any]:
 
 
 def mixer_claims(paper_dir: Path = PAPER_DIR) -> list[dict[str, Any]]:
-    """Published efficiency claims of the mixers of issue 13 (experiments/paper/mixer_claims.yaml), quoted."""
+    """Published efficiency claims of the field's mixers (experiments/paper/mixer_claims.yaml), quoted."""
     claims = list(_load(Path(paper_dir) / "mixer_claims.yaml")["claims"])
     for i, c in enumerate(claims):
         missing = [k for k in ("model", "design", "claim", "versus", "setting", "source") if not c.get(k)]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from evalkit.errors import FieldError
-from evalkit.records import read_records
-from evalkit.typed import plain_name
+from evalkit.core.errors import FieldError
+from evalkit.core.records import read_records
+from evalkit.core.typed import plain_name
 
 RESOLUTION_NOTE = "resolution label = '<shorter side in pixels>p' (e.g. 512p), from the records' height/width"
 
@@ -54,7 +54,9 @@ def load_run(path: Path) -> Run:
 def records_frame(runs: list[Run]) -> pd.DataFrame:
     """All records of ``runs``; columns ``_run_id``, ``_experiment``, ``_git_sha``, ``_hardware`` added,
     ``_part_group`` (the record's ``part_group`` in a sweep with parts, else ""; renderers treat each group of a
-    run like an experiment of its own), plus ``resolution`` where height/width exist."""
+    run like an experiment of its own). Where height/width exist, the reports' ``resolution`` is the label
+    :data:`RESOLUTION_NOTE` describes, derived the same way for every experiment (a sensitivity sweep's frame
+    ``512x512`` is also ``512p``); the name the experiment gave the frame stays in ``resolution_name``."""
     frames = []
     for run in runs:
         recs = read_records([run.path], strict=True)   # a torn or corrupt line fails the report, naming it
@@ -70,6 +72,8 @@ def records_frame(runs: list[Run]) -> pd.DataFrame:
     df["_part_group"] = df["part_group"].fillna("").astype(str) if "part_group" in df else ""
     if "height" in df and "width" in df:
         short = df[["height", "width"]].min(axis=1)
+        if "resolution" in df:
+            df["resolution_name"] = df["resolution"]
         df["resolution"] = [f"{int(s)}p" if pd.notna(s) else None for s in short]
     return df
 

@@ -104,8 +104,8 @@ def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> Non
                 notes=[f"Baseline = {base['axis']}: {base['ratio']:.2f}x at {base['height']}x{base['width']}; paper: "
                        f"up to {st['target_ratio']:g}x (Fig. 1 caption, Fig. 6b).",
                        "The presets are a calibrated match, not an independent confirmation: their width and "
-                       "'512p' frame were chosen so that the paper's ratio is reachable (experiments/models/"
-                       "backbone.yaml). Over all variations here the ratio spans "
+                       "'512p' frame were chosen so that the paper's ratio is reachable (backbone/"
+                       "flavors.yaml). Over all variations here the ratio spans "
                        f"{data['ratio'].min():.2f}x-{data['ratio'].max():.2f}x; widest axes: {_widest(data)}.",
                        "FLOPs counted on the meta device (hardware-independent), one denoiser forward, 2 FLOPs per "
                        "multiply-add; the assumed ranges and the tolerance are in experiments/sensitivity.yaml."])

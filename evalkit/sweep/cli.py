@@ -18,20 +18,22 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import FieldError
-from evalkit.experiment import add_experiment_args, load_experiment
+from evalkit.core.errors import FieldError
+from evalkit.core.experiments import add_experiment_args, repo_relative
+from evalkit.core.records import FINISHED, append, read_records, results_file
+from evalkit.core.runs import DEFAULT_RUNS_ROOT, WriterLock, open_run
+from evalkit.core.typed import finite, plain_name, to_dict
 from evalkit.launch.config import add_launch_args, resolve_launch
-from evalkit.records import FINISHED, append, read_records, results_file
-from evalkit.runs import DEFAULT_RUNS_ROOT, WriterLock, now_iso, open_run
+from evalkit.measure.point import Point
 from evalkit.sweep import plots, summary
 from evalkit.sweep.budget import BUDGET, plan_lines, plan_units, predict_all, run_budgeted
-from evalkit.sweep.plan import plan_points, point_items
+from evalkit.sweep.config import DEFAULT_EXPERIMENT, load_experiment
+from evalkit.sweep.plan import due_points, plan_points
 from evalkit.sweep.predict import Predictor
-from evalkit.typed import finite, plain_name, to_dict
 
 FN = "evalkit.sweep.runner:run_point"
 EPILOG = """examples:
@@ -51,7 +53,7 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evalkit sweep", description=__doc__.split("\n\n")[1],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_experiment_args(p)
+    add_experiment_args(p, DEFAULT_EXPERIMENT)
     p.add_argument("--runs-root", type=Path, default=DEFAULT_RUNS_ROOT, help="where run folders go (default runs/)")
     p.add_argument("--run-dir", type=Path, default=None, help="write into this run folder (resume it if it exists)")
     p.add_argument("--new-run", action=argparse.BooleanOptionalAction, default=False,
@@ -81,10 +83,10 @@ def done_record_keys(run_dir: Path) -> set[str]:
             and r.get("skip_reason") != BUDGET}
 
 
-def _device(exp, dry_run: bool, specs: list[dict]) -> str:
+def _device(exp, dry_run: bool, points: list[Point]) -> str:
     """The device the plan is for: a run plans for where it runs; a dry run for ``budget.device`` (auto: here).
     FLOPs are counted on the CPU (meta tensors) wherever the sweep runs: no torch import to find out."""
-    if all(m == "flops" for s_ in specs for m in s_["measurements"]):
+    if all(m == "flops" for pt in points for m in pt.measurements):
         return "cpu"
     want = exp.config.budget.device
     if dry_run and want != "auto":
@@ -127,10 +129,9 @@ class Clock:
         self.bar.close()
 
 
-def _label(it: dict) -> str:
-    dur = "max" if it["duration_s"] is None else format(it["duration_s"], "g")
-    return f"{it.get('part', '') + ' ' if it.get('part') else ''}{it['model']}/{it['flavor']} " \
-           f"{it['height']}x{it['width']} {dur}s"
+def _label(pt: Point) -> str:
+    dur = "max" if pt.duration_s is None else format(pt.duration_s, "g")
+    return f"{pt.tag.part + ' ' if pt.tag.part else ''}{pt.model}/{pt.flavor} {pt.height}x{pt.width} {dur}s"
 
 
 def _latest(run_dir: Path, keys: set[str]) -> dict[str, dict]:
@@ -138,39 +139,44 @@ def _latest(run_dir: Path, keys: set[str]) -> dict[str, dict]:
     return {r["key"]: r for r in read_records([run_dir]) if r.get("key") in keys}
 
 
-def record_failures(errors: list[dict[str, Any]], items: dict[str, dict], before: dict[str, dict],
+def _record_keys(points: Sequence[Point]) -> set[str]:
+    return {pt.record_key(m) for pt in points for m in pt.measurements}
+
+
+def record_failures(errors: list[dict[str, Any]], items: dict[str, Point], before: dict[str, dict],
                     run_dir: Path, job_tag: str | None) -> None:
     """A point job that died (killed, OOM-killed, timed out) wrote no record for the measurements it did not
     reach: give each of them an ``oom`` / ``error`` row, so failures are data and the next run retries them."""
     if not errors:
         return
-    after = _latest(run_dir, {k for it in items.values() for k in it["keys"].values()})
-    from evalkit.sweep.runner import base_record
+    after = _latest(run_dir, _record_keys(list(items.values())))
+    from evalkit.sweep.runner import cost_record
 
     for err in errors:
         print(f"point failed: {err['key']}: {err.get('message', '')}", file=sys.stderr)
-        item = items[err["key"]]
-        for m in item["measurements"]:
-            key = item["keys"][m]
+        point = items[err["key"]]
+        for m in point.measurements:
+            key = point.record_key(m)
             if key not in after or after[key] == before.get(key):   # nothing new written for this key
-                append(results_file(run_dir, job_tag), {
-                    **base_record(item, m, run_dir), "status": "oom" if err.get("oom") else "error",
-                    "created": now_iso(), "message": f"point job failed: {err.get('message', '')}"[:500]})
+                append(results_file(run_dir, job_tag), cost_record(
+                    point, m, run_dir, status="oom" if err.get("oom") else "error",
+                    message=f"point job failed: {err.get('message', '')}"[:500]))
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: Sequence[str], *, on_clock: Callable[[Clock], None] | None = None) -> int:
+    """``python -m evalkit sweep``; ``on_clock`` receives the run's progress clock (benchmarks/sweep_eta.py)."""
     t0 = time.perf_counter()
     args = build_parser().parse_args(list(argv))
     exp = load_experiment(args.experiment, smoke=args.smoke, sets=args.sets)
     launch = resolve_launch(to_dict(exp.config.launch), launcher=args.launcher, where=f"{exp.name}.launch")
     if args.job_tag is not None:
         plain_name("--job-tag", args.job_tag)
-    specs = plan_points(exp, args.parts)           # validates every model/flavor/point before any work
+    points = plan_points(exp, args.parts)          # validates every model/flavor/point before any work
     budget_s = exp.config.budget.seconds if args.budget_s is None else finite("--budget-s", args.budget_s, minimum=0)
     if budget_s and launch.launcher == "submitit":
         raise FieldError("--budget-s", "a budget runs the points one after another from this process: use "
                                        "launch.launcher inline or process (submitit jobs run elsewhere, at once)")
-    timed = {"latency", "memory", "max_frames"} & {m for s_ in specs for m in s_["measurements"]}
+    timed = {"latency", "memory", "max_frames"} & {m for pt in points for m in pt.measurements}
     if launch.launcher == "process" and launch.workers > 1 and timed:
         import torch
 
@@ -180,17 +186,16 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         from evalkit.launch import run_items
 
-        items = point_items(specs, set())
-        run_items(items, FN, launch=launch, dry_run=True, skip_done=set(),
+        run_items(points, FN, launch=launch, dry_run=True, skip_done=set(),
                   run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
-        device = _device(exp, dry_run=True, specs=specs)
+        device = _device(exp, dry_run=True, points=points)
         predictor = Predictor(exp.config.budget, device, launch.launcher)
-        decisions = plan_units(items, predictor, budget_s - exp.config.budget.reserve_s) if budget_s else \
-            predict_all(items, predictor)
+        decisions = plan_units(points, predictor, budget_s - exp.config.budget.reserve_s) if budget_s else \
+            predict_all(points, predictor)
         for line in plan_lines(decisions, device=device, budget_s=budget_s):
             print(line)
         planned = [d for d in decisions if d.run]
-        print(json.dumps({"experiment": exp.name, "config_hash": exp.config_hash(), "points": len(specs),
+        print(json.dumps({"experiment": exp.name, "config_hash": exp.config_hash(), "points": len(points),
                           "planned": len(planned), "not_planned_budget": len(decisions) - len(planned),
                           "predicted_s": round(sum(d.predicted_s for d in planned), 1), "budget_s": budget_s,
                           "device": device}))
@@ -198,10 +203,12 @@ def main(argv: Sequence[str]) -> int:
     run_dir, resumed = open_run(
         args.runs_root / exp.name, exp.config_hash(), run_dir=args.run_dir, new_run=args.new_run,
         manifest={"experiment": exp.name, "kind": "sweep", "config": exp.resolved(),
-                  "experiment_file": str(exp.path), "smoke": exp.smoke, "sets": list(exp.sets),
+                  "experiment_file": repo_relative(exp.path), "smoke": exp.smoke, "sets": list(exp.sets),
                   "command": " ".join(["python -m evalkit sweep", *argv])})
     with WriterLock(run_dir, args.job_tag):
-        ran = _run(exp, specs, launch, run_dir, resumed, args, budget_s, t0)
+        ran, clock = _run(exp, points, launch, run_dir, resumed, args, budget_s, t0)
+    if on_clock is not None:
+        on_clock(clock)
     records = [r for r in read_records([run_dir]) if r.get("kind") == "cost"]
     print(summary.table(records))
     for r in summary.flops_ratios(records):
@@ -211,7 +218,7 @@ def main(argv: Sequence[str]) -> int:
     for rec in records:
         if rec["status"] in ("error", "flagged"):
             print(f"{rec['status']}: {rec['key']}: {rec.get('message', '')}", file=sys.stderr)
-    planned = sum(len(s["measurements"]) for s in specs)
+    planned = sum(len(pt.measurements) for pt in points)
     line = summary.summary_json(records, experiment=exp.name, run_dir=str(run_dir), resumed=resumed,
                                 seconds=time.perf_counter() - t0, ran=ran, skipped_done=planned - ran,
                                 plots=written)
@@ -220,48 +227,43 @@ def main(argv: Sequence[str]) -> int:
     return 1 if errors and not args.keep_going else 0
 
 
-def _run(exp, specs: list[dict], launch, run_dir: Path, resumed: bool, args, budget_s: float, t0: float) -> int:
-    """Run the points not yet recorded; returns how many (point, measurement) records were due."""
+def _run(exp, points: list[Point], launch, run_dir: Path, resumed: bool, args, budget_s: float,
+         t0: float) -> tuple[int, Clock]:
+    """Run the points not yet recorded; returns how many (point, measurement) records were due, and the clock."""
     from evalkit.launch import run_items
 
-    items = {it["key"]: it for it in point_items(specs, done_record_keys(run_dir))}
-    due = sum(len(it["measurements"]) for it in items.values())
-    planned = sum(len(s["measurements"]) for s in specs)
+    items = {pt.key: pt for pt in due_points(points, done_record_keys(run_dir))}
+    due = sum(len(pt.measurements) for pt in items.values())
+    planned = sum(len(pt.measurements) for pt in points)
     print(f"{'resuming' if resumed else 'new run'} {run_dir} ({due} to run, {planned - due} already done, "
           f"launcher {launch.launcher}{f', budget {budget_s:g} s' if budget_s else ''})", file=sys.stderr)
     predictor = Predictor(exp.config.budget, _device(exp, False, list(items.values())), launch.launcher)
-    before = _latest(run_dir, {k for it in items.values() for k in it["keys"].values()})
+    before = _latest(run_dir, _record_keys(list(items.values())))
     if budget_s:
         order = list(items.values())
         first = plan_units(order, predictor, budget_s - exp.config.budget.reserve_s - (time.perf_counter() - t0))
         clock = Clock(sum(d.predicted_s for d in first if d.run), f"sweep {exp.name}", args.progress)
 
-        def on_point(it: dict, mine: list, rest: list) -> None:
+        def on_point(pt: Point, mine: list, rest: list) -> None:
             clock.advance(sum(d.predicted_s for d in mine if d.run),
-                          total=clock.done + sum(d.predicted_s for d in mine + rest if d.run), label=_label(it))
+                          total=clock.done + sum(d.predicted_s for d in mine + rest if d.run), label=_label(pt))
 
         errors = run_budgeted(order, predictor, budget_s=budget_s, started=t0,
                               reserve_s=exp.config.budget.reserve_s, launch=launch, run_dir=run_dir,
                               job_tag=args.job_tag, echo=lambda s_: print(s_, file=sys.stderr), on_point=on_point)
-        record_failures(errors, {e["item"]["key"]: e["item"] for e in errors}, before, run_dir, args.job_tag)
+        record_failures(errors, {e["item"].key: e["item"] for e in errors}, before, run_dir, args.job_tag)
     else:
         per_item: dict[str, float] = {}
         for d in predict_all(list(items.values()), predictor):
-            key = d.spec["key"]
-            per_item[key] = per_item.get(key, 0.0) + d.predicted_s
+            per_item[d.point.key] = per_item.get(d.point.key, 0.0) + d.predicted_s
         clock = Clock(sum(per_item.values()), f"sweep {exp.name}", args.progress)
 
         def on_item(key: str, status: str) -> None:
             clock.advance(per_item.get(key, 0.0), label=_label(items[key]))
 
         result = run_items(list(items.values()), FN, launch=launch, run_dir=run_dir, skip_done=set(),
-                           name=f"sweep-{exp.name}", echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item,
-                           results_tag=args.job_tag)
+                           name=f"sweep-{exp.name}",
+                           echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item, results_tag=args.job_tag)
         record_failures(result["errors"], items, before, run_dir, args.job_tag)
     clock.close()
-    global LAST_CLOCK
-    LAST_CLOCK = clock
-    return due
-
-
-LAST_CLOCK: Clock | None = None   # the last run's progress clock (benchmarks/sweep_eta.py reads its history)
+    return due, clock

@@ -31,9 +31,12 @@ import math
 import statistics
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
+
+if TYPE_CHECKING:
+    from evalkit.measure.point import Point
 
 Device = Literal["cuda", "cpu"]
 
@@ -84,59 +87,17 @@ class CpuThroughput(Throughput):
     fvcore_s: dict[str, float] = field(default_factory=lambda: {"default": 0.05, "dit": 0.1})
 
 
-@dataclass(frozen=True, kw_only=True)
-class BudgetSettings:
-    """The ``budget:`` section of a sweep file: ``--budget-s`` default and the devices' throughput profiles.
-
-    ``device`` is the profile ``--dry-run`` plans for (``auto``: CUDA when torch sees it, else CPU); a real run
-    always plans for the device it runs on. Excluded from the config hash: it changes which points run and how
-    many iterations each gets, never what a record measures."""
-    seconds: float = 0.0                     # 0: no budget (every point runs with its configured iterations)
-    device: Literal["auto", "cuda", "cpu"] = "auto"
-    reserve_s: float = 5.0                   # kept free at the end (summary table, plots)
-    cuda: CudaThroughput = field(default_factory=CudaThroughput)
-    cpu: CpuThroughput = field(default_factory=CpuThroughput)
-
-
-def check_budget(b: BudgetSettings, where: str) -> None:
-    """Ranges: every number >= 0, fractions in (0, 1], each per-model table with a ``default``."""
-    for name, value in (("seconds", b.seconds), ("reserve_s", b.reserve_s)):
-        if value < 0:
-            raise FieldError(f"{where}.budget.{name}", f"must be >= 0, got {value}")
-    from evalkit import models
-
-    for dev, prof in (("cuda", b.cuda), ("cpu", b.cpu)):
-        w = f"{where}.budget.{dev}"
-        if not prof.peak_tflops > 0:
-            raise FieldError(f"{w}.peak_tflops", f"must be > 0, got {prof.peak_tflops}")
-        for name in ("forward_overhead_s", "import_s", "startup_s", "point_overhead_s", "build_s",
-                     "build_s_per_gparam", "first_forward_s", "skip_s"):
-            if getattr(prof, name) < 0:
-                raise FieldError(f"{w}.{name}", f"must be >= 0, got {getattr(prof, name)}")
-        for name in ("achieved_fraction", "meta_build_s", "count_s", "fvcore_s"):
-            table = getattr(prof, name)
-            if "default" not in table:
-                raise FieldError(f"{w}.{name}", f"needs a 'default' entry (used for models not listed), got "
-                                                f"{sorted(table)}")
-            for model, v in table.items():
-                if model != "default":
-                    models.REGISTRY.entry(model, f"{w}.{name}.{model}")
-                frac = name == "achieved_fraction"
-                if (not 0 < v <= 1) if frac else v < 0:
-                    raise FieldError(f"{w}.{name}.{model}", f"must be {'in (0, 1]' if frac else '>= 0'}, got {v}")
-
-
 def _per_model(table: dict[str, float], model: str) -> float:
     return float(table.get(model, table["default"]))
 
 
-def model_key(spec: dict[str, Any]) -> str:
+def model_key(point: Point) -> str:
     """What the measurement context caches a model by (registry name, flavor, overrides)."""
-    return json.dumps([spec["model"], spec["flavor"], spec.get("model_overrides") or {}], sort_keys=True)
+    return json.dumps([point.model, point.flavor, dict(point.overrides)], sort_keys=True)
 
 
-def point_key(spec: dict[str, Any]) -> str:
-    return json.dumps([model_key(spec), spec["height"], spec["width"], spec["duration_s"], spec["batch"]])
+def point_key(point: Point) -> str:
+    return json.dumps([model_key(point), point.height, point.width, point.duration_s, point.batch])
 
 
 @dataclass(kw_only=True)
@@ -176,30 +137,29 @@ class Predictor:
         self._ratios: dict[str, list[float]] = {}
 
     # -- the pieces ---------------------------------------------------------------------------------------------
-    def flops(self, spec: dict[str, Any], duration_s: float | None = None) -> float:
+    def flops(self, point: Point, duration_s: float | None = None) -> float:
+        if duration_s is None:
+            return point.flops_analytic
         from evalkit import models
 
-        cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
-        d = spec["duration_s"] if duration_s is None else duration_s
-        point = models.VideoPoint(height=spec["height"], width=spec["width"], duration_s=d, fps=spec["fps"])
-        return models.estimate_flops(cfg, point).total * spec["batch"]
+        return models.estimate_flops(point.config, point.at(duration_s)).total * point.batch
 
-    def forward_s(self, spec: dict[str, Any], duration_s: float | None = None) -> float:
-        """One denoiser forward at the spec's point (or at ``duration_s``)."""
-        rate = self.prof.peak_tflops * 1e12 * _per_model(self.prof.achieved_fraction, spec["model"])
-        return self.prof.forward_overhead_s + self.flops(spec, duration_s) / rate * self.scale.get(spec["model"], 1.0)
+    def forward_s(self, point: Point, duration_s: float | None = None) -> float:
+        """One denoiser forward at the point (or at ``duration_s``)."""
+        rate = self.prof.peak_tflops * 1e12 * _per_model(self.prof.achieved_fraction, point.model)
+        return self.prof.forward_overhead_s + self.flops(point, duration_s) / rate * self.scale.get(point.model, 1.0)
 
-    def call_s(self, spec: dict[str, Any]) -> float:
+    def call_s(self, point: Point) -> float:
         """One timed call of the latency measurement: a forward, or the whole sampling loop."""
-        lat, samp = spec["settings"]["latency"], spec["settings"]["sampling"]
-        if lat["scope"] == "sampling_loop":
-            return self.forward_s(spec) * samp["steps"] * samp["cfg_factor"]
-        return self.forward_s(spec)
+        lat, samp = point.settings.latency, point.settings.sampling
+        if lat.scope == "sampling_loop":
+            return self.forward_s(point) * samp.steps * samp.cfg_factor
+        return self.forward_s(point)
 
-    def build_s(self, spec: dict[str, Any]) -> float:
-        return self.prof.build_s + self.prof.build_s_per_gparam * spec["params"] / 1e9
+    def build_s(self, point: Point) -> float:
+        return self.prof.build_s + self.prof.build_s_per_gparam * point.params / 1e9
 
-    def skipped_on_cpu(self, spec: dict[str, Any], measurement: str) -> bool:
+    def skipped_on_cpu(self, point: Point, measurement: str) -> bool:
         """The measurement will only write a `skipped` row here (the same rule as the measurements')."""
         if self.device == "cuda" or measurement == "flops":
             return False
@@ -207,24 +167,24 @@ class Predictor:
             return True
         from evalkit.measure.latency import cpu_skip_reason
 
-        return cpu_skip_reason(spec, spec["settings"]) is not None
+        return cpu_skip_reason(point) is not None
 
-    def desired(self, spec: dict[str, Any], measurement: str = "latency") -> UnitPlan:
+    def desired(self, point: Point, measurement: str = "latency") -> UnitPlan:
         """What the measurement does unbudgeted: ``min_iterations`` and ``min_seconds``, at most
         ``max_iterations`` (max frames: the whole bisection)."""
         if measurement == "max_frames":
-            return UnitPlan(iterations=len(bisection_durations(spec)))
-        lat = spec["settings"]["latency"]
-        n = max(lat["min_iterations"], math.ceil(lat["min_seconds"] / max(self.call_s(spec), 1e-9)))
-        return UnitPlan(warmup=lat["warmup"], iterations=min(n, lat["max_iterations"]))
+            return UnitPlan(iterations=len(bisection_durations(point)))
+        lat = point.settings.latency
+        n = max(lat.min_iterations, math.ceil(lat.min_seconds / max(self.call_s(point), 1e-9)))
+        return UnitPlan(warmup=lat.warmup, iterations=min(n, lat.max_iterations))
 
-    def minimal(self, spec: dict[str, Any], measurement: str = "latency") -> UnitPlan:
+    def minimal(self, point: Point, measurement: str = "latency") -> UnitPlan:
         """The least a budget may cut a unit to: latency one warm-up call (kernel selection and JIT compiles
         happen there) unless the file asks for none, and one timed iteration; max frames its first two probes
         (the shortest and the longest duration: a bracket, or the answer when the longest fits)."""
         if measurement == "max_frames":
             return UnitPlan(iterations=2)
-        return UnitPlan(warmup=min(spec["settings"]["latency"]["warmup"], 1), iterations=1)
+        return UnitPlan(warmup=min(point.settings.latency.warmup, 1), iterations=1)
 
     # -- one unit -----------------------------------------------------------------------------------------------
     def initial_state(self) -> SimState:
@@ -238,59 +198,58 @@ class Predictor:
             return 0.0
         return self.prof.startup_s + (0.0 if state.imported else self.prof.import_s)
 
-    def _real(self, spec: dict[str, Any], state: SimState) -> float:
-        """Build + first-forward cost of having the spec's model on the device."""
-        if state.real == model_key(spec):
+    def _real(self, point: Point, state: SimState) -> float:
+        """Build + first-forward cost of having the point's model on the device."""
+        if state.real == model_key(point):
             return 0.0 if state.real_warm else self.prof.first_forward_s
-        return self.build_s(spec) + self.prof.first_forward_s
+        return self.build_s(point) + self.prof.first_forward_s
 
-    def cost(self, spec: dict[str, Any], measurement: str, state: SimState,
-             plan: UnitPlan | None = None) -> float:
-        """Predicted seconds of (spec, measurement) from ``state`` (which is not changed)."""
-        if self.skipped_on_cpu(spec, measurement):
+    def cost(self, point: Point, measurement: str, state: SimState, plan: UnitPlan | None = None) -> float:
+        """Predicted seconds of (point, measurement) from ``state`` (which is not changed)."""
+        if self.skipped_on_cpu(point, measurement):
             return self.prof.skip_s
         s = self._enter(state)
         if measurement == "flops":
-            mk = model_key(spec)
+            mk = model_key(point)
             if mk not in state.meta:
-                s += _per_model(self.prof.meta_build_s, spec["model"])
-            s += _per_model(self.prof.count_s, spec["model"])
-            fs = spec["settings"]["flops"]
-            if fs["fvcore"] and (not fs["fvcore_max_tokens"] or spec["num_tokens"] <= fs["fvcore_max_tokens"]):
-                s += _per_model(self.prof.fvcore_s, spec["model"])
+                s += _per_model(self.prof.meta_build_s, point.model)
+            s += _per_model(self.prof.count_s, point.model)
+            fs = point.settings.flops
+            if fs.fvcore and (not fs.fvcore_max_tokens or point.num_tokens <= fs.fvcore_max_tokens):
+                s += _per_model(self.prof.fvcore_s, point.model)
             return s
-        s += self._real(spec, state)
+        s += self._real(point, state)
         if measurement == "latency":
-            plan = plan or self.desired(spec)
-            profiled = 0 if plan.warmup and spec["settings"]["latency"]["scope"] == "denoiser_forward" else 1
-            return s + (plan.warmup + plan.iterations) * self.call_s(spec) + profiled * self.forward_s(spec)
+            plan = plan or self.desired(point)
+            profiled = 0 if plan.warmup and point.settings.latency.scope == "denoiser_forward" else 1
+            return s + (plan.warmup + plan.iterations) * self.call_s(point) + profiled * self.forward_s(point)
         if measurement == "memory":
-            if point_key(spec) in state.timed_points and state.real == model_key(spec):
+            if point_key(point) in state.timed_points and state.real == model_key(point):
                 return self.prof.skip_s
-            return s + self.forward_s(spec)
+            return s + self.forward_s(point)
         if measurement == "max_frames":
-            probes = bisection_durations(spec)
+            probes = bisection_durations(point)
             n = len(probes) if plan is None else plan.iterations
-            return s + sum(self.forward_s(spec, d) for d in probes[:n])
+            return s + sum(self.forward_s(point, d) for d in probes[:n])
         raise FieldError("measurement", f"no prediction for measurement {measurement!r}")
 
-    def apply(self, spec: dict[str, Any], measurement: str, state: SimState) -> None:
+    def apply(self, point: Point, measurement: str, state: SimState) -> None:
         """``state`` after the unit ran (the process's model cache, as Context keeps it)."""
         state.imported = True
-        if self.skipped_on_cpu(spec, measurement):
+        if self.skipped_on_cpu(point, measurement):
             return
         state.started = True
         if measurement == "flops":
-            mk = model_key(spec)
+            mk = model_key(point)
             if mk in state.meta:
                 state.meta.remove(mk)
             state.meta = (state.meta + [mk])[-2:]
             return
-        if state.real != model_key(spec):
-            state.real, state.timed_points = model_key(spec), set()
+        if state.real != model_key(point):
+            state.real, state.timed_points = model_key(point), set()
         state.real_warm = True
         if measurement == "latency":
-            state.timed_points.add(point_key(spec))
+            state.timed_points.add(point_key(point))
 
     def end_point(self, state: SimState) -> None:
         """After a point: a fresh process per point forgets everything."""
@@ -298,48 +257,44 @@ class Predictor:
             state.imported, state.started, state.real, state.real_warm = False, False, None, False
             state.meta, state.timed_points = [], set()
 
-    def observe(self, spec: dict[str, Any], record: dict[str, Any]) -> None:
+    def observe(self, point: Point, record: dict[str, Any]) -> None:
         """Learn from a measured latency record: scale[model] = the median over its points so far of measured
         forward / predicted forward (overhead excluded; the median, so one disturbed point does not swing it)."""
         if record.get("measurement") != "latency" or record.get("status") != "ok" or not record.get("latency_ms_p50"):
             return
         measured = record["latency_ms_p50"] / 1e3
-        if spec["settings"]["latency"]["scope"] == "sampling_loop":
-            samp = spec["settings"]["sampling"]
-            measured /= samp["steps"] * samp["cfg_factor"]
-        old = self.scale.get(spec["model"], 1.0)
-        base = (self.forward_s(spec) - self.prof.forward_overhead_s) / old
+        if point.settings.latency.scope == "sampling_loop":
+            samp = point.settings.sampling
+            measured /= samp.steps * samp.cfg_factor
+        old = self.scale.get(point.model, 1.0)
+        base = (self.forward_s(point) - self.prof.forward_overhead_s) / old
         if base > 0:
-            ratios = self._ratios.setdefault(spec["model"], [])
+            ratios = self._ratios.setdefault(point.model, [])
             ratios.append(max(1e-3, (measured - self.prof.forward_overhead_s) / base))
-            self.scale[spec["model"]] = statistics.median(ratios)
+            self.scale[point.model] = statistics.median(ratios)
 
 
-def bisection_durations(spec: dict[str, Any]) -> list[float]:
+def bisection_durations(point: Point) -> list[float]:
     """Durations a max-frames bisection probes, predicted conservatively: the shortest and the longest valid
     duration (as evalkit.measure.max_frames finds them), then every midpoint as if it fitted (each step moves
     up, so each probe is as long as it can be)."""
     from evalkit import models
+    from evalkit.measure.max_frames import duration_quantum
 
-    ms = spec["settings"]["max_frames"]
-    key = json.dumps([point_key(spec), ms["max_duration_s"], spec["ref_duration_s"]])
+    ms = point.settings.max_frames
+    key = json.dumps([point_key(point), ms.max_duration_s, point.ref_duration_s])
     if key in _BISECTION:
         return _BISECTION[key]
-    cfg = models.resolve(spec["model"], spec["flavor"], spec.get("model_overrides") or None)
-    fps, ref = int(spec["fps"]), float(spec["ref_duration_s"])
-    t_ref = models.latent_shape(cfg, models.VideoPoint(height=spec["height"], width=spec["width"],
-                                                       duration_s=ref, fps=fps))[1]
-    quantum = (round(ref * fps) // t_ref) / fps
+    quantum, _ = duration_quantum(point)
 
     def valid(k: int) -> bool:
         try:
-            models.validate_point(cfg, models.VideoPoint(height=spec["height"], width=spec["width"],
-                                                         duration_s=k * quantum, fps=fps))
+            models.validate_point(point.config, point.at(k * quantum))
             return True
         except EvalkitError:
             return False
 
-    ks = [k for k in range(1, int(ms["max_duration_s"] / quantum) + 1) if valid(k)]
+    ks = [k for k in range(1, int(ms.max_duration_s / quantum) + 1) if valid(k)]
     probes: list[float] = []
     if ks:
         lo, hi = 0, len(ks) - 1

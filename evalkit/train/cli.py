@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from evalkit.records import alignment_key, append, read_records, results_file
-from evalkit.runs import DEFAULT_RUNS_ROOT, WriterLock, now_iso, open_run
+from evalkit.core.records import append, read_records, results_file
+from evalkit.core.schema import alignment_key, make_record
+from evalkit.core.runs import DEFAULT_RUNS_ROOT, WriterLock, open_run
 
 EPILOG = """examples (<run_id>: the folder the first command prints):
   python -m evalkit train train_tiny
@@ -54,21 +55,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _alignment_records(base, label, name, flavor, variant, checkpoint, checkpoint_sha256, scores, n):
-    return [{**base, "key": alignment_key(label, metric), "kind": "alignment", "status": "ok", "message": "",
-             "created": now_iso(), "model": name, "label": label, "flavor": flavor, "variant": variant,
-             "checkpoint": checkpoint, "checkpoint_sha256": checkpoint_sha256, "metric": metric,
-             "value": scores[metric], "n_videos": n, "alignment_version": ALIGNMENT_VERSION}
+    return [make_record("alignment", key=alignment_key(label, metric), **base, model=name, label=label,
+                        flavor=flavor, variant=variant, checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256,
+                        metric=metric, value=scores[metric], n_videos=n, alignment_version=ALIGNMENT_VERSION)
             for metric in METRICS]
 
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     from evalkit import models
-    from evalkit.errors import ChoiceError
-    from evalkit.train.config import config_hash, load_experiment
+    from evalkit.core.errors import ChoiceError
+    from evalkit.core.typed import to_dict
+    from evalkit.train.config import config_hash, load_train
     from evalkit.train.loop import video_point
 
-    exp, raw = load_experiment(args.experiment, args.set)
+    exp = load_train(args.experiment, args.set)
     entries = list(exp.models)
     if args.only:
         labels = [m.key for m in entries]
@@ -84,9 +85,9 @@ def main(argv: list[str]) -> int:
     for m in entries:  # 1. every model resolves and can represent the video before any training
         models.validate_point(models.resolve(m.name, m.flavor, exp.model_overrides(m) or None), point)
 
-    run_dir, resumed = open_run(Path(args.runs_root) / exp.experiment, config_hash(raw),
+    run_dir, resumed = open_run(Path(args.runs_root) / exp.experiment, config_hash(exp),
                                 run_dir=Path(args.run_dir) if args.run_dir else None, new_run=args.new_run,
-                                manifest={"experiment": exp.experiment, "kind": "train", "config": raw,
+                                manifest={"experiment": exp.experiment, "kind": "train", "config": to_dict(exp),
                                           "command": "python -m evalkit train " + " ".join(shlex.quote(a)
                                                                                          for a in argv)})
     base = {"experiment": exp.experiment, "run_id": run_dir.name}
@@ -102,10 +103,10 @@ def main(argv: list[str]) -> int:
 
 
 def run_one(exp, entry, run_dir: Path, base: dict, args) -> dict:
-    from evalkit.checkpoint import WEIGHTS, load_checkpoint
+    from evalkit import models
+    from evalkit.runtime.checkpoint import WEIGHTS, load_checkpoint
     from evalkit.generate.core import generate, make_items
-    from evalkit.sampling import SamplerConfig
-    from evalkit.records import variant_of
+    from evalkit.runtime.sampling import SamplerConfig
     from evalkit.train.loop import eval_prompts, score_folder, train_model, video_point
 
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -131,7 +132,7 @@ def run_one(exp, entry, run_dir: Path, base: dict, args) -> dict:
              progress=args.progress)
     scores, n = score_folder(videos, ev.min_travel)
     log(f"[eval] {entry.key}: {json.dumps(scores)} over {n} videos ({time.perf_counter() - t0:.0f}s)")
-    for rec in _alignment_records(base, entry.key, entry.name, entry.flavor, variant_of(entry.name),
+    for rec in _alignment_records(base, entry.key, entry.name, entry.flavor, models.variant(entry.name),
                                   str(ckpt_dir.relative_to(run_dir)), ckpt.sha256, scores, n):
         append(results_file(run_dir), rec)
     return {"checkpoint": str(ckpt_dir), **scores, "n_videos": n}

@@ -5,11 +5,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from evalkit.errors import FieldError
-from evalkit.experiment import find_experiment, read_yaml
-from evalkit.text import TextEncoderSpec
+from evalkit.core.errors import FieldError
+from evalkit.core.experiments import read_experiment
+from evalkit.runtime.text import TextEncoderSpec
 from evalkit.train.data import DataConfig
-from evalkit.typed import apply_overrides, from_dict, plain_name
+from evalkit.core.runs import config_hash as runs_config_hash
+from evalkit.core.typed import apply_overrides, deep_merge, defaults_dict, from_dict, plain_name
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -85,21 +86,15 @@ class TrainExperiment:
         return {**self.overrides, **entry.overrides}
 
 
-def load_experiment(path: str | Path, sets: list[str] | None = None) -> tuple[TrainExperiment, dict[str, Any]]:
-    """``train_tiny`` or a YAML path -> (typed experiment, raw mapping); the same file lookup and YAML errors as
-    the sweep's experiments (``evalkit.experiment``)."""
-    path = find_experiment(path, kind="train")
-    raw = read_yaml(path) or {}
-    if not isinstance(raw, dict):
-        raise FieldError(path.stem, f"expected a mapping at the top level, got {type(raw).__name__}")
+def load_train(path: str | Path, sets: list[str] | None = None) -> TrainExperiment:
+    """``train_tiny`` or a YAML path -> the typed experiment; the same file lookup and YAML errors as the sweep's
+    experiments (``evalkit.core.experiments``). ``--set`` reaches every key, the ones at their default too."""
+    path, raw = read_experiment(path, kind="train")
     if sets:
-        apply_overrides(raw, sets)
-    return from_dict(TrainExperiment, raw, where=path.name), raw
+        raw = apply_overrides(deep_merge(defaults_dict(TrainExperiment), raw), sets)
+    return from_dict(TrainExperiment, raw, where=path.name)
 
 
-def config_hash(raw: dict[str, Any]) -> str:
-    """Hash of the resolved train config (a changed config never resumes into an old run folder)."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()[:12]
+def config_hash(exp: TrainExperiment) -> str:
+    """The hash a train run folder is resumed by (``evalkit.core.runs.config_hash``: defaults left out)."""
+    return runs_config_hash(exp)

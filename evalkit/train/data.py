@@ -12,7 +12,7 @@ import itertools
 
 import numpy as np
 
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 
 # Saturated RGB prototypes; hues are 60 degrees apart so the alignment suite can tell them apart from pixels.
 PALETTE: dict[str, tuple[int, int, int]] = {

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.decoders import DecoderSpec, PixelDecoder
-from evalkit.records import append, results_file, train_loss_key, variant_of
-from evalkit.runs import now_iso
+from evalkit.runtime.decoders import DecoderSpec, PixelDecoder
+from evalkit.core.records import append, results_file
+from evalkit.core.schema import make_record, train_loss_key
 from evalkit.train.config import ModelEntry, TrainExperiment
 from evalkit.train.data import DataConfig, all_captions, caption, render, sample_batch, to_model_pixels
 
@@ -42,9 +42,9 @@ def train_model(exp: TrainExperiment, entry: ModelEntry, run_dir: Path, base: di
     import torch
 
     from evalkit import models
-    from evalkit.checkpoint import save_checkpoint
-    from evalkit.sampling import flow_matching_loss
-    from evalkit.text import build_builtin
+    from evalkit.runtime.checkpoint import save_checkpoint
+    from evalkit.runtime.sampling import flow_matching_loss
+    from evalkit.runtime.text import build_builtin
 
     spec = exp.train
     if spec.threads:
@@ -89,11 +89,10 @@ def train_model(exp: TrainExperiment, entry: ModelEntry, run_dir: Path, base: di
         acc, n_acc = acc + loss.item(), n_acc + 1
         if (step + 1) % spec.log_every == 0 or step + 1 == spec.steps:
             seconds = time.perf_counter() - t0
-            rec = {**base, "key": train_loss_key(entry.key, step + 1), "kind": "train_loss", "status": "ok",
-                   "message": "", "created": now_iso(), "model": entry.name, "label": entry.key,
-                   "flavor": entry.flavor, "variant": variant_of(entry.name), "step": step + 1,
-                   "loss": acc / n_acc, "loss_window": n_acc, "lr": lr, "seconds": seconds, "params": n_params,
-                   "batch": spec.batch}
+            rec = make_record("train_loss", key=train_loss_key(entry.key, step + 1), **base, model=entry.name,
+                              label=entry.key, flavor=entry.flavor, variant=models.variant(entry.name),
+                              step=step + 1, loss=acc / n_acc, loss_window=n_acc, lr=lr, seconds=seconds,
+                              params=n_params, batch=spec.batch)
             append(results_file(run_dir), rec)            # 3. loss curve, flushed as it goes
             log(f"[train] {entry.key} step {step + 1}/{spec.steps} loss {acc / n_acc:.4f} lr {lr:.2e} "
                 f"{seconds:.0f}s")
@@ -119,7 +118,7 @@ def score_folder(folder: Path, min_travel: float) -> tuple[dict[str, float], int
     """Alignment scores of every video listed in ``folder``'s manifest, read back from the mp4 files."""
     from evalkit.generate.core import read_videos
     from evalkit.train.alignment import aggregate, parse_caption, score_video
-    from evalkit.video_io import read_video
+    from evalkit.runtime.video_io import read_video
 
     scores = []
     for rec in sorted(read_videos(folder), key=lambda r: r["file"]):
@@ -133,8 +132,8 @@ def reference_videos(exp: TrainExperiment, folder: Path) -> None:
     """Ground-truth data-set videos for the eval prompts, written through the same mp4 path (calibration);
     resumed by content like ``generate`` (a video is remade unless recorded with the same inputs and intact)."""
     from evalkit.generate.core import make_items, plan, record_video
-    from evalkit.records import videos_file
-    from evalkit.video_io import write_video
+    from evalkit.core.records import videos_file
+    from evalkit.runtime.video_io import write_video
 
     inputs = {"source": "dataset", "data": dataclasses.asdict(exp.data), "pix_fmt": exp.eval.pix_fmt}
     items = make_items(eval_prompts(exp), exp.eval.samples_per_prompt, exp.eval.seed)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from evalkit.errors import ChoiceError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.vbench.dimensions import (
     DIMENSIONS,
     NORMALIZE,

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from evalkit.runs import REPO_ROOT
+from evalkit.core.runs import REPO_ROOT
 from evalkit.launch.config import add_launch_args, strip_launch_flags
 from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
 
@@ -198,7 +198,7 @@ def main(argv: list[str]) -> int:
         setup(args.env, profile=args.profile, force=args.force)
         return 0
     if args.cmd == "prefetch":
-        from evalkit.errors import ChoiceError
+        from evalkit.core.errors import ChoiceError
         from evalkit.vbench import weights
 
         dims = _dims(args.dimensions)
@@ -246,7 +246,7 @@ def main(argv: list[str]) -> int:
         if not info.is_main:
             return 0
     records = run(cfg)
-    from evalkit.records import read_records
+    from evalkit.core.records import read_records
     from evalkit.vbench.runner import slow_fast_dims
 
     sf = slow_fast_dims(cfg)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from evalkit.errors import EvalkitError, FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench.long import VideoError, VideoInfo, probe
 
 SAMPLES_PER_PROMPT = 5  # VBench: index 0..4 hard-coded in build_full_info_json (vbench/__init__.py)

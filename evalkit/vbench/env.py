@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from evalkit.errors import ChoiceError, EvalkitError
+from evalkit.core.errors import ChoiceError, EvalkitError
 
 VBENCH_VERSION = "0.1.5"  # newest on PyPI (2025-01-16, tag v0.1.5 = 1039fe6) on github.com/Vchitect/VBench
 # torch < 2.6: 0.1.5's motion_smoothness loads AMT relying on torch.load's old weights_only=False default (torch 2.6

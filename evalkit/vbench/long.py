@@ -37,7 +37,7 @@ from bisect import bisect_left
 from fractions import Fraction
 from pathlib import Path
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 
 # vbench2_beta_long/configs/clip_length_mix.yaml (Vchitect/VBench@45e79ec): seconds per clip.
 LONG_CLIP_SECONDS: dict[str, float] = {"human_action": 10.0, "temporal_style": 10.0, "overall_consistency": 10.0}
@@ -268,7 +268,7 @@ def load_slow_fast(dimension: str, vbench_repo: Path | None = None, config_dir: 
     ``vbench_repo/vbench2_beta_long/configs``; a missing or malformed file is an error naming it."""
     import yaml
 
-    from evalkit.errors import FieldError
+    from evalkit.core.errors import FieldError
 
     if dimension not in _POSTFIX:
         raise ValueError(f"slow-fast applies to {SLOW_FAST_DIMENSIONS}, not {dimension}")

@@ -25,9 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from evalkit.errors import ChoiceError, EvalkitError, FieldError
-from evalkit.records import append as append_record, read_records
-from evalkit.runs import WriterLock, now_iso, write_manifest
+from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.records import append as append_record, read_records
+from evalkit.core.runs import WriterLock, now_iso, write_manifest
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod

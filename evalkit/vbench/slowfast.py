@@ -9,7 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 from evalkit.vbench import long as longmod
 from evalkit.vbench.inputs import digest
 from evalkit.vbench.modes import Merged, Unit

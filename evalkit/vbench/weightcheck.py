@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 from evalkit.vbench import weights as W
 from evalkit.vbench.inputs import digest, file_entry, tree_entry
 

@@ -40,7 +40,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from evalkit.errors import EvalkitError
+from evalkit.core.errors import EvalkitError
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

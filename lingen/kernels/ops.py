@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import register_flop_formula
 
-from lingen import analytic
+from lingen import spec
 from lingen.kernels import fused
 from lingen.kernels import reference as ref
 
@@ -110,7 +110,7 @@ _ssd_scan_op.register_autograd(_recompute_backward(ref.ssd_chunked), setup_conte
 @register_flop_formula(torch.ops.lingen.ssd_scan)
 def _ssd_flop(x_shape, dt_shape, A_shape, B_shape, C_shape, chunk, *args, out_shape=None, **kwargs) -> int:
     b, l, h, p = x_shape
-    return analytic.ssd_scan_flops(b, l, h, p, B_shape[-1], chunk)
+    return spec.ssd_scan_flops(b, l, h, p, B_shape[-1], chunk)
 
 
 def ssd_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int, backend: str = "ref") -> Tensor:
@@ -149,7 +149,7 @@ _selective_op.register_autograd(_recompute_backward(ref.selective_chunked), setu
 @register_flop_formula(torch.ops.lingen.selective_scan)
 def _sel_flop(x_shape, dt_shape, A_shape, B_shape, C_shape, chunk, *args, out_shape=None, **kwargs) -> int:
     b, l, d = x_shape
-    return analytic.selective_scan_flops(b, l, d, A_shape[-1])
+    return spec.selective_scan_flops(b, l, d, A_shape[-1])
 
 
 def selective_scan(x: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor, chunk: int = 16) -> Tensor:

@@ -110,7 +110,7 @@ def standard_videos(vb, dims) -> list[Path]:
 def vbench_run(vb, out: Path, *args: str) -> dict[str, dict]:
     """``python -m evalkit vbench run ... --device cpu``; returns the run's newest record per dimension."""
     from evalkit.cli import main as evalkit_main
-    from evalkit.records import read_records
+    from evalkit.core.records import read_records
 
     assert evalkit_main(["vbench", "run", "--cache-dir", str(vb.cache), "--out", str(out), "--device", "cpu",
                          "--allow-unofficial-weights", *args]) == 0

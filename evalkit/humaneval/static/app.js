@@ -1,9 +1,10 @@
 // Blind pairwise rating page (evalkit humaneval serve). The server decides everything that matters: which item,
 // which video is left (A) and right (B), what a vote means. This script shows it, keeps the two videos in sync,
-// and posts each vote the moment it is cast.
+// and posts each vote the moment it is cast. Keys: A / ArrowLeft = A, B / ArrowRight = B, T = tie (no arrow casts a
+// tie); ArrowUp / ArrowDown and 1-9 only move between questions, so moving never casts a vote.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const ui = { questions: [], item: null, answers: {}, focus: 0, shownAt: 0, busy: false };
+const ui = { questions: [], item: null, answers: {}, focus: 0, shownAt: 0, busy: false, msMax: 0 };
 
 async function api(path, body) {
   const opts = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" },
@@ -20,6 +21,7 @@ function show(section) {
 }
 
 function setError(msg) { $("error").textContent = msg || ""; }
+$("error").addEventListener("click", () => setError(""));     // the bar is dismissed by a click, or the next save
 
 function renderProgress(p) {
   if (!p) { $("progress").textContent = ""; return; }
@@ -38,8 +40,8 @@ function renderQuestions() {
     li.className = i === ui.focus ? "focus" : "";
     const num = document.createElement("span"); num.className = "num"; num.textContent = `${i + 1}.`;
     const txt = document.createElement("div");
-    const lab = document.createElement("div"); lab.className = "label"; lab.textContent = q.label;
-    const qt = document.createElement("div"); qt.textContent = q.text;
+    const lab = document.createElement("span"); lab.className = "label"; lab.textContent = q.label;
+    const qt = document.createElement("span"); qt.className = "text"; qt.textContent = q.text;
     txt.append(lab, qt);
     const ch = document.createElement("div"); ch.className = "choices";
     for (const [ans, text] of [["A", "A"], ["tie", "Tie"], ["B", "B"]]) {
@@ -61,8 +63,9 @@ async function castVote(question, answer) {
   setError("");
   $("saved").textContent = "saving\u2026";
   try {
+    const ms = Math.round(performance.now() - ui.shownAt);
     const res = await api("/api/vote", { item: ui.item.item, question, answer,
-                                         client_ms: Math.round(performance.now() - ui.shownAt) });
+                                         client_ms: ms >= 0 && ms <= ui.msMax ? ms : null });
     ui.answers = res.answers;
     renderProgress(res.progress);
     $("saved").textContent = "saved";
@@ -72,6 +75,11 @@ async function castVote(question, answer) {
     ui.focus = nextOpen >= 0 ? nextOpen : anyOpen >= 0 ? anyOpen : idx;
   } catch (e) {
     $("saved").textContent = "";
+    if (e.status === 409) {            // the item is closed (moved on elsewhere, or done): show the current one
+      try { await loadNext(); } catch (e2) { /* the message below stays */ }
+      setError(`Not saved: ${e.message}. This page now shows your current item.`);
+      return;
+    }
     setError(`Not saved: ${e.message}. Check the connection and cast it again.`);
   }
   renderQuestions();
@@ -128,11 +136,15 @@ document.addEventListener("keydown", (ev) => {
   if ($("study").hidden || ev.target.tagName === "INPUT" || ev.metaKey || ev.ctrlKey || ev.altKey) return;
   const k = ev.key;
   const q = ui.questions[ui.focus];
-  const answer = { a: "A", A: "A", ArrowLeft: "A", b: "B", B: "B", ArrowRight: "B", t: "tie", T: "tie",
-                   ArrowDown: "tie" }[k];
+  const answer = { a: "A", A: "A", ArrowLeft: "A", b: "B", B: "B", ArrowRight: "B", t: "tie", T: "tie" }[k];
   if (answer && q) { ev.preventDefault(); castVote(q.id, answer); return; }
   if (/^[1-9]$/.test(k) && Number(k) <= ui.questions.length) { ui.focus = Number(k) - 1; renderQuestions(); return; }
-  if (k === "ArrowUp") { ev.preventDefault(); ui.focus = Math.max(0, ui.focus - 1); renderQuestions(); return; }
+  if (k === "ArrowUp" || k === "ArrowDown") {
+    ev.preventDefault();
+    ui.focus = Math.min(ui.questions.length - 1, Math.max(0, ui.focus + (k === "ArrowUp" ? -1 : 1)));
+    renderQuestions();
+    return;
+  }
   if (k === " ") { ev.preventDefault(); playing ? pauseBoth() : playBoth(); return; }
   if (k === "r" || k === "R") { restartBoth(); return; }
   if (k === "Enter") { ev.preventDefault(); nextItem(); }
@@ -144,11 +156,16 @@ $("login-form").addEventListener("submit", async (ev) => {
   try { await api("/api/login", { name: $("name").value }); await start(); }
   catch (e) { $("login-msg").textContent = e.message; }
 });
-$("logout").addEventListener("click", async () => { await api("/api/logout", {}); location.reload(); });
+$("logout").addEventListener("click", async () => {
+  try { await api("/api/logout", {}); location.reload(); } catch (e) { setError(`Not signed out: ${e.message}`); }
+});
 
 async function start() {
   const st = await api("/api/state");
   ui.questions = st.questions;
+  ui.msMax = st.client_ms_max;
+  $("rater-name").textContent = st.rater || "";
+  $("whoami").hidden = !st.rater;
   $("logout").hidden = !st.rater || st.mode !== "local";
   if (!st.rater) { renderProgress(null); show(st.mode === "local" ? "login" : "need-token"); return; }
   await loadNext();
