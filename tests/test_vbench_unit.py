@@ -48,7 +48,7 @@ def test_clip_seconds_rules():
     assert longmod.clip_seconds("temporal_flickering", "custom") == 2.0
     assert longmod.clip_seconds("overall_consistency", "custom") == 2.0  # long_custom_input: always 2 s
     assert longmod.clip_seconds("human_action") == 10.0
-    # standard suite: the prompt's longest clip over its full-info dimensions (#186)
+    # standard suite: the prompt's longest clip over its full-info dimensions (get_duration_from_json)
     assert longmod.clip_seconds("aesthetic_quality", "standard", ("overall_consistency", "aesthetic_quality")) == 10.0
 
 
@@ -192,6 +192,7 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     assert "exit 3" in str(err.value) and "CUDA out of memory (simulated)" in str(err.value)
     assert len(_calls(log)) == 2 and not (cfg.out / "results.jsonl").exists()
     monkeypatch.delenv("FAKE_WORKER_FAIL")
+    monkeypatch.setattr(sys, "argv", ["evalkit", "vbench", "run", "--name", "lingen"])
     recs = run(cfg)
     calls = _calls(log)[2:]
     # shard 0 was kept, shards 1-2 and the second dimension's 3 shards ran
@@ -203,10 +204,13 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     assert r["status"] == "ok" and r["n_expected"] == 3 and r["n_evaluated"] == 3 and r["mode"] == "custom"
     per_video = []
     for f in r["raw_json_shards"]:
-        per_video += [x["video_results"] for x in json.loads(Path(f).read_text())["temporal_flickering"][1]]
+        assert not Path(f).is_absolute()                         # inside the run folder, relative to it
+        per_video += [x["video_results"] for x in json.loads((cfg.out / f).read_text())["temporal_flickering"][1]]
     assert r["score"] == pytest.approx(sum(per_video) / 3, abs=1e-15)
     assert recs[1]["score"] == pytest.approx(sum(per_video) / 3 / 100)  # imaging: per-video 0-100 scale
-    assert Path(r["raw_json"]).exists() and r["vbench_version"] == "fake"
+    assert (cfg.out / r["raw_json"]).exists() and r["vbench_version"] == "fake"
+    # the second job's manifest says how to run it again, without the interpreter's path
+    assert json.loads((cfg.out / "manifest.1.json").read_text())["command"] == "python -m evalkit vbench run --name lingen"
     assert run(cfg) == [] and len(_calls(log)) == 7  # everything done: no worker call, no new record
     lines = (cfg.out / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2
@@ -239,7 +243,7 @@ def test_long_mode_score_is_the_mean_over_clips(tmp_path):
                     prompt_file=tmp_path / "p.txt", samples_per_prompt=2, worker_cmd=FAKE)
     rec = run(cfg)[0]
     assert rec["n_clips"] == 4 and rec["n_evaluated"] == 2
-    clips = json.loads(Path(rec["raw_json_shards"][0]).read_text())["temporal_flickering"][1]
+    clips = json.loads((cfg.out / rec["raw_json_shards"][0]).read_text())["temporal_flickering"][1]
     by_video: dict[str, list[float]] = {}
     for c in clips:
         by_video.setdefault(Path(c["video_path"]).name.rsplit("_", 1)[0], []).append(c["video_results"])

@@ -212,9 +212,10 @@ def main(argv: list[str]) -> int:
     if args.cmd == "weights":
         return _weights_table(args.cache_dir)
     from evalkit.vbench import weights
-    from evalkit.vbench.runner import RunConfig, check_name, run, validate
+    from evalkit.core.typed import plain_name
+    from evalkit.vbench.runner import RunConfig, run, validate
 
-    check_name(args.name)  # it becomes the default run folder's name
+    plain_name("name", args.name)  # it becomes the default run folder's name
     cfg = RunConfig(videos=args.videos, mode=args.mode, dimensions=_dims(args.dimensions), name=args.name,
                     out=args.out or REPO_ROOT / "runs" / "vbench" / f"{args.name}-{args.mode}",
                     prompt_file=args.prompt_file, samples_per_prompt=args.samples_per_prompt,

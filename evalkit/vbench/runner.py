@@ -21,22 +21,25 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.hashing import file_sha256
 from evalkit.core.records import append as append_record, read_records
-from evalkit.core.runs import WriterLock, now_iso, write_manifest
+from evalkit.core.runs import WriterLock, command_line, write_manifest
+from evalkit.core.schema import make_record
+from evalkit.core.typed import plain_name
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod
 from evalkit.vbench import slowfast, weightcheck, weights
 from evalkit.vbench.dimensions import DIMENSIONS
-from evalkit.vbench.inputs import changed, digest, sha256_file, videos_entry
+from evalkit.vbench.inputs import changed, digest, videos_entry
 from evalkit.vbench.modes import LONG_TEXTS, MAY_SKIP, MEAN_OF_VIDEOS, MODES, Mode, Unit
 
 WORKER_ENV_VAR = "EVALKIT_VBENCH_WORKER"  # test hook: a command replacing "<venv python> _worker.py"
+RUN_PATHS = ("raw_json", "raw_json_inclip", "clip2clip_json")  # record paths, relative to the run folder
 __all__ = ["RunConfig", "run", "validate", "worker_command", "slow_fast_dims", "MEAN_OF_VIDEOS"]
 
 
@@ -63,18 +66,11 @@ class RunConfig:
     worker_cmd: tuple[str, ...] | None = None
 
 
-def check_name(name: str) -> None:
-    """``--name`` becomes file and folder names: a plain file name only (no separator, not '.', '..', empty)."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name != name.strip():
-        raise FieldError("name", f"must be a plain file name (no '/', not '.' or '..', not empty, no surrounding "
-                                 f"spaces); got {name!r}")
-
-
 def validate(cfg: RunConfig) -> None:
     """Every argument check that needs neither the VBench environment nor a video decode."""
     if cfg.mode not in MODES:
         raise ChoiceError("mode", cfg.mode, MODES)
-    check_name(cfg.name)
+    plain_name("name", cfg.name)   # it names the run's raw files
     if not cfg.dimensions:
         raise FieldError("dimensions", "give at least one dimension")
     for d in cfg.dimensions:
@@ -197,23 +193,25 @@ def _record(cfg: RunConfig, mode: Mode, dim: str, key: str, n_exp: int, n_presen
     if skipped and dim not in MAY_SKIP:
         problems.append(f"VBench returned results for {n_scored} of {n_present} videos")
     finite = math.isfinite(merged.score)
+
+    def rel(path: Path | str) -> str:  # records name files of the run by their path inside the run folder
+        return str(Path(path).relative_to(cfg.out))
+
     if not finite:  # an error row: never aggregated, scored again on the next run
-        problems.insert(0, f"VBench returned a non-finite score ({merged.score}); per-video results in {raw_json}")
-    rec = {"key": key, "kind": "vbench", "experiment": "vbench", "run_id": cfg.out.name,
-           "status": "error" if not finite else ("flagged" if problems else "ok"), "message": "; ".join(problems),
-           "created": now_iso(),
-           "model": cfg.name, "dimension": dim, "score": merged.score, "n_expected": n_exp, "n_present": n_present,
-           "n_evaluated": n_present if dim in MAY_SKIP else n_scored, "n_scored": n_scored,
-           "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode, "raw_json": str(raw_json),
-           "raw_json_shards": [str(f) for f in files], "n_shards": len(files),
-           "inputs_sha256": digest(inputs), "inputs": inputs,
-           **wrep, **mode.record_fields(dim, merged)}
+        problems.insert(0, f"VBench returned a non-finite score ({merged.score}); per-video results in "
+                           f"{rel(raw_json)}")
+    fields = {"experiment": "vbench", "run_id": cfg.out.name, "model": cfg.name, "dimension": dim,
+              "score": merged.score, "n_expected": n_exp, "n_present": n_present,
+              "n_evaluated": n_present if dim in MAY_SKIP else n_scored, "n_scored": n_scored,
+              "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode, "raw_json": rel(raw_json),
+              "raw_json_shards": [rel(f) for f in files], "n_shards": len(files),
+              "inputs_sha256": digest(inputs), "inputs": inputs, **wrep, **mode.record_fields(dim, merged)}
     if dim in MAY_SKIP and skipped:
-        rec["n_skipped_by_vbench"] = skipped
-        rec["skipped_reason"] = MAY_SKIP[dim]
+        fields.update(n_skipped_by_vbench=skipped, skipped_reason=MAY_SKIP[dim])
     if sf_fields:
-        rec.update(sf_fields)
-    return rec
+        fields.update({k: rel(v) if k in RUN_PATHS and v is not None else v for k, v in sf_fields.items()})
+    return make_record("vbench", key=key, status="error" if not finite else ("flagged" if problems else "ok"),
+                       message="; ".join(problems), **fields)
 
 
 def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = True) -> list[dict]:
@@ -238,11 +236,11 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
 def _run_locked(cfg: RunConfig, cmd: list[str], check: comp.Completeness, full_info: list[dict] | None,
                 info_path: Path | None, *, rank: int, world_size: int, merge: bool) -> list[dict]:
     sf_dims = slow_fast_dims(cfg)
-    shas = {e.filename: sha256_file(cfg.videos / e.filename) for e in check.present}
+    shas = {e.filename: file_sha256(cfg.videos / e.filename) for e in check.present}
     wreps = weightcheck.verify(cfg.dimensions, cfg.cache_dir, cmd, cfg.out / "weights_check",
                                allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims)
-    mode = MODES[cfg.mode](cfg, full_info, check.present, shas, sha256_file(info_path) if info_path else None)
-    write_manifest(cfg.out, experiment="vbench", run_id=cfg.out.name, command=" ".join(sys.argv),
+    mode = MODES[cfg.mode](cfg, full_info, check.present, shas, file_sha256(info_path) if info_path else None)
+    write_manifest(cfg.out, experiment="vbench", run_id=cfg.out.name, command=command_line(),
                    config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
     newest = {r["key"]: r for r in read_records([cfg.out]) if "key" in r}  # the last record of each key
     records, n_units = [], 0

@@ -93,7 +93,7 @@ WEIGHTS: dict[str, tuple[Weight, ...]] = {
     "appearance_style": (_CLIP_B32,),
     "aesthetic_quality": (
         _CLIP_L14,
-        Weight(rel="aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",  # HEAD URL (PR #201)
+        Weight(rel="aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",  # the URL VBench's HEAD reads
                official_sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
                hash_source="sha256 of sa_0_4_vit_l_14_linear.pth in github.com/LAION-AI/aesthetic-predictor at 6d122ad",
                url="https://raw.githubusercontent.com/LAION-AI/aesthetic-predictor/main/sa_0_4_vit_l_14_linear.pth")),
@@ -372,9 +372,9 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, slow_fast: bool = False
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     download(w.url, dest)
                     if w.official_sha256:
-                        from evalkit.vbench.inputs import sha256_file
+                        from evalkit.core.hashing import file_sha256
 
-                        got = sha256_file(dest)
+                        got = file_sha256(dest)
                         if got != w.official_sha256:
                             dest.unlink()
                             raise OSError(f"downloaded file has sha256 {got}, the release has {w.official_sha256}")

@@ -127,9 +127,10 @@ def reference(vb, action: str, tmp: Path, **spec) -> dict | list:
     return json.loads(Path(str(path) + ".out").read_text())
 
 
-def raw(rec: dict, dim: str) -> list:
-    """The record's VBench-format results (``[score, per-unit results, ...]``)."""
-    return json.loads(Path(rec["raw_json"]).read_text())[dim]
+def raw(rec: dict, dim: str, out: Path) -> list:
+    """The record's VBench-format results (``[score, per-unit results, ...]``); ``out`` the run folder (records
+    name their files relative to it)."""
+    return json.loads((out / rec["raw_json"]).read_text())[dim]
 
 
 def per_unit(results: list) -> dict[str, float]:
