@@ -1,34 +1,47 @@
 """The four dimensions whose evaluators cost most on a CPU (human_action: UMT ViT-L/16 on 16 frames; temporal_style
 and overall_consistency: ViCLIP ViT-L/14 on 8 frames; scene: Tag2Text Swin-B at 384 px on 16 frames plus BERT
-decoding), through ``python -m evalkit vbench run`` and compared with VBench's and VBench-Long's own entry points on
-the same files, in custom, standard and long mode (scene is refused by VBench's custom mode). Marked ``vbench`` and
-``vbench_heavy`` (.ci/run runs this module as its own step); the set-up and the checks are those of
-test_vbench_real.py (tests/vbench_fixtures/suite.py). The custom suite's three videos have three lengths and both
-orientations; UMT's fixture classifies only "riding a bike" correctly and Tag2Text's captions name only the "alley"
-scene, so their per-video results differ (checked).
+decoding), through ``python -m evalkit vbench run`` and compared exactly with VBench's and VBench-Long's own entry
+points on the same files, in custom, standard and long mode (scene is refused by VBench's custom mode). Marked
+``vbench`` and ``vbench_heavy`` (.ci/run runs this module as its own step); the set-up and the checks are those of
+test_vbench_real.py (tests/vbench_fixtures/suite.py). Videos: custom and standard suites on the 3.0 s (256 px
+square), 6.5 s (128 x 192) and 12.5 s (192 x 128) videos, scene's prompts on 1.0 s, 2.0 s and 3.0 s ones; long mode
+on the standard suite: 10 s clips for human_action, temporal_style and overall_consistency (1, 1 and 2 clips: the
+12.5 s video is longer than one clip), 2 s clips for scene (1, 1 and 2). UMT's fixture classifies only "riding a
+bike" correctly and Tag2Text's captions name only the "alley" scene, so their per-video results differ (checked).
+
+Not compared here: long mode on a custom suite for these three dimensions (VBench-Long's ``long_custom_input``
+always cuts 2 s clips, and UMT and ViCLIP sample 8-16 frames of every clip: 13 more network passes each, over an hour
+on a 2-core CPU); what differs there is the text (``--long-text``) and the clip file names, which
+test_vbench_runs.py checks with a stand-in worker, and the mean over clips, which test_vbench_real.py compares for
+seven dimensions.
+
+Mutation check: custom mode sending each video's file stem instead of its prompt (modes.Mode.worker_spec) fails
+test_custom_mode_heavy (temporal_style and overall_consistency differ from VBench's custom_input scores given the
+prompts).
 """
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_vbench_real import _same  # noqa: E402
 from vbench_fixtures.suite import (  # noqa: E402
-    build, link_split_clips, per_unit, raw, reference, standard_videos, vbench_run)
+    build, link_split_clips, per_unit, raw, reference, same, standard_videos, vbench_run)
 
 pytestmark = [pytest.mark.vbench, pytest.mark.vbench_heavy]
 CUSTOM = ("human_action", "temporal_style", "overall_consistency")
 STANDARD = CUSTOM + ("scene",)
+GROUPS = ("umt", "tag2text", "viclip")
 
 
 @pytest.fixture(scope="session")
 def vb(tmp_path_factory):
     mp = pytest.MonkeyPatch()
-    yield build(tmp_path_factory, mp)
+    yield build(tmp_path_factory, mp, GROUPS)
     mp.undo()
 
 
@@ -43,8 +56,8 @@ def test_custom_mode_heavy(vb, tmp_path):
                     prompts=json.loads((vb.data / "prompts.json").read_text()))
     for d in CUSTOM:
         assert recs[d]["n_scored"] == 3, d
-        _same(recs[d], ref[d], d)
-    assert per_unit(raw(recs["human_action"], "human_action")[1]) == {
+        same(recs[d], ref[d], d, tmp_path / "run")
+    assert per_unit(raw(recs["human_action"], "human_action", tmp_path / "run")[1]) == {
         "A person is riding a bike-0.mp4": 1.0, "A person is marching-0.mp4": 0.0,
         "A person is roller skating-0.mp4": 0.0}
 
@@ -58,11 +71,13 @@ def test_standard_mode_heavy(vb, tmp_path):
                     full_info=str(vb.data / "full_info.json"), dimensions=list(STANDARD))
     for d in STANDARD:
         assert recs[d]["n_scored"] == len(standard_videos(vb, [d])) >= 3, d
-        _same(recs[d], ref[d], d)
+        same(recs[d], ref[d], d, tmp_path / "std")
+    assert per_unit(raw(recs["scene"], "scene", tmp_path / "std")[1]) == {
+        "alley-0.mp4": 1.0, "amusement park-0.mp4": 0.0, "aquarium-0.mp4": 0.0}
 
 
 def test_long_mode_heavy(vb, tmp_path):
-    """Standard suite: 10 s clips for the three 10 s dimensions (1, 1 and 2 clips), 2 s for scene (2, 4, 7)."""
+    """Standard suite: 10 s clips for the three 10 s dimensions (1, 1 and 2 clips), 2 s for scene (1, 1 and 2)."""
     v = vb.data / "standard"
     recs = vbench_run(vb, tmp_path / "run", "--videos", str(v), "--mode", "long", "--full-info",
                       str(vb.data / "full_info.json"), "--samples-per-prompt", "1", "--name", "hl",
@@ -72,5 +87,26 @@ def test_long_mode_heavy(vb, tmp_path):
     ref = reference(vb, "long_evaluate", tmp_path / "ref", videos_path=str(ref_dir), mode="long_vbench_standard",
                     full_info=str(vb.data / "full_info.json"), dimensions=list(STANDARD), samples=1)
     for d in STANDARD:
-        _same(recs[d], ref[d], d)
-    assert recs["human_action"]["n_clips"] == 1 + 1 + 2 and recs["scene"]["n_clips"] == 2 + 4 + 7
+        same(recs[d], ref[d], d, tmp_path / "run")
+    assert recs["human_action"]["n_clips"] == 1 + 1 + 2 and recs["scene"]["n_clips"] == 1 + 1 + 2
+    assert recs["temporal_style"]["score"] != recs["temporal_style"]["video_mean_score"]
+
+
+def test_a_umt_file_missing_a_key_is_refused(vb, tmp_path, capsys):
+    """VBench loads UMT with strict=False: a file without the classifier head would score with a random head."""
+    import shutil
+
+    from evalkit.cli import main as evalkit_main
+
+    cache = tmp_path / "cache"
+    shutil.copytree(vb.cache / "umt_model", cache / "umt_model")
+    umt = cache / "umt_model" / "l16_ptk710_ftk710_ftk400_f16_res224.pth"
+    drop = ("import sys, torch; sd = torch.load(sys.argv[1], weights_only=True); sd.pop('head.weight'); "
+            "torch.save(sd, sys.argv[1])")
+    subprocess.run([str(vb.env.python), "-c", drop, str(umt)], check=True)
+    assert evalkit_main(["vbench", "run", "--videos", str(vb.data / "custom"), "--mode", "custom", "--prompt-file",
+                         str(vb.data / "prompts.json"), "--name", "bad", "--cache-dir", str(cache), "--out",
+                         str(tmp_path / "run"), "--dimensions", "human_action", "--device", "cpu"]) == 2
+    msg = capsys.readouterr().err
+    assert "human_action" in msg and "head.weight" in msg and "strict=False" in msg
+    assert not list((tmp_path / "run").glob("raw/human_action/shard_*"))        # nothing was scored

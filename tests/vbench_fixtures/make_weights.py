@@ -30,6 +30,7 @@ import time
 
 import torch
 
+RAFT_FLOW_SCALE = 0.13
 GROUPS = ("amt", "raft", "dino", "clip_b32", "clip_l14", "aesthetic", "musiq", "umt", "tag2text", "viclip")
 DINO_URL = "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth"
 HUBCONF = '''"""Test fixture of the DINO torch.hub repository (github.com/facebookresearch/dino, as VBench clones it into
@@ -95,7 +96,13 @@ def raft(cache, hf):
     from vbench.third_party.RAFT.core.raft import RAFT
 
     model = RAFT(EasyDict(small=False, mixed_precision=False, alternate_corr=False))  # vbench/dynamic_degree.py
-    sd = {"module." + k: v for k, v in _sane(model.state_dict()).items()}  # saved from DataParallel
+    sd = _sane(model.state_dict())
+    # the flow head's output scaled so the flow is ~4.4 px on any frame pair (about 33 px unscaled): between
+    # dynamic_degree's thresholds 6 * min(H, W) / 256 for 128 px (3.0) and 256 px (6.0) frames, so the 256 px test
+    # video is static and the 128 px ones move (suite.py)
+    for k in ("update_block.flow_head.conv2.weight", "update_block.flow_head.conv2.bias"):
+        sd[k] = sd[k] * RAFT_FLOW_SCALE
+    sd = {"module." + k: v for k, v in sd.items()}  # saved from DataParallel
     return [_save(sd, f"{cache}/raft_model/models/raft-things.pth")]
 
 
@@ -138,6 +145,8 @@ def clip_l14(cache, hf):
 
 def aesthetic(cache, hf):
     head = torch.nn.Linear(768, 1)  # vbench/aesthetic_quality.py:get_aesthetic_model
+    with torch.no_grad():
+        head.bias.fill_(5.0)        # LAION's 1-10 scale (VBench divides by 10): scores in [0, 1], as the real head's
     return [_save(head.state_dict(), f"{cache}/aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth")]
 
 
@@ -145,7 +154,9 @@ def musiq(cache, hf):
     from pyiqa.archs.musiq_arch import MUSIQ
 
     model = MUSIQ(pretrained=False)  # vbench/imaging_quality.py builds MUSIQ(pretrained_model_path=...): defaults
-    return [_save(_sane(model.state_dict()), f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
+    sd = _sane(model.state_dict())
+    sd["head.bias"] = sd["head.bias"] + 50.0   # SPAQ's 0-100 MOS scale (VBench divides by 100): in [0, 1]
+    return [_save(sd, f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
 
 
 def umt(cache, hf):

@@ -15,6 +15,8 @@ Actions:
   VBench-Long's results JSON (``[final, clip results, per long video]`` per dimension).
 - "split": ``vbench2_beta_long.utils.split_video_into_clips(video, out, duration)`` for each video; returns the
   clip files VBench-Long writes, per video.
+
+``"memo": false`` in the spec runs the networks without the test memo (memo.py) even when it is on.
 """
 import json
 import os
@@ -23,6 +25,11 @@ import sys
 
 def main(path):
     spec = json.load(open(path))
+    if spec.get("memo", True):   # the networks' forward passes memoised by input (memo.py), unless told not to
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import memo
+
+        memo.install()
     os.environ["VBENCH_CACHE_DIR"] = spec.get("cache_dir", "/nonexistent")
     os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
     import torch
