@@ -213,7 +213,7 @@ def main(argv: list[str]) -> int:
         return _weights_table(args.cache_dir)
     from evalkit.vbench import weights
     from evalkit.core.typed import plain_name
-    from evalkit.vbench.runner import RunConfig, run, validate
+    from evalkit.vbench.runner import RunConfig, validate
 
     plain_name("name", args.name)  # it becomes the default run folder's name
     cfg = RunConfig(videos=args.videos, mode=args.mode, dimensions=_dims(args.dimensions), name=args.name,
@@ -225,6 +225,14 @@ def main(argv: list[str]) -> int:
                     slow_fast=args.slow_fast, vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
                     device=args.device)
     validate(cfg)  # arguments, prompts and the videos folder, before the VBench environment or any job
+    from evalkit.vbench.worker_proc import interrupts_raise
+
+    with interrupts_raise():   # SIGTERM as Ctrl-C: workers stopped, finished shards and records kept
+        return _run(args, argv, cfg)
+
+
+def _run(args: argparse.Namespace, argv: list[str], cfg) -> int:
+    from evalkit.vbench.runner import run
     from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import barrier, dist_info, init_process_group
 

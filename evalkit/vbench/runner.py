@@ -20,7 +20,6 @@ import math
 import os
 import shlex
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -34,9 +33,11 @@ from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod
 from evalkit.vbench import slowfast, weightcheck, weights
+from evalkit.vbench.worker_proc import run_worker
 from evalkit.vbench.dimensions import DIMENSIONS
 from evalkit.vbench.inputs import changed, digest, videos_entry
 from evalkit.vbench.modes import LONG_TEXTS, MAY_SKIP, MEAN_OF_VIDEOS, MODES, Mode, Unit
+from evalkit.vbench.prompts import check_clip_names
 
 WORKER_ENV_VAR = "EVALKIT_VBENCH_WORKER"  # test hook: a command replacing "<venv python> _worker.py"
 RUN_PATHS = ("raw_json", "raw_json_inclip", "clip2clip_json")  # record paths, relative to the run folder
@@ -146,7 +147,7 @@ def _call_worker(cmd: list[str], spec: dict, folder: Path, produced: str, what: 
     work.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "output_dir": str(work)}
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
-    proc = subprocess.run(cmd + [str(work / "spec.json")], capture_output=True, text=True)
+    proc = run_worker(cmd + [str(work / "spec.json")])
     (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     out = work / produced
     if proc.returncode != 0 or not out.is_file():
@@ -223,13 +224,24 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     validate(cfg)
     cmd = worker_command(cfg)
     expected, full_info, info_path = expected_videos(cfg)
-    print(f"checking {len(expected)} expected videos in {cfg.videos} (decoding each with PyAV)", flush=True)
-    check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
+    if cfg.mode == "long":
+        check_clip_names(e.filename for e in expected)
+    # one writer per run folder, taken before any video is decoded: a second `vbench run` on it refuses at once
+    # (torchrun ranks / launcher jobs lock their own)
+    found = comp.presence(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)   # names only: no decode
     sf_dims = slow_fast_dims(cfg)
     weights.adopt_native(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
     weights.require(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
-    # one writer per run folder: a second `vbench run` on it refuses (torchrun ranks / launcher jobs lock their own)
-    with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None):
+    new_folder = not cfg.out.exists()
+    with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None) as lock:
+        try:
+            print(f"checking {len(found.present)} videos in {cfg.videos} (decoding each with PyAV)", flush=True)
+            check = comp.decode_all(cfg.videos, found)
+        except EvalkitError:
+            if new_folder and [p.name for p in cfg.out.iterdir()] == [lock.path.name]:
+                lock.path.unlink()          # a refused run leaves no empty run folder behind
+                cfg.out.rmdir()
+            raise
         return _run_locked(cfg, cmd, check, full_info, info_path, rank=rank, world_size=world_size, merge=merge)
 
 

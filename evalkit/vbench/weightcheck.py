@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from evalkit.core.errors import EvalkitError
 from evalkit.vbench import weights as W
 from evalkit.vbench.inputs import digest, file_entry, tree_entry
+from evalkit.vbench.worker_proc import run_worker
 
 CHECK_VERSION = 1  # bump when the worker's check changes (invalidates the remembered results)
 
@@ -92,7 +92,7 @@ def _run_check(dims: list[str], cache_dir: Path, worker: list[str], work: Path) 
     spec.write_text(json.dumps({"action": "check_weights", "dimensions": dims, "cache_dir": str(cache_dir),
                                 "output_dir": str(work)}, indent=1))
     print(f"checking the evaluator weights of {', '.join(dims)} against the networks VBench builds", flush=True)
-    proc = subprocess.run(worker + [str(spec)], capture_output=True, text=True)
+    proc = run_worker(worker + [str(spec)])
     (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     out = work / "check.json"
     if proc.returncode != 0 or not out.is_file():
