@@ -73,6 +73,12 @@ def test_custom_mode(vb, tmp_path):
     for d in CUSTOM:
         assert one[d]["n_scored"] == 3, d
         same(one[d], ref[d], d, tmp_path / "one")
+    # CLIP ViT-L/14 is a 1-layer fixture: the weight check says so in the record (the table: UNOFFICIAL by sha256)
+    (why,) = one["aesthetic_quality"]["weights_differs_from_release"]
+    assert "differs from release" in why and "layers 1 (release 24)" in why, why
+    assert one["aesthetic_quality"]["weights_official"] is False
+    assert one["aesthetic_quality"]["weights_label"] == "UNOFFICIAL WEIGHTS"
+    assert one["background_consistency"]["weights_differs_from_release"] == []      # ViT-B/32 at its released size
     # the RAFT fixture: the 256 px video is static, the 128 px ones move (suite.py)
     assert per_unit(raw(one["dynamic_degree"], "dynamic_degree", tmp_path / "one")[1]) == {
         "A person is riding a bike-0.mp4": 0.0, "A person is marching-0.mp4": 1.0,
