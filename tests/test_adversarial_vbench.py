@@ -26,7 +26,6 @@ from evalkit.core.errors import FieldError
 from evalkit.core.records import read_records
 from evalkit.core.runs import LockedError, WriterLock
 from evalkit.vbench import completeness as comp
-from evalkit.vbench import long as longmod
 from evalkit.vbench import prompts as vprompts
 from evalkit.vbench.runner import RunConfig, run
 
@@ -218,7 +217,7 @@ def test_a_second_writer_is_refused_before_any_video_is_decoded(tmp_path, monkey
     for i in range(3):
         (v / f"a cat-{i}.mp4").write_bytes(os.urandom(4096))
     decoded = []
-    monkeypatch.setattr(longmod, "probe", lambda *a, **k: decoded.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(comp, "probe", lambda *a, **k: decoded.append(a) or (_ for _ in ()).throw(AssertionError))
     cfg = RunConfig(videos=v, mode="custom", dimensions=(TF,), name="m", out=tmp_path / "run", worker_cmd=FAKE,
                     prompt_file=None, cache_dir=tmp_path / "cache")
     with WriterLock(tmp_path / "run", what="the first writer"):
@@ -234,8 +233,9 @@ def test_a_second_writer_is_refused_before_any_video_is_decoded(tmp_path, monkey
 SLOW = '''import os, runpy, sys, time
 spec = __import__("json").load(open(sys.argv[1]))
 if spec.get("action") == "evaluate":
+    later = bool(os.listdir(os.environ["SLOW_PIDS"]))      # not the run's first shard
     open(os.path.join(os.environ["SLOW_PIDS"], str(os.getpid())), "w").close()
-    time.sleep(float(os.environ.get("SLOW_S", "2")))
+    time.sleep(float(os.environ.get("SLOW_LATER_S" if later else "SLOW_S", "0.5")))
 sys.argv = [sys.argv[0]] + sys.argv[1:]
 runpy.run_path(os.environ["FAKE_WORKER"], run_name="__main__")
 '''
@@ -250,12 +250,12 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "State:\tZ" in status.read_text())
 
 
-def _cli(tmp_path: Path, out: Path, pids: Path) -> subprocess.Popen:
+def _cli(tmp_path: Path, out: Path, pids: Path, later_s: float = 0.5) -> subprocess.Popen:
     slow = tmp_path / "slow_worker.py"
     slow.write_text(SLOW)
     pids.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "EVALKIT_VBENCH_WORKER": f"{sys.executable} {slow}", "SLOW_PIDS": str(pids),
-           "FAKE_WORKER": str(FIX / "fake_worker.py"), "PYTHONPATH": str(REPO)}
+           "FAKE_WORKER": str(FIX / "fake_worker.py"), "PYTHONPATH": str(REPO), "SLOW_LATER_S": str(later_s)}
     return subprocess.Popen([sys.executable, "-m", "evalkit", "vbench", "run", "--videos", str(tmp_path / "videos"),
                              "--mode", "custom", "--prompt-file", str(tmp_path / "p.txt"), "--name", "m",
                              "--dimensions", TF, "--samples-per-prompt", "2", "--shard-size", "1",
@@ -274,7 +274,7 @@ def test_a_signal_mid_run_resumes_to_the_uninterrupted_records(tmp_path, sig):
     (tmp_path / "p.txt").write_text("a cat\na dog\n")
     ref = _cli(tmp_path, tmp_path / "a" / "run", tmp_path / "pids-ref")
     assert ref.wait(timeout=300) == 0, ref.stderr.read()
-    first = _cli(tmp_path, tmp_path / "b" / "run", tmp_path / "pids")
+    first = _cli(tmp_path, tmp_path / "b" / "run", tmp_path / "pids", later_s=120)    # shard 2 hangs
     shards = tmp_path / "b" / "run" / "raw" / TF
     deadline = time.time() + 120
     while not list(shards.glob("shard_*/eval_results.json")) and time.time() < deadline:
@@ -286,7 +286,7 @@ def test_a_signal_mid_run_resumes_to_the_uninterrupted_records(tmp_path, sig):
     err = first.stderr.read()
     assert rc == 130 and "interrupted" in err and "Traceback" not in err, (rc, err)
     for pid in (int(p.name) for p in (tmp_path / "pids").iterdir()):
-        deadline = time.time() + 10
+        deadline = time.time() + 8     # the worker gets 5 s after SIGTERM, then SIGKILL
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.1)
         assert not _alive(pid), f"worker {pid} still running after the run was interrupted"
