@@ -8,6 +8,17 @@ prompt files with invalid UTF-8, a byte-order mark, duplicate prompts (as ``gene
 collide under VBench's file-name rules (map keys naming one file, Unicode normal forms, VBench-Long's clip names,
 the 255-byte limit), 20,000 prompt lines; a second writer refused before any decode; a 1-frame video; SIGTERM and
 SIGINT during a run (the rerun resumes and its records equal an uninterrupted run's; the worker is gone).
+
+Mutation checks (each bug put into the code by hand, these tests run, the bug removed):
+- videos decoded before the writer lock is taken (runner.run, the old order): the second-writer test fails (a
+  VideoError for the garbage videos instead of LockedError);
+- workers started without their own stop (worker_proc.run_worker: no group kill on interrupt, no parent-death
+  signal): both signal tests fail ("worker ... still running after the run was interrupted"); either one alone
+  is enough to pass;
+- the duplicate check removed (prompts._unique): the three duplicate cases, the JSON list case and the
+  20,000-line case fail;
+- the 1-frame rule removed (completeness.decode_all): the 1-frame test fails;
+- the byte-order mark kept (prompts._text): the BOM test fails.
 """
 from __future__ import annotations
 
