@@ -176,6 +176,9 @@ def test_names_colliding_under_vbench_file_name_rules(tmp_path):
     err = _refused(tmp_path, _cfg(tmp_path, pj, mode="long"), FieldError,
                    r"collide with VBench-Long's clip names.*'x-0_001.mp4' is clip 001 of 'x-0.mp4'")
     assert err.field == "videos"
+    pj.write_text(json.dumps({"x-0.mp4": "x", "x.mp4 later-0.mp4": "x.mp4 later"}))
+    (v / "x.mp4 later-0.mp4").write_bytes((v / "x-0.mp4").read_bytes())
+    _refused(tmp_path, _cfg(tmp_path, pj, mode="long"), FieldError, r"up to the first '.mp4'.*'x.mp4 later-0.mp4'")
     # the 255-byte file-name limit: '{prompt}-{i}_000.mp4' must fit
     pf = tmp_path / "long.txt"
     pf.write_text("x\n" + "é" * 123 + "\n", encoding="utf-8")              # 246 bytes

@@ -17,7 +17,8 @@ is checked here, in one pass (linear in its size), before any video is opened:
   (``a.mp4``, ``./a.mp4``), prompts that are the same text in another Unicode normal form (one file on macOS
   file systems, two different-looking identical prompts elsewhere), and, in long mode, a video whose stem is
   another's clip name (``x-0_001.mp4`` next to ``x-0.mp4``: VBench-Long's clip ``x-0_001.mp4`` and the video would
-  share one name in a shard's folder).
+  share one name in a shard's folder), or one whose name holds ``.mp4`` before its end (VBench-Long cuts the name
+  there: ``x.mp4 a-0.mp4`` and ``x.mp4 b-0.mp4`` would share the clip folder ``x``).
 """
 from __future__ import annotations
 
@@ -155,6 +156,12 @@ def check_clip_names(filenames: Iterable[str]) -> None:
         raise FieldError("videos", f"long mode cuts clips named '{{video stem}}{CLIP_SUFFIX}.mp4' (VBench-Long's "
                                    f"split_video_into_clips); these video names leave no room under the {NAME_MAX}-"
                                    f"byte file-name limit: {', '.join(repr(n[:60]) for n in long_names[:5])}")
+    cut = [n for n in names if ".mp4" in n[:-len(".mp4")]]
+    if cut:
+        raise FieldError("videos", "VBench-Long names a video's clip folder after its name up to the first '.mp4' "
+                                   "(split_video_into_clips: basename.split('.mp4')[0]), so these would be cut short "
+                                   f"and may share one folder: {', '.join(repr(n[:80]) for n in cut[:10])}; remove "
+                                   "'.mp4' from their prompts")
     clash = []
     for n in names:
         m = _CLIP.match(Path(n).stem)
