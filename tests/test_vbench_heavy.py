@@ -9,11 +9,10 @@ on the standard suite: 10 s clips for human_action, temporal_style and overall_c
 12.5 s video is longer than one clip), 2 s clips for scene (1, 1 and 2). UMT's fixture classifies only "riding a
 bike" correctly and Tag2Text's captions name only the "alley" scene, so their per-video results differ (checked).
 
-Not compared here: long mode on a custom suite for these three dimensions (VBench-Long's ``long_custom_input``
-always cuts 2 s clips, and UMT and ViCLIP sample 8-16 frames of every clip: 13 more network passes each, over an hour
-on a 2-core CPU); what differs there is the text (``--long-text``) and the clip file names, which
-test_vbench_runs.py checks with a stand-in worker, and the mean over clips, which test_vbench_real.py compares for
-seven dimensions.
+Long mode on a custom suite (human_action, temporal_style, overall_consistency): VBench-Long's
+``long_custom_input`` always cuts 2 s clips and UMT and ViCLIP sample 8-16 frames of every clip, so this suite is the
+short videos ``T`` (1.0 s, 96 x 64), ``U`` (2.0 s, 64 x 96) and ``S`` (3.0 s, 256 px square): 1, 1 and 2 clips, 4
+network passes per network instead of 13 on the custom suite of the other modes.
 
 Mutation check: custom mode sending each video's file stem instead of its prompt (modes.Mode.worker_spec) fails
 test_custom_mode_heavy (temporal_style and overall_consistency differ from VBench's custom_input scores given the
@@ -30,7 +29,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from vbench_fixtures.suite import (  # noqa: E402
-    build, link_split_clips, per_unit, raw, reference, same, standard_videos, vbench_run)
+    build, check_clips, link_split_clips, per_unit, raw, reference, same, standard_videos, vbench_run)
 
 pytestmark = [pytest.mark.vbench, pytest.mark.vbench_heavy]
 CUSTOM = ("human_action", "temporal_style", "overall_consistency")
@@ -90,6 +89,25 @@ def test_long_mode_heavy(vb, tmp_path):
         same(recs[d], ref[d], d, tmp_path / "run")
     assert recs["human_action"]["n_clips"] == 1 + 1 + 2 and recs["scene"]["n_clips"] == 1 + 1 + 2
     assert recs["temporal_style"]["score"] != recs["temporal_style"]["video_mean_score"]
+
+
+def test_long_mode_custom_heavy(vb, tmp_path):
+    """Custom suite in long mode: VBench-Long's long_custom_input cuts 2 s clips (T, U, S: 1, 1 and 2 clips) and
+    compares temporal_style / overall_consistency with the clip folder's name ``{prompt}-{i}``, which is evalkit's
+    ``--long-text folder-name``."""
+    v = vb.data / "custom_long"
+    recs = vbench_run(vb, tmp_path / "run", "--videos", str(v), "--mode", "long", "--prompt-file",
+                      str(vb.data / "prompts.json"), "--name", "hlc", "--long-text", "folder-name",
+                      "--dimensions", *CUSTOM)
+    videos = sorted(v.glob("*.mp4"))
+    assert check_clips(vb, tmp_path / "run", videos, {str(p): 2.0 for p in videos}, tmp_path / "split") == {1, 2}
+    ref_dir = link_split_clips(tmp_path / "run", videos, tmp_path / "vbench-long")
+    ref = reference(vb, "long_evaluate", tmp_path / "ref", videos_path=str(ref_dir), mode="long_custom_input",
+                    full_info=str(vb.data / "full_info.json"), dimensions=list(CUSTOM))
+    for d in CUSTOM:
+        assert recs[d]["n_clips"] == 1 + 1 + 2, d
+        same(recs[d], ref[d], d, tmp_path / "run")
+    assert recs["temporal_style"]["long_text"] == recs["overall_consistency"]["long_text"] == "folder-name"
 
 
 def test_a_umt_file_missing_a_key_is_refused(vb, tmp_path, capsys):

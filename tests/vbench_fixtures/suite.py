@@ -12,8 +12,8 @@ name   length   frames   H x W        2 s clips        10 s clips       used by
 ``S``  3.0 s    6        256 x 256    2 (last padded)  1 (``_full``)    every suite
 ``M``  6.5 s    13       128 x 192    4 (last padded)  1 (``_full``)    every suite but scene's
 ``L``  12.5 s   25       192 x 128    7 (last padded)  2 (last padded)  every suite but scene's
-``T``  1.0 s    2        96 x 64      1 (``_full``)    1 (``_full``)    scene's suite (scene, background)
-``U``  2.0 s    4        64 x 96      1 (``_000``)     1 (``_full``)    scene's suite
+``T``  1.0 s    2        96 x 64      1 (``_full``)    1 (``_full``)    scene's suite, heavy long custom suite
+``U``  2.0 s    4        64 x 96      1 (``_000``)     1 (``_full``)    scene's suite, heavy long custom suite
 =====  =======  =======  ===========  ===============  ===============  ====================================
 
 ``S`` is 256 px square because VBench's dynamic_degree threshold is ``6 * min(H, W) / 256`` px of flow: the RAFT
@@ -54,6 +54,7 @@ VIDEOS = {"S": (6, 256, 256, 2, 0, 1), "M": (13, 128, 192, 3, 6, 2), "L": (25, 1
 BIKE = "A person is riding a bike"                      # human_action label "riding a bike" (UMT fixture: correct)
 CUSTOM_PROMPTS = (BIKE, "A person is marching", "A person is roller skating")
 CUSTOM_VIDEOS = ("S", "M", "L")
+CUSTOM_LONG_VIDEOS = ("T", "U", "S")    # long custom suite of the heavy dimensions: 1, 1 and 2 clips of 2 s
 # three prompts of each exercised prompt suite of VBench_full_info.json (0.1.5), in the suite's order, and the
 # dimensions their entries list
 STANDARD_SUITES = {
@@ -112,6 +113,8 @@ def build(tmp_path_factory, mp, groups: tuple[str, ...]) -> SimpleNamespace:
     (data / "clip_length_mix.yaml").write_text("".join(f"{k}: {v}\n" for k, v in CLIP_LENGTH_MIX.items()))
     for p, v in zip(CUSTOM_PROMPTS, CUSTOM_VIDEOS):
         write_mp4(data / "custom" / f"{p}-0.mp4", frames(v), fps=FPS)
+    for p, v in zip(CUSTOM_PROMPTS, CUSTOM_LONG_VIDEOS):      # the heavy group's long custom suite
+        write_mp4(data / "custom_long" / f"{p}-0.mp4", frames(v), fps=FPS)
     (data / "prompts.json").write_text(json.dumps({f"{p}-0.mp4": p for p in CUSTOM_PROMPTS}))
     for suite, prompts in STANDARD_SUITES.items():
         for p, v in zip(prompts, SUITE_VIDEOS.get(suite, CUSTOM_VIDEOS)):
