@@ -165,7 +165,20 @@ def same(rec: dict, ref: list, dim: str, out: Path) -> None:
     results differ across units (a fixture that gives every unit one score cannot tell right from wrong)."""
     mine = raw(rec, dim, out)
     assert rec["status"] == "ok" and rec["vbench_version"] == "0.1.5", dim
-    assert rec["score"] == ref[0], (dim, rec["score"], ref[0])
+    if rec["score"] != ref[0]:
+        # long mode only: VBench-Long's reorganize_clips_results sums the clip results in the order its full-info
+        # list holds them (os.listdir order of split_clip/), evalkit in its own clip order; the same numbers summed
+        # in another order differ in the last bits. Each side's score is exactly its own mean of its own clip
+        # results, the clip results are equal (checked below), and the two scores differ by at most the rounding
+        # bound of a sum of n terms, 2 (n - 1) eps sum|x| / n.
+        scale = 100.0 if dim == "imaging_quality" else 1.0
+        theirs = [float(x["video_results"]) for x in ref[1] if "video_path" in x]
+        ours = [float(x["video_results"]) for x in mine[1] if "video_path" in x]
+        n = len(theirs)
+        assert rec["mode"] == "long" and n == len(ours) > 1, (dim, rec["score"], ref[0])
+        assert ref[0] == sum(theirs) / n / scale and rec["score"] == sum(ours) / n / scale, dim
+        bound = 2 * (n - 1) * 2.0 ** -52 * sum(abs(x) for x in theirs) / n / scale
+        assert abs(rec["score"] - ref[0]) <= bound, (dim, rec["score"], ref[0], bound)
     # VBench-Long's subject/background lists name each clip's row after its long video: compare the values
     assert sorted(per_unit(mine[1]).values()) == sorted(float(x["video_results"]) for x in ref[1]), dim
     if len(per_unit(ref[1])) == len(ref[1]):
