@@ -27,10 +27,12 @@ background_consistency in a reference run without the memo and finds the same nu
 
 Mutation checks (each bug put into the code by hand, the tests run, the bug removed):
 - long mode does not pad the last clip back (long.plan_clips: the remainder clip starts where the last full clip
-  ends): test_long_mode_custom_suite and test_long_mode_standard_suite fail in check_clips (``M``'s clip 003 holds
-  source frames 12 only, VBench-Long's 9-12);
+  ends): test_long_mode_custom_suite fails (run on this suite: ``M``'s last 2 s clip holds its one remaining frame,
+  and VBench's motion_smoothness stops on it, AMT's "The number of input should be more than one", so the evalkit
+  run exits 1; for the other dimensions check_clips compares that clip's frames with VBench-Long's, frames 9-12);
 - long mode averages per-video means instead of the mean over clips (modes.LongMode.merge):
-  test_long_mode_custom_suite and test_long_mode_standard_suite fail (score != VBenchLong.evaluate's);
+  test_long_mode_custom_suite fails in suite.same (run: temporal_flickering 0.763522264069202 vs
+  VBenchLong.evaluate's 0.7653358977304864, dynamic_degree 0.6667 vs 0.8462; every dimension differs);
 - custom mode sends each video's file stem instead of its prompt (modes.Mode.worker_spec): no test here reads the
   text; test_vbench_heavy.py::test_custom_mode_heavy fails (temporal_style and overall_consistency).
 The figures of the last check are in the module docstring of test_vbench_heavy.py.
