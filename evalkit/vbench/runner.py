@@ -1,12 +1,13 @@
 """Run the real VBench package on a folder of videos, one subprocess per (dimension, shard) (paper Tables 1, 3, 4
 use VBench scores; modes.py has what differs between standard, custom and long mode).
 
-Steps, all checks before any scoring: (1) arguments, the output name, the prompt file and the videos folder;
-(2) the VBench environment; (3) the expected videos (the standard suite's full-info JSON, or the user's prompts),
-each present one decoded and hashed; (4) the evaluator weights: present, hashed, checked against the networks
-VBench builds (weightcheck.py); (5) per dimension, per shard: symlink the shard's files into a clean folder, run
+Steps, all checks before any scoring: (1) arguments, the output name, the prompt file (prompts.py) and the
+videos folder; (2) the VBench environment; (3) the expected videos (the standard suite's full-info JSON, or the
+user's prompts) by name, and the weight files present; (4) the run folder's writer lock, before any video is
+opened; (5) each present video decoded and hashed, the evaluator weights hashed and checked against the networks
+VBench builds (weightcheck.py); (6) per dimension, per shard: symlink the shard's files into a clean folder, run
 ``_worker.py`` in the VBench venv, check its exit code, keep VBench's results JSON verbatim under
-``raw/{dim}/shard_NNNN-{content digest}/``; (6) merge the shards, write one record per (video set, dimension).
+``raw/{dim}/shard_NNNN-{content digest}/`` (workers: worker_proc.py); (7) merge the shards, write one record per (video set, dimension).
 
 Resume is keyed by content (inputs.py): a dimension whose newest record has the same ``inputs_sha256`` (the videos'
 size + sha256, the weight files' sha256, the score-changing settings) is skipped; any change re-scores it. A
@@ -33,11 +34,11 @@ from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod
 from evalkit.vbench import slowfast, weightcheck, weights
-from evalkit.vbench.worker_proc import run_worker
 from evalkit.vbench.dimensions import DIMENSIONS
 from evalkit.vbench.inputs import changed, digest, videos_entry
 from evalkit.vbench.modes import LONG_TEXTS, MAY_SKIP, MEAN_OF_VIDEOS, MODES, Mode, Unit
 from evalkit.vbench.prompts import check_clip_names
+from evalkit.vbench.worker_proc import run_worker
 
 WORKER_ENV_VAR = "EVALKIT_VBENCH_WORKER"  # test hook: a command replacing "<venv python> _worker.py"
 RUN_PATHS = ("raw_json", "raw_json_inclip", "clip2clip_json")  # record paths, relative to the run folder
