@@ -14,9 +14,10 @@ Long mode on a custom suite (human_action, temporal_style, overall_consistency):
 short videos ``T`` (1.0 s, 96 x 64), ``U`` (2.0 s, 64 x 96) and ``S`` (3.0 s, 256 px square): 1, 1 and 2 clips, 4
 network passes per network instead of 13 on the custom suite of the other modes.
 
-Mutation check: custom mode sending each video's file stem instead of its prompt (modes.Mode.worker_spec) fails
-test_custom_mode_heavy (temporal_style and overall_consistency differ from VBench's custom_input scores given the
-prompts).
+Mutation check (run: the bug put into the code, the test run, the bug removed): custom mode sending each video's
+file stem instead of its prompt (modes.Mode.worker_spec) fails test_custom_mode_heavy: temporal_style
+-0.03968389332294464 vs VBench's custom_input score -0.033394538486997284 given the prompts (overall_consistency
+the same pair); human_action, which reads its label from the file name, is unchanged (0.3333...).
 """
 from __future__ import annotations
 
