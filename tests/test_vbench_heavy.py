@@ -1,18 +1,13 @@
 """The four dimensions whose evaluators cost most on a CPU (human_action: UMT ViT-L/16 on 16 frames; temporal_style
 and overall_consistency: ViCLIP ViT-L/14 on 8 frames; scene: Tag2Text Swin-B at 384 px on 16 frames plus BERT
 decoding), through ``python -m evalkit vbench run`` and compared exactly with VBench's and VBench-Long's own entry
-points on the same files, in custom, standard and long mode (scene is refused by VBench's custom mode). Marked
-``vbench`` and ``vbench_heavy`` (.ci/run runs this module as its own step); the set-up and the checks are those of
-test_vbench_real.py (tests/vbench_fixtures/suite.py). Videos: custom and standard suites on the 3.0 s (256 px
-square), 6.5 s (128 x 192) and 12.5 s (192 x 128) videos, scene's prompts on 1.0 s, 2.0 s and 3.0 s ones; long mode
-on the standard suite: 10 s clips for human_action, temporal_style and overall_consistency (1, 1 and 2 clips: the
-12.5 s video is longer than one clip), 2 s clips for scene (1, 1 and 2). UMT's fixture classifies only "riding a
-bike" correctly and Tag2Text's captions name only the "alley" scene, so their per-video results differ (checked).
-
-Long mode on a custom suite (human_action, temporal_style, overall_consistency): VBench-Long's
-``long_custom_input`` always cuts 2 s clips and UMT and ViCLIP sample 8-16 frames of every clip, so this suite is the
-short videos ``T`` (1.0 s, 96 x 64), ``U`` (2.0 s, 64 x 96) and ``S`` (3.0 s, 256 px square): 1, 1 and 2 clips, 4
-network passes per network instead of 13 on the custom suite of the other modes.
+points on the same files, in custom and standard mode (scene is refused by VBench's custom mode); long mode is in
+test_vbench_heavy_long.py. Marked ``vbench`` and ``vbench_heavy`` (.ci/run runs ``-m "vbench_heavy and not
+vbench_heavy_long"`` as its own step); the set-up and the checks are those of test_vbench_real.py
+(tests/vbench_fixtures/suite.py). Videos: custom and standard suites on the 3.0 s (256 px square), 6.5 s
+(128 x 192) and 12.5 s (192 x 128) videos, scene's prompts on 1.0 s (96 x 64), 2.0 s (64 x 96) and 3.0 s ones.
+UMT's fixture classifies only "riding a bike" correctly and Tag2Text's captions name only the "alley" scene, so
+their per-video results differ (checked).
 
 Mutation check (run: the bug put into the code, the test run, the bug removed): custom mode sending each video's
 file stem instead of its prompt (modes.Mode.worker_spec) fails test_custom_mode_heavy: temporal_style
@@ -30,7 +25,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from vbench_fixtures.suite import (  # noqa: E402
-    build, check_clips, link_split_clips, per_unit, raw, reference, same, standard_videos, vbench_run)
+    build, per_unit, raw, reference, same, standard_videos, vbench_run)
 
 pytestmark = [pytest.mark.vbench, pytest.mark.vbench_heavy]
 CUSTOM = ("human_action", "temporal_style", "overall_consistency")
@@ -74,41 +69,6 @@ def test_standard_mode_heavy(vb, tmp_path):
         same(recs[d], ref[d], d, tmp_path / "std")
     assert per_unit(raw(recs["scene"], "scene", tmp_path / "std")[1]) == {
         "alley-0.mp4": 1.0, "amusement park-0.mp4": 0.0, "aquarium-0.mp4": 0.0}
-
-
-def test_long_mode_heavy(vb, tmp_path):
-    """Standard suite: 10 s clips for the three 10 s dimensions (1, 1 and 2 clips), 2 s for scene (1, 1 and 2)."""
-    v = vb.data / "standard"
-    recs = vbench_run(vb, tmp_path / "run", "--videos", str(v), "--mode", "long", "--full-info",
-                      str(vb.data / "full_info.json"), "--samples-per-prompt", "1", "--name", "hl",
-                      "--dimensions", *STANDARD)
-    videos = standard_videos(vb, STANDARD)
-    ref_dir = link_split_clips(tmp_path / "run", videos, tmp_path / "vbench-long")
-    ref = reference(vb, "long_evaluate", tmp_path / "ref", videos_path=str(ref_dir), mode="long_vbench_standard",
-                    full_info=str(vb.data / "full_info.json"), dimensions=list(STANDARD), samples=1)
-    for d in STANDARD:
-        same(recs[d], ref[d], d, tmp_path / "run")
-    assert recs["human_action"]["n_clips"] == 1 + 1 + 2 and recs["scene"]["n_clips"] == 1 + 1 + 2
-    assert recs["temporal_style"]["score"] != recs["temporal_style"]["video_mean_score"]
-
-
-def test_long_mode_custom_heavy(vb, tmp_path):
-    """Custom suite in long mode: VBench-Long's long_custom_input cuts 2 s clips (T, U, S: 1, 1 and 2 clips) and
-    compares temporal_style / overall_consistency with the clip folder's name ``{prompt}-{i}``, which is evalkit's
-    ``--long-text folder-name``."""
-    v = vb.data / "custom_long"
-    recs = vbench_run(vb, tmp_path / "run", "--videos", str(v), "--mode", "long", "--prompt-file",
-                      str(vb.data / "prompts.json"), "--name", "hlc", "--long-text", "folder-name",
-                      "--dimensions", *CUSTOM)
-    videos = sorted(v.glob("*.mp4"))
-    assert check_clips(vb, tmp_path / "run", videos, {str(p): 2.0 for p in videos}, tmp_path / "split") == {1, 2}
-    ref_dir = link_split_clips(tmp_path / "run", videos, tmp_path / "vbench-long")
-    ref = reference(vb, "long_evaluate", tmp_path / "ref", videos_path=str(ref_dir), mode="long_custom_input",
-                    full_info=str(vb.data / "full_info.json"), dimensions=list(CUSTOM))
-    for d in CUSTOM:
-        assert recs[d]["n_clips"] == 1 + 1 + 2, d
-        same(recs[d], ref[d], d, tmp_path / "run")
-    assert recs["temporal_style"]["long_text"] == recs["overall_consistency"]["long_text"] == "folder-name"
 
 
 def test_a_umt_file_missing_a_key_is_refused(vb, tmp_path, capsys):
