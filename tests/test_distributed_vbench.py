@@ -42,7 +42,8 @@ def suite(tmp_path, monkeypatch):
 def _argv(suite: Path, out: str) -> list[str]:
     return ["vbench", "run", "--videos", str(suite / "videos"), "--mode", "custom", "--dimensions", *DIMS,
             "--name", "m", "--prompt-file", str(suite / "prompts.txt"), "--samples-per-prompt", "3",
-            "--shard-size", "1", "--cache-dir", str(suite / "cache"), "--out", str(suite / out)]
+            "--shard-size", "1", "--cache-dir", str(suite / "cache"), "--out", str(suite / out),
+            "--allow-unofficial-weights"]   # a placeholder MUSIQ file
 
 
 def _calls(log: Path) -> list[tuple]:
@@ -57,7 +58,7 @@ def _records(run_dir: Path) -> list[dict]:
 def _single(suite: Path) -> list[dict]:
     cfg = RunConfig(videos=suite / "videos", mode="custom", dimensions=DIMS, name="m", out=suite / "one",
                     prompt_file=suite / "prompts.txt", samples_per_prompt=3, shard_size=1,
-                    cache_dir=suite / "cache", worker_cmd=tuple(FAKE.split()))
+                    cache_dir=suite / "cache", worker_cmd=tuple(FAKE.split()), allow_unofficial_weights=True)
     run(cfg)
     return _records(suite / "one")
 

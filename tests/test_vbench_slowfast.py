@@ -134,9 +134,9 @@ def test_slow_fast_record_fusion_and_resume(tmp_path, monkeypatch):
     monkeypatch.delenv("FAKE_WORKER_FAIL")
     rec = run(cfg)[0]
     assert [c["action"] for c in calls()] == ["evaluate", "clip2clip", "clip2clip"]  # in-clip shard kept
-    c2c = json.loads(Path(rec["clip2clip_json"]).read_text())
+    c2c = json.loads((cfg.out / rec["clip2clip_json"]).read_text())
     assert list(c2c["frames"].values()) == [3] and c2c["extractor"] == "dinov2"
-    clips = json.loads(Path(rec["raw_json_inclip"]).read_text())["subject_consistency"][1]
+    clips = json.loads((cfg.out / rec["raw_json_inclip"]).read_text())["subject_consistency"][1]
     per = {}
     for c in clips:
         per.setdefault(Path(c["video_path"]).name.rsplit("_", 1)[0], []).append(c["video_results"])
@@ -146,7 +146,7 @@ def test_slow_fast_record_fusion_and_resume(tmp_path, monkeypatch):
     assert rec["slow_fast"] is True and (rec["w_inclip"], rec["w_clip2clip"]) == (0.5, 0.5)
     assert rec["inclip_score"] == pytest.approx(sum(c["video_results"] for c in clips) / 4, abs=1e-15)
     assert rec["score"] == pytest.approx(sum(fused) / 4, abs=1e-12)
-    rows = json.loads(Path(rec["raw_json"]).read_text())["subject_consistency"][2]
+    rows = json.loads((cfg.out / rec["raw_json"]).read_text())["subject_consistency"][2]
     assert [r["video_path"] for r in rows] == ["a boat-0.mp4"] * 3 + ["a boat-1.mp4"]
     assert rows[0]["clip2clip_score"] == raw and rows[0]["mapped_clip2clip_score"] == pytest.approx(mapped)
     assert rows[3]["video_results"] == rows[3]["inclip_score"]  # single clip

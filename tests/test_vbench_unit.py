@@ -48,7 +48,7 @@ def test_clip_seconds_rules():
     assert longmod.clip_seconds("temporal_flickering", "custom") == 2.0
     assert longmod.clip_seconds("overall_consistency", "custom") == 2.0  # long_custom_input: always 2 s
     assert longmod.clip_seconds("human_action") == 10.0
-    # standard suite: the prompt's longest clip over its full-info dimensions (#186)
+    # standard suite: the prompt's longest clip over its full-info dimensions (get_duration_from_json)
     assert longmod.clip_seconds("aesthetic_quality", "standard", ("overall_consistency", "aesthetic_quality")) == 10.0
 
 
@@ -134,7 +134,7 @@ def test_offline_weights_error_lists_files_and_destinations(tmp_path):
         weights.require(["temporal_flickering", "subject_consistency", "aesthetic_quality"], tmp_path)
     msg = str(err.value)
     assert "temporal_flickering" not in msg.split("Fetch")[0]
-    # the DINO weights are read from the torch hub dir's checkpoints/ (issue 11, bug 3), not the name VBench tests
+    # the DINO weights are read from the torch hub dir's checkpoints/, not the name VBench tests
     assert str(tmp_path / "dino_model" / "checkpoints" / "dino_vitbase16_pretrain.pth") in msg
     assert str(tmp_path / "clip_model" / "ViT-L-14.pt") in msg and "sa_0_4_vit_l_14_linear.pth" in msg
     assert "python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality" in msg
@@ -182,7 +182,8 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_WORKER_LOG", str(log))
     cfg = RunConfig(videos=videos, mode="custom", dimensions=("temporal_flickering", "imaging_quality"),
                     name="lingen", out=tmp_path / "run", prompt_file=tmp_path / "prompts.txt",
-                    samples_per_prompt=3, shard_size=1, cache_dir=tmp_path / "cache", worker_cmd=FAKE)
+                    samples_per_prompt=3, shard_size=1, cache_dir=tmp_path / "cache", worker_cmd=FAKE,
+                    allow_unofficial_weights=True)   # a placeholder MUSIQ file: not the released one
     (tmp_path / "cache" / "pyiqa_model").mkdir(parents=True)
     (tmp_path / "cache" / "pyiqa_model" / "musiq_spaq_ckpt-358bb6af.pth").write_bytes(b"w")
     monkeypatch.setenv("FAKE_WORKER_FAIL", "temporal_flickering/shard_0001-")
@@ -191,6 +192,7 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     assert "exit 3" in str(err.value) and "CUDA out of memory (simulated)" in str(err.value)
     assert len(_calls(log)) == 2 and not (cfg.out / "results.jsonl").exists()
     monkeypatch.delenv("FAKE_WORKER_FAIL")
+    monkeypatch.setattr(sys, "argv", ["evalkit", "vbench", "run", "--name", "lingen"])
     recs = run(cfg)
     calls = _calls(log)[2:]
     # shard 0 was kept, shards 1-2 and the second dimension's 3 shards ran
@@ -202,10 +204,13 @@ def test_resume_per_dimension_and_shard(tmp_path, monkeypatch):
     assert r["status"] == "ok" and r["n_expected"] == 3 and r["n_evaluated"] == 3 and r["mode"] == "custom"
     per_video = []
     for f in r["raw_json_shards"]:
-        per_video += [x["video_results"] for x in json.loads(Path(f).read_text())["temporal_flickering"][1]]
+        assert not Path(f).is_absolute()                         # inside the run folder, relative to it
+        per_video += [x["video_results"] for x in json.loads((cfg.out / f).read_text())["temporal_flickering"][1]]
     assert r["score"] == pytest.approx(sum(per_video) / 3, abs=1e-15)
     assert recs[1]["score"] == pytest.approx(sum(per_video) / 3 / 100)  # imaging: per-video 0-100 scale
-    assert Path(r["raw_json"]).exists() and r["vbench_version"] == "fake"
+    assert (cfg.out / r["raw_json"]).exists() and r["vbench_version"] == "fake"
+    # the second job's manifest says how to run it again, without the interpreter's path
+    assert json.loads((cfg.out / "manifest.1.json").read_text())["command"] == "python -m evalkit vbench run --name lingen"
     assert run(cfg) == [] and len(_calls(log)) == 7  # everything done: no worker call, no new record
     lines = (cfg.out / "results.jsonl").read_text().splitlines()
     assert len(lines) == 2
@@ -238,7 +243,7 @@ def test_long_mode_score_is_the_mean_over_clips(tmp_path):
                     prompt_file=tmp_path / "p.txt", samples_per_prompt=2, worker_cmd=FAKE)
     rec = run(cfg)[0]
     assert rec["n_clips"] == 4 and rec["n_evaluated"] == 2
-    clips = json.loads(Path(rec["raw_json_shards"][0]).read_text())["temporal_flickering"][1]
+    clips = json.loads((cfg.out / rec["raw_json_shards"][0]).read_text())["temporal_flickering"][1]
     by_video: dict[str, list[float]] = {}
     for c in clips:
         by_video.setdefault(Path(c["video_path"]).name.rsplit("_", 1)[0], []).append(c["video_results"])
@@ -325,3 +330,35 @@ def test_prefetch_puts_bert_in_the_hugging_face_cache(tmp_path, monkeypatch):
                      hf_download=fake_hf)
     assert asked == [("bert-base-uncased", ("vocab.txt", "config.json", "pytorch_model.bin", "model.safetensors"))]
     assert weights.missing(["scene"], tmp_path / "cache") == {}
+
+
+def test_weights_in_vbenchs_own_layout_are_linked_not_downloaded(tmp_path, monkeypatch):
+    """VBench's default (non-local) layout keeps CLIP in ~/.cache/clip and DINO in the torch.hub cache: a run links
+    them into the layout it reads instead of reporting them missing."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    (home / ".cache" / "clip").mkdir(parents=True)
+    (home / ".cache" / "clip" / "ViT-B-32.pt").write_bytes(b"clip")
+    hub = home / ".cache" / "torch" / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    (hub / "checkpoints" / "dino_vitbase16_pretrain.pth").write_bytes(b"dino")
+    (hub / "facebookresearch_dino_main").mkdir()
+    cache = tmp_path / "vbench"
+    dims = ["background_consistency", "subject_consistency"]
+    assert set(weights.missing(dims, cache)) == set(dims)
+    made = weights.adopt_native(dims, cache)
+    assert len(made) == 3 and weights.missing(dims, cache) == {}
+    assert (cache / "clip_model" / "ViT-B-32.pt").read_bytes() == b"clip"
+    assert (cache / weights.DINO_READ).is_symlink() and (cache / weights.DINO_READ).read_bytes() == b"dino"
+
+
+def test_published_hashes_full_and_prefix():
+    b32 = weights.WEIGHTS["background_consistency"][0]
+    musiq = weights.WEIGHTS["imaging_quality"][0]
+    raft = weights.WEIGHTS["dynamic_degree"][0]
+    assert weights.matches(b32, b32.official_sha256) is True and weights.matches(b32, "0" * 64) is False
+    assert weights.matches(musiq, "358bb6af" + "0" * 56) is True and weights.matches(musiq, "0" * 64) is False
+    assert weights.matches(raft, "0" * 64) is None and weights.published(raft) == "unverified"
+    files = {r["file"] for r in weights.table()}
+    assert {w.rel for ws in weights.WEIGHTS.values() for w in ws} <= files

@@ -94,7 +94,17 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "vbench": {**BASE, "model": req(str), "mode": req(str), "dimension": req(str), "score": opt(int, float),
                "n_expected": opt(int), "n_evaluated": opt(int), "n_present": opt(int), "n_scored": opt(int),
                "n_shards": opt(int), "suite": opt(str), "protocol": opt(str), "vbench_version": opt(str),
-               "raw_json": opt(str), "raw_json_shards": opt(list), "inputs": opt(dict), "inputs_sha256": opt(str)},
+               "raw_json": opt(str), "raw_json_shards": opt(list), "inputs": opt(dict), "inputs_sha256": opt(str),
+               # evaluator files (evalkit.vbench.weightcheck.verify) and what differs per mode (evalkit.vbench.modes)
+               "weights": opt(list), "weights_official": opt(bool, NONE), "weights_label": opt(str),
+               "weights_unverified": opt(list), "weights_differs_from_release": opt(list), "weights_check": opt(dict),
+               "static_filter": opt(bool), "notes": opt(list), "n_clips": opt(int), "slow_fast": opt(bool),
+               "long_aggregate": opt(str), "video_mean_score": opt(int, float), "long_text": opt(str),
+               "n_skipped_by_vbench": opt(int), "skipped_reason": opt(str),
+               # long --slow-fast (evalkit.vbench.slowfast.fuse)
+               "inclip_score": opt(int, float), "raw_json_inclip": opt(str), "clip2clip_json": opt(str, NONE),
+               "clip2clip_extractor": opt(str), "n_clip2clip_videos": opt(int), "w_inclip": opt(int, float),
+               "w_clip2clip": opt(int, float), "mapping_table": opt(str), "slow_fast_params": opt(str)},
     "alignment": {**BASE, "label": req(str), "model": req(str), "metric": req(str), "value": req(int, float),
                   "flavor": opt(str), "variant": opt(str), "n_videos": opt(int), "checkpoint": opt(str),
                   "checkpoint_sha256": opt(str, NONE), "alignment_version": opt(int)},

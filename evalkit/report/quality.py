@@ -75,7 +75,10 @@ def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifac
             scores = dict(zip(m["dimension"], m["score"].astype(float)))
             agg = aggregate(scores, partial=True)
             short = sorted(m.loc[m["status"] == "flagged", "dimension"])
-            label = f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''}"
+            official = m["weights_official"] if "weights_official" in m else pd.Series([None] * len(m))
+            wlabel = (", UNOFFICIAL WEIGHTS" if (official == False).any()  # noqa: E712 (None/NaN are not False)
+                      else ", unverified weights" if official.isna().any() else "")
+            label = f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''}{wlabel}"
             label += f", INCOMPLETE videos: {' '.join(short)})" if short else ")"
             row = {"model": label}
             row.update({d: 100 * scores[d] if d in scores else None for d in (*QUALITY_DIMENSIONS,
@@ -93,7 +96,9 @@ def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifac
         for half in ("quality", "semantic"):
             stem = f"vbench/{mode}_{half}"
             notes = ["Measured rows from vbench records (scores x 100); PARTIAL = aggregate over the "
-                     "dimensions present only (never zero-filled).",
+                     "dimensions present only (never zero-filled); UNOFFICIAL WEIGHTS = an evaluator file is not "
+                     "the released one (sha256 or network size differs); unverified weights = no published sha256 "
+                     "is known for some file (python -m evalkit vbench weights).",
                      f"Paper rows: {tid or 'none for this mode'} ({SRC})."]
             if unfiltered and half == "quality":  # VBench's standard protocol filters static videos first
                 notes.append("Temp. Flick. (measured): every video scored; VBench's RAFT static filter (vbench "

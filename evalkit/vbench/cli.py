@@ -17,9 +17,33 @@ from evalkit.vbench.dimensions import DIMENSIONS, QUALITY_DIMENSIONS, SEMANTIC_D
 ENV_HELP = ("VBench venv (default $EVALKIT_VBENCH_ENV, else <cache>/vbench-env with <cache> = $EVALKIT_CACHE_DIR, "
             "else $XDG_CACHE_HOME/lingen-evalkit, else ~/.cache/lingen-evalkit)")
 
+CACHE_LAYOUT = """evaluator weights (--cache-dir, default $VBENCH_CACHE_DIR or ~/.cache/vbench; VBench's own
+load_ckpt_from_local layout, one folder per evaluator):
+  clip_model/ViT-B-32.pt, clip_model/ViT-L-14.pt           background, appearance_style / aesthetic_quality
+  aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth     aesthetic_quality (LAION head)
+  dino_model/facebookresearch_dino_main/                    subject_consistency (DINO's torch.hub repository)
+  dino_model/checkpoints/dino_vitbase16_pretrain.pth        subject_consistency (the file DINO's hubconf reads;
+                                                              dino_model/dino_vitbase16_pretrain.pth links to it)
+  amt_model/amt-s.pth  raft_model/models/raft-things.pth    motion_smoothness, dynamic_degree
+  pyiqa_model/musiq_spaq_ckpt-358bb6af.pth                  imaging_quality
+  umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth         human_action
+  caption_model/tag2text_swin_14m.pth                       scene (+ bert-base-uncased in the Hugging Face cache)
+  grit_model/grit_b_densecap_objectdet.pth                  object_class, multiple_objects, color,
+                                                              spatial_relationship (+ detectron2, see README)
+  ViCLIP/ViClip-InternVid-10M-FLT.pth, ViCLIP/bpe_simple_vocab_16e6.txt.gz   temporal_style, overall_consistency
+Weights already in VBench's default (non-local) layout are used in place through links, not downloaded again:
+~/.cache/clip/ViT-*.pt and the torch.hub cache's facebookresearch_dino_main/ and
+checkpoints/dino_vitbase16_pretrain.pth ($TORCH_HOME/hub, default ~/.cache/torch/hub). `vbench weights` lists
+every file with its published sha256 (or "unverified") and what the cache holds.
+evalkit's own cache (--env, hashes, weight checks): $EVALKIT_CACHE_DIR, else $XDG_CACHE_HOME/lingen-evalkit,
+else ~/.cache/lingen-evalkit. Run folder (--out): raw/ (VBench's JSON per dimension and shard), clips/ (long
+mode), results.jsonl (one record per dimension).
+"""
+
 EXAMPLES = """examples:
   python -m evalkit vbench setup --profile long
   python -m evalkit vbench prefetch --dimensions subject_consistency aesthetic_quality
+  python -m evalkit vbench weights --cache-dir ~/.cache/vbench
   python -m evalkit vbench run --videos videos/lingen --mode standard --name lingen --dimensions all
   python -m evalkit vbench run --videos videos/lingen --mode custom --prompt-file experiments/prompts/smoke.txt \\
       --name lingen --dimensions temporal_flickering
@@ -44,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m evalkit vbench", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Score videos with the real vbench package in its own environment.")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="{setup,prefetch,run}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{setup,prefetch,weights,run}")
     s = sub.add_parser("setup", help="create and verify the VBench environment (reused when valid)", epilog=EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--env", type=Path, default=None, help=ENV_HELP + "; the install log goes next to it, "
@@ -58,11 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("--dimensions", nargs="+", default=["all"], help="dimension keys, or all/quality/semantic")
     f.add_argument("--cache-dir", type=Path, default=None, help="default $VBENCH_CACHE_DIR or ~/.cache/vbench")
-    f.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=True,
-                   help="also fetch RAFT for the temporal_flickering static filter")
     f.add_argument("--slow-fast", action=argparse.BooleanOptionalAction, default=False,
                    help="also fetch the long-mode clip-to-clip extractors (DINOv2 ViT-B/14, DreamSim)")
-    r = sub.add_parser("run", help="evaluate a folder of videos", epilog=EXAMPLES,
+    w = sub.add_parser("weights", help="list every evaluator file: published sha256, what the cache holds",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("--cache-dir", type=Path, default=None, help="default $VBENCH_CACHE_DIR or ~/.cache/vbench")
+    r = sub.add_parser("run", help="evaluate a folder of videos", epilog=CACHE_LAYOUT + "\n" + EXAMPLES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("--videos", type=Path, required=True, help="folder of {prompt}-{index}.mp4 files")
     r.add_argument("--mode", default="standard", help="standard | custom | long")
@@ -100,8 +125,6 @@ def _parser() -> argparse.ArgumentParser:
                         "and {subject,background}_mapping_table.yaml; not in the 0.1.5 wheel)")
     r.add_argument("--slow-fast-config", type=Path, default=None,
                    help="--slow-fast: a folder holding those three YAML files instead of --vbench-repo")
-    r.add_argument("--static-filter", action=argparse.BooleanOptionalAction, default=False,
-                   help="RAFT static filter before temporal_flickering (not run by evalkit)")
     r.add_argument("--jobs", type=int, default=1, help="split the (dimension, shard) units over this many "
                                                        "launcher jobs (job j runs units j::jobs); then merge")
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="launch.KEY=VALUE",
@@ -119,7 +142,8 @@ def _summary(records: list[dict]) -> dict | None:
     print(f"\n{'dimension':<24} {'score':>9} {'videos':>9}  status")
     for r in records:
         print(f"{r['dimension']:<24} {r['score']:>9.4f} {r['n_evaluated']:>4}/{r['n_expected']:<4}  {r['status']}"
-              + (f" ({r['message']})" if r.get("message") else ""))
+              + (f" ({r['message']})" if r.get("message") else "")
+              + (f"  [{r['weights_label']}]" if r.get("weights_label") else ""))
     agg = aggregate_records(records)
 
     def fmt(x: float | None) -> str:
@@ -133,9 +157,37 @@ def _summary(records: list[dict]) -> dict | None:
           f"total {fmt(agg['total_score'])}" + (f"  (a group score needs every dimension of the group "
                                                f"complete; {'; '.join(why)})" if why else ""))
     if any(r.get("weights_official") is False for r in records):
-        print("note: some evaluator weights are not the released files (weights_official: false): these scores "
-              "are not comparable with published VBench numbers")
+        print("*** UNOFFICIAL WEIGHTS: some evaluator files are not the released ones (weights_official: false; "
+              "a sha256 that differs from the published one, or a network whose size differs from release): these "
+              "scores are not comparable with published VBench numbers ***")
+    unverified = sorted({f for r in records for f in r.get("weights_unverified", ())})
+    if unverified:
+        print(f"note: unverified weights: no published sha256 is known for {', '.join(unverified)}; records keep "
+              "the sha256 seen (python -m evalkit vbench weights lists what is verified)")
     return agg
+
+
+def _weights_table(cache_dir: Path | None) -> int:
+    """Every evaluator file: dimensions, published sha256 and its source, and the file in the cache (sha256 seen,
+    whether it matches)."""
+    from evalkit.vbench import weights
+    from evalkit.vbench.inputs import sha256_cached
+
+    cache = cache_dir or weights.default_cache_dir()
+    weights.adopt_native(DIMENSIONS, cache, slow_fast=True)
+    print(f"evaluator files VBench reads (cache {cache}); published = sha256 of the released file\n")
+    by_rel = {w.rel: w for t in (weights.WEIGHTS, weights.SLOW_FAST_WEIGHTS) for ws in t.values() for w in ws}
+    for row in weights.table():
+        w = by_rel[row["file"]]
+        found = [p for p in weights.resolve(w, cache) if p.is_file()]
+        seen = [sha256_cached(p) for p in found]
+        state = "absent" if not weights.resolve(w, cache) else ("code folder (digest recorded per run)" if not found
+                                                              else ", ".join(
+            {True: "matches release", False: "UNOFFICIAL (differs from release)", None: "unverified"}[
+                weights.matches(w, s)] + f" (sha256 {s})" for s in seen))
+        print(f"{row['file']}  [{row['role']}: {' '.join(row['dimensions'])}]\n    published: "
+              f"{row['published_sha256']}  ({row['source']})\n    here: {state}")
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -154,13 +206,16 @@ def main(argv: list[str]) -> int:
             if d not in DIMENSIONS:
                 raise ChoiceError("dimensions", d, DIMENSIONS, what="VBench dimension")
         cache = args.cache_dir or weights.default_cache_dir()
-        got = weights.prefetch(dims, cache, static_filter=args.static_filter, slow_fast=args.slow_fast)
+        got = weights.prefetch(dims, cache, slow_fast=args.slow_fast)
         print(f"{len(got)} file(s) fetched; every weight of {', '.join(dims)} is in {cache}")
         return 0
+    if args.cmd == "weights":
+        return _weights_table(args.cache_dir)
     from evalkit.vbench import weights
-    from evalkit.vbench.runner import RunConfig, check_name, run, validate
+    from evalkit.core.typed import plain_name
+    from evalkit.vbench.runner import RunConfig, validate
 
-    check_name(args.name)  # it becomes the default run folder's name
+    plain_name("name", args.name)  # it becomes the default run folder's name
     cfg = RunConfig(videos=args.videos, mode=args.mode, dimensions=_dims(args.dimensions), name=args.name,
                     out=args.out or REPO_ROOT / "runs" / "vbench" / f"{args.name}-{args.mode}",
                     prompt_file=args.prompt_file, samples_per_prompt=args.samples_per_prompt,
@@ -168,8 +223,16 @@ def main(argv: list[str]) -> int:
                     env=args.env, full_info=args.full_info, allow_missing=args.allow_missing,
                     allow_unofficial_weights=args.allow_unofficial_weights, long_text=args.long_text,
                     slow_fast=args.slow_fast, vbench_repo=args.vbench_repo, slow_fast_config=args.slow_fast_config,
-                    static_filter=args.static_filter, device=args.device)
+                    device=args.device)
     validate(cfg)  # arguments, prompts and the videos folder, before the VBench environment or any job
+    from evalkit.vbench.worker_proc import interrupts_raise
+
+    with interrupts_raise():   # SIGTERM as Ctrl-C: workers stopped, finished shards and records kept
+        return _run(args, argv, cfg)
+
+
+def _run(args: argparse.Namespace, argv: list[str], cfg) -> int:
+    from evalkit.vbench.runner import run
     from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import barrier, dist_info, init_process_group
 

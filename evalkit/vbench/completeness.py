@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench.long import VideoError, VideoInfo, probe
 
+MIN_FRAMES = 2          # a video of one frame has no consecutive pair to compare
 SAMPLES_PER_PROMPT = 5  # VBench: index 0..4 hard-coded in build_full_info_json (vbench/__init__.py)
 # Dimensions VBench refuses in custom_input mode (they need the suite's auxiliary_info labels):
 # vbench/__init__.py:check_dimension_requires_extra_info (0.1.5).
@@ -65,21 +67,11 @@ def expected_standard(full_info: Sequence[dict], dimensions: Iterable[str],
 
 
 def load_prompt_file(path: Path) -> list[str] | dict[str, str]:
-    """``.txt``: one prompt per line. ``.json``: a list of prompts, or ``{video file name: prompt}``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FieldError("prompt_file", f"no such file: {path}")
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, list) and all(isinstance(p, str) for p in data):
-            return data
-        if isinstance(data, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-            return data
-        raise FieldError("prompt_file", f"{path}: expected a JSON list of prompts or {{file name: prompt}}")
-    prompts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not prompts:
-        raise FieldError("prompt_file", f"{path} holds no prompt")
-    return prompts
+    """``.txt``: one prompt per line. ``.json``: a list of prompts, or ``{video file name: prompt}``. Checked as
+    prompts.py says (UTF-8, byte-order mark, duplicates, names VBench cannot use or that collide)."""
+    from evalkit.vbench.prompts import load
+
+    return load(path)
 
 
 def expected_custom(prompts: list[str] | dict[str, str] | None, dimensions: Sequence[str], videos_dir: Path,
@@ -143,24 +135,23 @@ class IncompleteError(EvalkitError):
 
 def check(videos_dir: Path, expected: Sequence[Expected], dimensions: Sequence[str], allow_missing: bool = False,
           decode: bool = True) -> Completeness:
-    """Expected vs present; every present video decoded. Raises on unreadable videos (all listed, with paths)
-    and, unless ``allow_missing``, on missing ones (listed per dimension)."""
+    """:func:`presence`, then :func:`decode_all`."""
+    return decode_all(videos_dir, presence(videos_dir, expected, dimensions, allow_missing), decode)
+
+
+def presence(videos_dir: Path, expected: Sequence[Expected], dimensions: Sequence[str],
+             allow_missing: bool = False) -> Completeness:
+    """Expected vs present, without opening a video. Raises, unless ``allow_missing``, on missing videos (listed
+    per dimension)."""
     videos_dir = Path(videos_dir)
     if not videos_dir.is_dir():
         raise FieldError("videos", f"no such folder: {videos_dir}")
-    present = [e for e in expected if (videos_dir / e.filename).is_file()]
-    missing = [e for e in expected if not (videos_dir / e.filename).is_file()]
-    infos: dict[str, VideoInfo] = {}
-    bad: list[str] = []
-    for e in present:
-        try:
-            infos[e.filename] = probe(videos_dir / e.filename, decode=decode)
-        except VideoError as exc:
-            bad.append(str(exc))
-    if bad:
-        raise VideoError(f"{len(bad)} unreadable video(s); fix or regenerate them (VBench would skip them "
-                         "silently):\n  " + "\n  ".join(bad))
-    comp = Completeness(expected=tuple(expected), present=tuple(present), missing=tuple(missing), infos=infos)
+    listed = set(os.listdir(videos_dir))        # one listing, then a stat only for names that are there
+    files = {e.filename for e in expected if os.path.normpath(e.filename) in listed
+             and (videos_dir / e.filename).is_file()}
+    present = [e for e in expected if e.filename in files]
+    missing = [e for e in expected if e.filename not in files]
+    comp = Completeness(expected=tuple(expected), present=tuple(present), missing=tuple(missing), infos={})
     if not expected:
         raise IncompleteError(f"no video expected in {videos_dir} for dimensions {list(dimensions)}")
     if missing and not allow_missing:
@@ -169,3 +160,25 @@ def check(videos_dir: Path, expected: Sequence[Expected], dimensions: Sequence[s
                               "Generate them, or pass --allow-missing to score what is there (records are then "
                               "flagged partial).")
     return comp
+
+
+def decode_all(videos_dir: Path, comp: Completeness, decode: bool = True) -> Completeness:
+    """Every present video decoded with PyAV. Raises on unreadable videos (all listed, with paths) and on videos
+    of fewer than ``MIN_FRAMES`` frames."""
+    videos_dir = Path(videos_dir)
+    infos: dict[str, VideoInfo] = {}
+    bad: list[str] = []
+    for e in comp.present:
+        try:
+            infos[e.filename] = probe(videos_dir / e.filename, decode=decode)
+        except VideoError as exc:
+            bad.append(str(exc))
+    if bad:
+        raise VideoError(f"{len(bad)} unreadable video(s); fix or regenerate them (VBench would skip them "
+                         "silently):\n  " + "\n  ".join(bad))
+    short = [f"{videos_dir / n}: {i.frames} frame" for n, i in infos.items() if decode and i.frames < MIN_FRAMES]
+    if short:
+        raise FieldError("videos", f"{len(short)} video(s) with fewer than {MIN_FRAMES} frames; VBench's temporal "
+                                   "dimensions compare consecutive frames (one frame gives 0/0 or an empty mean), so "
+                                   "they are not scored: regenerate them:\n  " + "\n  ".join(short))
+    return dataclasses.replace(comp, infos=infos)

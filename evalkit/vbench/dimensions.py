@@ -3,7 +3,7 @@
 Every constant is copied from VBench's ``scripts/constant.py`` (``NORMALIZE_DIC``, ``DIM_WEIGHT``, ``QUALITY_LIST``,
 ``SEMANTIC_LIST``, ``QUALITY_WEIGHT``, ``SEMANTIC_WEIGHT``) at commit 45e79ec14e69a2187202c675d2dbce1a71843d53
 (github.com/Vchitect/VBench). Keys are VBench's code keys (``--dimension``); the score
-files and the leaderboard use the same key with ``_`` replaced by a space (see :func:`display_key`).
+files and the leaderboard use the same key with ``_`` replaced by a space (:func:`code_key` reads either).
 """
 from __future__ import annotations
 
@@ -80,13 +80,9 @@ PAPER_LABELS: dict[str, str] = {
 }
 
 
-def display_key(dim: str) -> str:
-    """VBench's display key (score files, leaderboard): the code key with ``_`` replaced by a space."""
-    return dim.replace("_", " ")
-
-
 def code_key(name: str) -> str:
-    """Inverse of :func:`display_key`; accepts either form."""
+    """VBench's code key of a dimension named by its code key or its display key (score files, leaderboard: the
+    code key with ``_`` replaced by a space)."""
     return name.strip().replace(" ", "_")
 
 

@@ -16,8 +16,9 @@ Profiles:
   the learned dimensions on a machine with their weights (see weights.py). detectron2 (the four GRiT dimensions)
   is not on PyPI: install it by hand from git into the env (VBench README, "Installation": detectron2 from
   github.com/facebookresearch/detectron2).
-- ``long``: ``full`` plus dreamsim, scenedetect and moviepy<2, which ``vbench2_beta_long`` imports: needed by
-  ``run --mode long --slow-fast`` (the clip-to-clip extractors run VBench-Long's own functions).
+- ``long``: ``full`` plus dreamsim, scenedetect, moviepy<2 and PyAV, which ``vbench2_beta_long`` imports or writes
+  its clips with: needed by ``run --mode long --slow-fast`` (the clip-to-clip extractors run VBench-Long's own
+  functions) and by the tests' VBench-Long references.
 """
 from __future__ import annotations
 
@@ -46,8 +47,10 @@ PROFILES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "full": (_FULL, ()),
     # full + the undeclared imports of vbench2_beta_long (its utils.py imports scenedetect and moviepy.editor, which
     # moviepy 2 removed) and dreamsim for the --slow-fast background extractor; peft pinned to a release that still
-    # imports with vbench's transformers 4.33.2 (dreamsim pulls peft unpinned).
-    "long": (_FULL + ("dreamsim==0.2.1", "peft==0.5.0", "scenedetect==0.6.4", "moviepy<2"), ()),
+    # imports with vbench's transformers 4.33.2 (dreamsim pulls peft unpinned); PyAV for torchvision.io.write_video,
+    # with which VBench-Long's split_video_into_clips and save_segment write clips (av 14 dropped the string
+    # pict_type that torchvision 0.20's writer sets).
+    "long": (_FULL + ("dreamsim==0.2.1", "peft==0.5.0", "scenedetect==0.6.4", "moviepy<2", "av==13.1.0"), ()),
 }
 STAMP = "evalkit-vbench-env.json"
 WORKER = Path(__file__).with_name("_worker.py")

@@ -1,4 +1,4 @@
-"""What a VBench score depends on, as content: file hashes and the digests that key resume (issues 11 and 12).
+"""What a VBench score depends on, as content: file hashes and the digests that key resume.
 
 A (dimension, video set) record is done only while its inputs are unchanged: the size and sha256 of every video it
 scored, the sha256 of every evaluator weight file, and the settings that change a score (mode, prompts, clip
@@ -16,15 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path | str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+from evalkit.core.hashing import file_sha256
 
 
 def _hash_cache_dir() -> Path:
@@ -45,7 +37,7 @@ def sha256_cached(path: Path | str) -> str:
             return old["sha256"]
     except (OSError, json.JSONDecodeError):
         pass
-    value = sha256_file(real)
+    value = file_sha256(real)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
@@ -58,18 +50,20 @@ def sha256_cached(path: Path | str) -> str:
 
 def file_entry(path: Path | str, cached: bool = False) -> dict[str, Any]:
     """``{"size", "sha256"}`` of one file (``cached``: through :func:`sha256_cached`)."""
-    return {"size": os.path.getsize(path), "sha256": sha256_cached(path) if cached else sha256_file(path)}
+    return {"size": os.path.getsize(path), "sha256": sha256_cached(path) if cached else file_sha256(path)}
 
 
 def tree_entry(folder: Path | str, pattern: str = "*.py") -> dict[str, Any]:
     """Content of a code folder (a torch.hub repository): digest over its ``pattern`` files, names included."""
     folder = Path(folder)
     files = sorted(p for p in folder.rglob(pattern) if p.is_file())
-    return {"files": len(files), "sha256": digest({str(p.relative_to(folder)): sha256_file(p) for p in files})}
+    return {"files": len(files), "sha256": digest({str(p.relative_to(folder)): file_sha256(p) for p in files})}
 
 
 def digest(obj: Any) -> str:
-    """sha256 of ``obj`` as canonical JSON (sorted keys, no whitespace; paths as strings)."""
+    """sha256 of ``obj`` as canonical JSON (sorted keys, no whitespace; paths as strings). Not
+    ``core.hashing.json_sha256`` (which keeps json.dumps' default separators): this digest names the shard folders
+    and keys the records of existing runs, and a different one would score every finished run again."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
 
 

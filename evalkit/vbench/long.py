@@ -105,7 +105,7 @@ def clip_seconds(dimension: str, suite: str = "standard", prompt_dimensions: tup
 
     ``suite="custom"``: VBench-Long's ``long_custom_input`` always uses 2 s. ``suite="standard"``: a prompt's
     videos are split once with the longest clip any of the prompt's full-info dimensions needs (VBench-Long's
-    ``get_duration_from_json``, #186), so ``prompt_dimensions`` (the entry's ``dimension`` list) matters; without it
+    ``get_duration_from_json``), so ``prompt_dimensions`` (the entry's ``dimension`` list) matters; without it
     the dimension's own length is used.
     """
     if suite == "custom":

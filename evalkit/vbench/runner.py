@@ -1,12 +1,13 @@
 """Run the real VBench package on a folder of videos, one subprocess per (dimension, shard) (paper Tables 1, 3, 4
 use VBench scores; modes.py has what differs between standard, custom and long mode).
 
-Steps, all checks before any scoring: (1) arguments, the output name, the prompt file and the videos folder;
-(2) the VBench environment; (3) the expected videos (the standard suite's full-info JSON, or the user's prompts),
-each present one decoded and hashed; (4) the evaluator weights: present, hashed, checked against the networks
-VBench builds (weightcheck.py); (5) per dimension, per shard: symlink the shard's files into a clean folder, run
+Steps, all checks before any scoring: (1) arguments, the output name, the prompt file (prompts.py) and the
+videos folder; (2) the VBench environment; (3) the expected videos (the standard suite's full-info JSON, or the
+user's prompts) by name, and the weight files present; (4) the run folder's writer lock, before any video is
+opened; (5) each present video decoded and hashed, the evaluator weights hashed and checked against the networks
+VBench builds (weightcheck.py); (6) per dimension, per shard: symlink the shard's files into a clean folder, run
 ``_worker.py`` in the VBench venv, check its exit code, keep VBench's results JSON verbatim under
-``raw/{dim}/shard_NNNN-{content digest}/``; (6) merge the shards, write one record per (video set, dimension).
+``raw/{dim}/shard_NNNN-{content digest}/`` (workers: worker_proc.py); (7) merge the shards, write one record per (video set, dimension).
 
 Resume is keyed by content (inputs.py): a dimension whose newest record has the same ``inputs_sha256`` (the videos'
 size + sha256, the weight files' sha256, the score-changing settings) is skipped; any change re-scores it. A
@@ -20,23 +21,27 @@ import math
 import os
 import shlex
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.hashing import file_sha256
 from evalkit.core.records import append as append_record, read_records
-from evalkit.core.runs import WriterLock, now_iso, write_manifest
+from evalkit.core.runs import WriterLock, command_line, write_manifest
+from evalkit.core.schema import make_record
+from evalkit.core.typed import plain_name
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import env as venv
 from evalkit.vbench import long as longmod
 from evalkit.vbench import slowfast, weightcheck, weights
 from evalkit.vbench.dimensions import DIMENSIONS
-from evalkit.vbench.inputs import changed, digest, sha256_file, videos_entry
+from evalkit.vbench.inputs import changed, digest, videos_entry
 from evalkit.vbench.modes import LONG_TEXTS, MAY_SKIP, MEAN_OF_VIDEOS, MODES, Mode, Unit
+from evalkit.vbench.prompts import check_clip_names
+from evalkit.vbench.worker_proc import run_worker
 
 WORKER_ENV_VAR = "EVALKIT_VBENCH_WORKER"  # test hook: a command replacing "<venv python> _worker.py"
+RUN_PATHS = ("raw_json", "raw_json_inclip", "clip2clip_json")  # record paths, relative to the run folder
 __all__ = ["RunConfig", "run", "validate", "worker_command", "slow_fast_dims", "MEAN_OF_VIDEOS"]
 
 
@@ -59,23 +64,15 @@ class RunConfig:
     slow_fast: bool = False                  # long mode: VBench-Long --dev_flag clip-to-clip term
     vbench_repo: Path | None = None          # slow-fast: a VBench git checkout (vbench2_beta_long/configs/)
     slow_fast_config: Path | None = None     # slow-fast: a folder with slow_fast_params.yaml and the mapping tables
-    static_filter: bool = False
     device: str = "auto"
     worker_cmd: tuple[str, ...] | None = None
-
-
-def check_name(name: str) -> None:
-    """``--name`` becomes file and folder names: a plain file name only (no separator, not '.', '..', empty)."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name != name.strip():
-        raise FieldError("name", f"must be a plain file name (no '/', not '.' or '..', not empty, no surrounding "
-                                 f"spaces); got {name!r}")
 
 
 def validate(cfg: RunConfig) -> None:
     """Every argument check that needs neither the VBench environment nor a video decode."""
     if cfg.mode not in MODES:
         raise ChoiceError("mode", cfg.mode, MODES)
-    check_name(cfg.name)
+    plain_name("name", cfg.name)   # it names the run's raw files
     if not cfg.dimensions:
         raise FieldError("dimensions", "give at least one dimension")
     for d in cfg.dimensions:
@@ -101,10 +98,6 @@ def validate(cfg: RunConfig) -> None:
                                       f"--mode {cfg.mode}")
     for d in slow_fast_dims(cfg):
         longmod.load_slow_fast(d, cfg.vbench_repo, cfg.slow_fast_config)  # missing/malformed files: error now
-    if cfg.static_filter:
-        raise FieldError("static_filter", "the RAFT static filter is not run by evalkit; filter the videos with "
-                                          "`vbench static_filter` first, or score flicker without it (custom mode "
-                                          "semantics)")
     if cfg.prompt_file is not None:
         comp.load_prompt_file(cfg.prompt_file)          # unreadable / empty / malformed: error now
     if cfg.full_info is not None:
@@ -155,7 +148,7 @@ def _call_worker(cmd: list[str], spec: dict, folder: Path, produced: str, what: 
     work.mkdir(parents=True, exist_ok=True)
     spec = {**spec, "output_dir": str(work)}
     (work / "spec.json").write_text(json.dumps(spec, indent=1))
-    proc = subprocess.run(cmd + [str(work / "spec.json")], capture_output=True, text=True)
+    proc = run_worker(cmd + [str(work / "spec.json")])
     (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     out = work / produced
     if proc.returncode != 0 or not out.is_file():
@@ -202,23 +195,25 @@ def _record(cfg: RunConfig, mode: Mode, dim: str, key: str, n_exp: int, n_presen
     if skipped and dim not in MAY_SKIP:
         problems.append(f"VBench returned results for {n_scored} of {n_present} videos")
     finite = math.isfinite(merged.score)
+
+    def rel(path: Path | str) -> str:  # records name files of the run by their path inside the run folder
+        return str(Path(path).relative_to(cfg.out))
+
     if not finite:  # an error row: never aggregated, scored again on the next run
-        problems.insert(0, f"VBench returned a non-finite score ({merged.score}); per-video results in {raw_json}")
-    rec = {"key": key, "kind": "vbench", "experiment": "vbench", "run_id": cfg.out.name,
-           "status": "error" if not finite else ("flagged" if problems else "ok"), "message": "; ".join(problems),
-           "created": now_iso(),
-           "model": cfg.name, "dimension": dim, "score": merged.score, "n_expected": n_exp, "n_present": n_present,
-           "n_evaluated": n_present if dim in MAY_SKIP else n_scored, "n_scored": n_scored,
-           "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode, "raw_json": str(raw_json),
-           "raw_json_shards": [str(f) for f in files], "n_shards": len(files),
-           "inputs_sha256": digest(inputs), "inputs": inputs,
-           **wrep, **mode.record_fields(dim, merged)}
+        problems.insert(0, f"VBench returned a non-finite score ({merged.score}); per-video results in "
+                           f"{rel(raw_json)}")
+    fields = {"experiment": "vbench", "run_id": cfg.out.name, "model": cfg.name, "dimension": dim,
+              "score": merged.score, "n_expected": n_exp, "n_present": n_present,
+              "n_evaluated": n_present if dim in MAY_SKIP else n_scored, "n_scored": n_scored,
+              "vbench_version": versions[0] if versions else "unknown", "mode": cfg.mode, "raw_json": rel(raw_json),
+              "raw_json_shards": [rel(f) for f in files], "n_shards": len(files),
+              "inputs_sha256": digest(inputs), "inputs": inputs, **wrep, **mode.record_fields(dim, merged)}
     if dim in MAY_SKIP and skipped:
-        rec["n_skipped_by_vbench"] = skipped
-        rec["skipped_reason"] = MAY_SKIP[dim]
+        fields.update(n_skipped_by_vbench=skipped, skipped_reason=MAY_SKIP[dim])
     if sf_fields:
-        rec.update(sf_fields)
-    return rec
+        fields.update({k: rel(v) if k in RUN_PATHS and v is not None else v for k, v in sf_fields.items()})
+    return make_record("vbench", key=key, status="error" if not finite else ("flagged" if problems else "ok"),
+                       message="; ".join(problems), **fields)
 
 
 def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = True) -> list[dict]:
@@ -230,24 +225,35 @@ def run(cfg: RunConfig, *, rank: int = 0, world_size: int = 1, merge: bool = Tru
     validate(cfg)
     cmd = worker_command(cfg)
     expected, full_info, info_path = expected_videos(cfg)
-    print(f"checking {len(expected)} expected videos in {cfg.videos} (decoding each with PyAV)", flush=True)
-    check = comp.check(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)
+    if cfg.mode == "long":
+        check_clip_names(e.filename for e in expected)
+    # one writer per run folder, taken before any video is decoded: a second `vbench run` on it refuses at once
+    # (torchrun ranks / launcher jobs lock their own)
+    found = comp.presence(cfg.videos, expected, cfg.dimensions, cfg.allow_missing)   # names only: no decode
     sf_dims = slow_fast_dims(cfg)
-    weights.require(cfg.dimensions, cfg.cache_dir, cfg.static_filter, slow_fast=sf_dims)
-    # one writer per run folder: a second `vbench run` on it refuses (torchrun ranks / launcher jobs lock their own)
-    with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None):
+    weights.adopt_native(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
+    weights.require(cfg.dimensions, cfg.cache_dir, slow_fast=sf_dims)
+    new_folder = not cfg.out.exists()
+    with WriterLock(cfg.out, f"rank{rank}of{world_size}" if world_size > 1 else None) as lock:
+        try:
+            print(f"checking {len(found.present)} videos in {cfg.videos} (decoding each with PyAV)", flush=True)
+            check = comp.decode_all(cfg.videos, found)
+        except EvalkitError:
+            if new_folder and [p.name for p in cfg.out.iterdir()] == [lock.path.name]:
+                lock.path.unlink()          # a refused run leaves no empty run folder behind
+                cfg.out.rmdir()
+            raise
         return _run_locked(cfg, cmd, check, full_info, info_path, rank=rank, world_size=world_size, merge=merge)
 
 
 def _run_locked(cfg: RunConfig, cmd: list[str], check: comp.Completeness, full_info: list[dict] | None,
                 info_path: Path | None, *, rank: int, world_size: int, merge: bool) -> list[dict]:
     sf_dims = slow_fast_dims(cfg)
-    shas = {e.filename: sha256_file(cfg.videos / e.filename) for e in check.present}
+    shas = {e.filename: file_sha256(cfg.videos / e.filename) for e in check.present}
     wreps = weightcheck.verify(cfg.dimensions, cfg.cache_dir, cmd, cfg.out / "weights_check",
-                               allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims,
-                               static_filter=cfg.static_filter)
-    mode = MODES[cfg.mode](cfg, full_info, check.present, shas, sha256_file(info_path) if info_path else None)
-    write_manifest(cfg.out, experiment="vbench", run_id=cfg.out.name, command=" ".join(sys.argv),
+                               allow_unofficial=cfg.allow_unofficial_weights, slow_fast=sf_dims)
+    mode = MODES[cfg.mode](cfg, full_info, check.present, shas, file_sha256(info_path) if info_path else None)
+    write_manifest(cfg.out, experiment="vbench", run_id=cfg.out.name, command=command_line(),
                    config={k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(cfg).items()})
     newest = {r["key"]: r for r in read_records([cfg.out]) if "key" in r}  # the last record of each key
     records, n_units = [], 0

@@ -1,4 +1,4 @@
-"""Before a run: every evaluator weight file hashed and checked against the network VBench builds (issue 11).
+"""Before a run: every evaluator weight file hashed and checked against the network VBench builds.
 
 A wrong weight file can load silently: human_action loads UMT with ``strict=False`` and scene loads Tag2Text the
 same way, so a file with other keys scores with random parameters and no error. Before any video is scored, for
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,33 +29,48 @@ from typing import Any
 from evalkit.core.errors import EvalkitError
 from evalkit.vbench import weights as W
 from evalkit.vbench.inputs import digest, file_entry, tree_entry
+from evalkit.vbench.worker_proc import run_worker
 
 CHECK_VERSION = 1  # bump when the worker's check changes (invalidates the remembered results)
 
 
-def needed(dim: str, slow_fast: bool = False, static_filter: bool = False) -> list[tuple[str, W.Weight]]:
-    """(role, weight) of what ``dim`` reads: role "evaluator", "slow-fast" (long --slow-fast) or "static-filter"."""
+def needed(dim: str, slow_fast: bool = False) -> list[tuple[str, W.Weight]]:
+    """(role, weight) of what ``dim`` reads: role "evaluator" or "slow-fast" (long --slow-fast)."""
     out = [("evaluator", w) for w in W.WEIGHTS[dim]]
-    out += [("slow-fast", w) for w in W.SLOW_FAST_WEIGHTS.get(dim, ())] if slow_fast else []
-    return out + ([("static-filter", w) for w in W.STATIC_FILTER_WEIGHTS]
-                  if static_filter and dim == "temporal_flickering" else [])
+    return out + ([("slow-fast", w) for w in W.SLOW_FAST_WEIGHTS.get(dim, ())] if slow_fast else [])
 
 
-def file_records(dim: str, cache_dir: Path, slow_fast: bool = False, static_filter: bool = False) -> list[dict]:
+def file_records(dim: str, cache_dir: Path, slow_fast: bool = False) -> list[dict]:
     """What VBench reads for ``dim``: one entry per file or code folder, with size and sha256."""
     out = []
-    for role, w in needed(dim, slow_fast, static_filter):
+    for role, w in needed(dim, slow_fast):
         for path in W.resolve(w, cache_dir):
             if path.is_dir():
                 entry = {"kind": "code" if w.kind == "git" else "folder",
                          **tree_entry(path, "*.py" if w.kind == "git" else "*")}
             else:
                 entry = {"kind": "file", **file_entry(path, cached=True)}
-            official = None if not w.official_sha256 else entry["sha256"] == w.official_sha256
+            official = W.matches(w, entry["sha256"]) if entry.get("kind") == "file" or w.kind != "git" else None
             name = w.rel if w.kind != "hf" else f"{w.rel}/{path.name}"
             out.append({"file": name, "role": role, "path": str(path), **entry,
-                        "official_sha256": w.official_sha256, "official": official})
+                        "official_sha256": w.official_sha256, "published_sha256": W.published(w),
+                        "official": official})
     return out
+
+
+UNOFFICIAL = "UNOFFICIAL WEIGHTS"
+
+
+def label(official: bool | None) -> str:
+    """What records and tables say about a score's evaluator files."""
+    return {True: "official weights", False: UNOFFICIAL}.get(official, "unverified weights (no published sha256)")
+
+
+def _differs(check: dict) -> list[str]:
+    """The weight check's "differs from release" findings (a CLIP file whose network has another size)."""
+    return [f"{name}: differs from release: " + ", ".join(f"{k} {a} (release {b})" for k, (a, b) in
+                                                           got["differs_from_release"].items())
+            for name, got in (check.get("inferred") or {}).items() if got.get("differs_from_release")]
 
 
 def _cache_dir() -> Path:
@@ -78,7 +92,7 @@ def _run_check(dims: list[str], cache_dir: Path, worker: list[str], work: Path) 
     spec.write_text(json.dumps({"action": "check_weights", "dimensions": dims, "cache_dir": str(cache_dir),
                                 "output_dir": str(work)}, indent=1))
     print(f"checking the evaluator weights of {', '.join(dims)} against the networks VBench builds", flush=True)
-    proc = subprocess.run(worker + [str(spec)], capture_output=True, text=True)
+    proc = run_worker(worker + [str(spec)])
     (work / "worker.log").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     out = work / "check.json"
     if proc.returncode != 0 or not out.is_file():
@@ -89,12 +103,12 @@ def _run_check(dims: list[str], cache_dir: Path, worker: list[str], work: Path) 
 
 
 def verify(dims: Iterable[str], cache_dir: Path, worker: list[str], work: Path, *, allow_unofficial: bool = False,
-           slow_fast: Iterable[str] = (), static_filter: bool = False) -> dict[str, dict[str, Any]]:
+           slow_fast: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
     """Per dimension: ``{"weights": [...files], "weights_check": {...}, "weights_official": bool | None}``;
     raises :class:`EvalkitError` (naming dimension, file and problem) before any scoring when a file does not fit
     the architecture, or is not the released file and ``allow_unofficial`` is off."""
     sf = set(slow_fast)
-    files = {d: file_records(d, cache_dir, d in sf, static_filter) for d in dims}
+    files = {d: file_records(d, cache_dir, d in sf) for d in dims}
     checks: dict[str, dict] = {}
     todo = []
     for d, fs in files.items():
@@ -131,9 +145,12 @@ def verify(dims: Iterable[str], cache_dir: Path, worker: list[str], work: Path, 
                      f"worker log is {work / 'worker.log'}")
         raise EvalkitError("\n".join(lines))
     unofficial = [(d, f) for d, fs in files.items() for f in fs if f["official"] is False]
-    if unofficial and not allow_unofficial:
-        lines = ["evaluator files that are not the released ones (their sha256 differs from the published one):"]
-        lines += [f"  {d}: {f['path']}: sha256 {f['sha256']}, released {f['official_sha256']}" for d, f in unofficial]
+    resized = {d: _differs(checks[d]) for d in files if _differs(checks[d])}
+    if (unofficial or resized) and not allow_unofficial:
+        lines = ["evaluator files that are not the released ones (their sha256 differs from the published one, or "
+                 "the network built from them has another size than the released model):"]
+        lines += [f"  {d}: {f['path']}: sha256 {f['sha256']}, released {f['published_sha256']}" for d, f in unofficial]
+        lines += [f"  {d}: {why}" for d, whys in resized.items() for why in whys]
         lines.append("Fetch the released files (python -m evalkit vbench prefetch), or pass "
                      "--allow-unofficial-weights to score with these anyway (records then say weights_official: "
                      "false; such scores are not comparable with published VBench numbers).")
@@ -141,9 +158,11 @@ def verify(dims: Iterable[str], cache_dir: Path, worker: list[str], work: Path, 
     out = {}
     for d, fs in files.items():
         flags = [f["official"] for f in fs]
-        official = False if False in flags else (True if flags and all(flags) else None)
+        official = False if False in flags or d in resized else (True if flags and all(flags) else None)
         c = checks[d]
-        out[d] = {"weights": fs, "weights_official": official,
+        out[d] = {"weights": fs, "weights_official": official, "weights_label": label(official),
+                  "weights_unverified": [f["file"] for f in fs if f["official"] is None],
+                  "weights_differs_from_release": resized.get(d, []),
                   "weights_check": {"ok": True, "architecture": c.get("architecture"), "inferred": c.get("inferred", {}),
                                     "loads": c.get("loads", []), "remembered": bool(c.get("remembered"))}}
     return out

@@ -17,9 +17,17 @@ Two places are not what ``init_submodules`` suggests:
   tokenizer) comes from the Hugging Face hub cache (``$HF_HUB_CACHE``, ``$HF_HOME/hub`` or
   ``~/.cache/huggingface/hub``), not from ``VBENCH_CACHE_DIR``; the worker runs with ``HF_HUB_OFFLINE=1``.
 
-Checksums: evalkit records the sha256 of every file (weightcheck.py). The released file's sha256 is known for the
-two CLIP models (it is part of their URL, and ``clip.load`` verifies it on download); for the others no published
-checksum is known, so ``official_sha256`` is None.
+Checksums: evalkit records the sha256 of every file (weightcheck.py) and compares it with the released file's
+where that is published (:data:`PUBLISHED`, printed by ``python -m evalkit vbench weights``): the two CLIP models
+(the sha256 is part of their URL; ``clip.load`` verifies it on download), the LAION aesthetic head and the CLIP BPE
+vocabulary that ViCLIP reads (files in public git repositories: the sha256 of the file at the named commit), and
+MUSIQ-SPAQ (the first 8 hex digits are in the released file name, torch.hub's naming convention). For the others
+(DINO, AMT-S, RAFT, UMT, GRiT, Tag2Text, ViCLIP's weights, bert-base-uncased, the slow-fast extractors) no published
+checksum is known here: records give the hash seen and say "unverified".
+
+VBench's own (``load_ckpt_from_local=False``) layout keeps two things outside ``VBENCH_CACHE_DIR``: CLIP in
+``~/.cache/clip/`` and DINO in the torch.hub cache (``~/.cache/torch/hub/``). :func:`adopt_native` links files
+found there into the layout evalkit reads, instead of asking for a download.
 """
 from __future__ import annotations
 
@@ -43,6 +51,8 @@ class Weight:
     unzip_to: str = ""       # zip: folder under the cache the archive is extracted into
     holds: str = ""          # zip: what the archive holds (for the error message)
     official_sha256: str | None = None   # sha256 of the released file, where published
+    official_prefix: str | None = None   # the first hex digits of it, where only those are published
+    hash_source: str = ""                # where the published hash comes from
     files: tuple[str, ...] = ()          # hf: the files of the snapshot that must be there
 
 
@@ -52,9 +62,10 @@ DINO_TESTED = "dino_model/dino_vitbase16_pretrain.pth"            # tested by in
 # openai-clip clip/clip.py _MODELS: the URL's path component is the file's sha256, verified by clip._download
 _B32_SHA = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 _L14_SHA = "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836"
-_CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", official_sha256=_B32_SHA,
+_CLIP_SRC = "the download URL (github.com/openai/CLIP clip/clip.py _MODELS; clip.load verifies it)"
+_CLIP_B32 = Weight(rel="clip_model/ViT-B-32.pt", official_sha256=_B32_SHA, hash_source=_CLIP_SRC,
                    url=f"https://openaipublic.azureedge.net/clip/models/{_B32_SHA}/ViT-B-32.pt")
-_CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", official_sha256=_L14_SHA,
+_CLIP_L14 = Weight(rel="clip_model/ViT-L-14.pt", official_sha256=_L14_SHA, hash_source=_CLIP_SRC,
                    url=f"https://openaipublic.azureedge.net/clip/models/{_L14_SHA}/ViT-L-14.pt")
 # bert-base-uncased from the Hugging Face hub cache (module docstring)
 _BERT_TOKENIZER = Weight(rel="bert-base-uncased", kind="hf", url="https://huggingface.co/bert-base-uncased",
@@ -67,6 +78,8 @@ _GRIT = (Weight(rel="grit_model/grit_b_densecap_objectdet.pth", url=_HF_VB + "gr
          _BERT_TOKENIZER)
 _VICLIP = (Weight(rel="ViCLIP/ViClip-InternVid-10M-FLT.pth", url=_HF_VB + "ViClip-InternVid-10M-FLT.pth"),
            Weight(rel="ViCLIP/bpe_simple_vocab_16e6.txt.gz",
+                  official_sha256="924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a",
+                  hash_source="sha256 of clip/bpe_simple_vocab_16e6.txt.gz in github.com/openai/CLIP at d05afc4",
                   url="https://raw.githubusercontent.com/openai/CLIP/main/clip/bpe_simple_vocab_16e6.txt.gz"))
 
 # dimension -> weights (vbench/utils.py:init_submodules with local=True, 0.1.5 wheel)
@@ -80,9 +93,13 @@ WEIGHTS: dict[str, tuple[Weight, ...]] = {
     "appearance_style": (_CLIP_B32,),
     "aesthetic_quality": (
         _CLIP_L14,
-        Weight(rel="aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",  # HEAD URL (PR #201)
+        Weight(rel="aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth",  # the URL VBench's HEAD reads
+               official_sha256="2cd4e60f4f24ae3bcd57b847b13c1f3ba27edc28cc1a7f9ce74ee9f421243cba",
+               hash_source="sha256 of sa_0_4_vit_l_14_linear.pth in github.com/LAION-AI/aesthetic-predictor at 6d122ad",
                url="https://raw.githubusercontent.com/LAION-AI/aesthetic-predictor/main/sa_0_4_vit_l_14_linear.pth")),
-    "imaging_quality": (Weight(rel="pyiqa_model/musiq_spaq_ckpt-358bb6af.pth",
+    "imaging_quality": (Weight(rel="pyiqa_model/musiq_spaq_ckpt-358bb6af.pth", official_prefix="358bb6af",
+                               hash_source="first 8 hex digits of the sha256 in the released file name (torch.hub "
+                                           "convention; github.com/chaofengc/IQA-PyTorch release v0.1-weights)",
                                url="https://github.com/chaofengc/IQA-PyTorch/releases/download/v0.1-weights/"
                                    "musiq_spaq_ckpt-358bb6af.pth"),),
     "motion_smoothness": (Weight(rel="amt_model/amt-s.pth", url="https://huggingface.co/lalala125/AMT/resolve/main/amt-s.pth"),),
@@ -121,7 +138,64 @@ SLOW_FAST_WEIGHTS: dict[str, tuple[Weight, ...]] = {
         + [Weight(rel="dreamsim_model/facebookresearch_dino_main", kind="git",
                   url="https://github.com/facebookresearch/dino")]),
 }
-STATIC_FILTER_WEIGHTS = (_RAFT,)  # static filter before temporal_flickering (standard suite / VBench-Long)
+
+
+def published(w: Weight) -> str:
+    """The published hash of ``w`` as shown in tables: the sha256, ``<prefix>...`` or "unverified"."""
+    return w.official_sha256 or (f"{w.official_prefix}..." if w.official_prefix else "unverified")
+
+
+def matches(w: Weight, sha256: str) -> bool | None:
+    """Whether a file with ``sha256`` is the released ``w``: True / False, None where nothing is published."""
+    if w.official_sha256:
+        return sha256 == w.official_sha256
+    if w.official_prefix:
+        return sha256.startswith(w.official_prefix)
+    return None
+
+
+def table() -> list[dict]:
+    """One row per evaluator file VBench reads (evaluators and slow-fast extractors): file, dimensions, published
+    hash and its source."""
+    rows: dict[str, dict] = {}
+    for group, table_ in (("evaluator", WEIGHTS), ("slow-fast", SLOW_FAST_WEIGHTS)):
+        for dim, ws in table_.items():
+            for w in ws:
+                row = rows.setdefault(w.rel + ("/" + "|".join(w.files) if w.files else ""), {
+                    "file": w.rel, "kind": w.kind, "role": group, "dimensions": [], "published_sha256": published(w),
+                    "source": w.hash_source or "no published checksum known", "url": w.url})
+                row["dimensions"].append(dim)
+    return list(rows.values())
+
+
+# VBench's own layout (load_ckpt_from_local=False, vbench/utils.py init_submodules): where it keeps what evalkit
+# reads from VBENCH_CACHE_DIR (clip.load's default root; torch.hub's default dir)
+def _native(cache_dir: Path) -> dict[str, list[Path]]:
+    home = Path.home() / ".cache"
+    hub = Path(os.environ.get("TORCH_HOME") or home / "torch") / "hub"
+    return {"clip_model/ViT-B-32.pt": [home / "clip" / "ViT-B-32.pt"],
+            "clip_model/ViT-L-14.pt": [home / "clip" / "ViT-L-14.pt"],
+            DINO_READ: [Path(cache_dir) / DINO_TESTED, hub / "checkpoints" / "dino_vitbase16_pretrain.pth"],
+            "dino_model/facebookresearch_dino_main": [hub / "facebookresearch_dino_main"]}
+
+
+def adopt_native(dimensions: Iterable[str], cache_dir: Path, slow_fast: bool | Iterable[str] = False) -> list[Path]:
+    """Link weights that are missing in evalkit's layout but present where VBench itself keeps them (CLIP in
+    ``~/.cache/clip``, DINO in the torch.hub cache or as ``dino_model/dino_vitbase16_pretrain.pth``); returns the
+    links made. Nothing is copied or downloaded."""
+    made = []
+    native = _native(cache_dir)
+    for ws in missing(dimensions, cache_dir, slow_fast).values():
+        for w in ws:
+            dest = Path(cache_dir) / w.rel
+            src = next((p for p in native.get(w.rel, ()) if p.exists() and not p.is_symlink()), None)
+            if src is None or os.path.lexists(dest):
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.symlink_to(src.resolve())
+            print(f"  using {src} (VBench's own layout) for {dest}", flush=True)
+            made.append(dest)
+    return made
 
 
 def hf_hub_cache() -> Path:
@@ -176,7 +250,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VBENCH_CACHE_DIR") or Path.home() / ".cache" / "vbench")
 
 
-def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
+def missing(dimensions: Iterable[str], cache_dir: Path,
             slow_fast: bool | Iterable[str] = False) -> dict[str, list[Weight]]:
     """Per dimension, the weights that are not in ``cache_dir`` (dimensions with nothing missing are left out).
     ``slow_fast``: True, or the dimensions that also need their long-mode clip-to-clip extractor."""
@@ -184,8 +258,7 @@ def missing(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = Fa
     dimensions = list(dimensions)
     sf_dims = set(dimensions) if slow_fast is True else set(slow_fast or ())
     for dim in dimensions:
-        needs = list(WEIGHTS[dim]) + (list(STATIC_FILTER_WEIGHTS) if static_filter and dim == "temporal_flickering"
-                                      else [])
+        needs = list(WEIGHTS[dim])
         needs += list(SLOW_FAST_WEIGHTS.get(dim, ())) if dim in sf_dims else []
         gone = [w for w in needs if not resolve(w, cache_dir)]
         if gone:
@@ -218,9 +291,8 @@ class MissingWeightsError(EvalkitError):
         super().__init__("\n".join(lines))
 
 
-def require(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False,
-            slow_fast: bool | Iterable[str] = False) -> None:
-    gaps = missing(dimensions, cache_dir, static_filter, slow_fast)
+def require(dimensions: Iterable[str], cache_dir: Path, slow_fast: bool | Iterable[str] = False) -> None:
+    gaps = missing(dimensions, cache_dir, slow_fast)
     if gaps:
         raise MissingWeightsError(gaps, cache_dir)
 
@@ -258,7 +330,7 @@ def link_dino(cache_dir: Path) -> None:
         tested.symlink_to(os.path.relpath(read, tested.parent))
 
 
-def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = False, slow_fast: bool = False,
+def prefetch(dimensions: Iterable[str], cache_dir: Path, slow_fast: bool = False,
              download: Callable[[str, Path], None] = _download,
              clone: Callable[[str, Path], None] = _git_clone,
              hf_download: Callable[[str, tuple[str, ...]], None] = _hf_download) -> list[Path]:
@@ -270,7 +342,7 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
     sha256 is known and differs is deleted and reported as a failure.
     """
     cache_dir = Path(cache_dir)
-    gaps = missing(dimensions, cache_dir, static_filter, slow_fast)
+    gaps = missing(dimensions, cache_dir, slow_fast)
     fetched: list[Path] = []
     failures: dict[str, str] = {}
     done: set[str] = set()
@@ -300,9 +372,9 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     download(w.url, dest)
                     if w.official_sha256:
-                        from evalkit.vbench.inputs import sha256_file
+                        from evalkit.core.hashing import file_sha256
 
-                        got = sha256_file(dest)
+                        got = file_sha256(dest)
                         if got != w.official_sha256:
                             dest.unlink()
                             raise OSError(f"downloaded file has sha256 {got}, the release has {w.official_sha256}")
@@ -310,7 +382,7 @@ def prefetch(dimensions: Iterable[str], cache_dir: Path, static_filter: bool = F
             except OSError as exc:  # URLError, timeouts, refused connections, git failures
                 failures[w.rel] = failures[w.url] = f"{type(exc).__name__}: {exc}"
     link_dino(cache_dir)
-    still = missing(dimensions, cache_dir, static_filter, slow_fast)
+    still = missing(dimensions, cache_dir, slow_fast)
     if still:
         raise MissingWeightsError(still, cache_dir, failures)
     return fetched

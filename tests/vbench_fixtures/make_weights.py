@@ -10,10 +10,11 @@ shrunk to one layer of width 64, keeping what the rest of the code depends on (t
 and the text projection read, patch size and resolution).
 
 Stand-ins for things that are downloaded from somewhere other than a weight URL (no network here):
-- ``dino_model/facebookresearch_dino_main/hubconf.py``: the DINO torch.hub repository, as VBench clones it. This
-  one builds timm's ViT-B/16 (the module layout of DINO's ``vision_transformer.py``: same state-dict keys) and
-  loads the weights the way DINO's hubconf does, with ``torch.hub.load_state_dict_from_url`` (which reads
-  ``<hub dir>/checkpoints/dino_vitbase16_pretrain.pth`` when it is there).
+- ``dino_model/facebookresearch_dino_main/hubconf.py``: the DINO torch.hub repository, as VBench clones it. Its
+  ``dino_vitb16`` builds DINO's own ViT-B/16 from ``vision_transformer.py`` as shipped in the dreamsim package (a
+  copy of facebookresearch/dino's file; the forward pass, including DINO's ``interpolate_pos_encoding`` for
+  non-square input, is DINO's) and loads the weights the way DINO's hubconf does, with
+  ``torch.hub.load_state_dict_from_url`` (which reads ``<hub dir>/checkpoints/dino_vitbase16_pretrain.pth``).
 - ``bert-base-uncased`` in ``HF_HOME``'s hub cache (Tag2Text's tokenizer and ``BertModel.from_pretrained``): a
   30,522-entry WordPiece vocabulary of made-up words and a 2-layer BERT-base (Tag2Text's q2l config has 2 layers).
 
@@ -29,21 +30,25 @@ import time
 
 import torch
 
+RAFT_FLOW_SCALE = 0.13
 GROUPS = ("amt", "raft", "dino", "clip_b32", "clip_l14", "aesthetic", "musiq", "umt", "tag2text", "viclip")
 DINO_URL = "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth"
-HUBCONF = '''"""Test stand-in for the DINO torch.hub repository (github.com/facebookresearch/dino): ViT-B/16, weights
-read by torch.hub.load_state_dict_from_url as DINO's hubconf does. Written by tests/vbench_fixtures."""
+HUBCONF = '''"""Test fixture of the DINO torch.hub repository (github.com/facebookresearch/dino, as VBench clones it into
+dino_model/facebookresearch_dino_main): ``dino_vitb16`` built from DINO's own ``vision_transformer.py``, which the
+dreamsim package ships (dreamsim/feature_extraction/vision_transformer.py, taken from facebookresearch/dino at
+4b96393: the model code is DINO's, only its weight initialiser is a no-op), with the weights read by
+torch.hub.load_state_dict_from_url as DINO's hubconf.py does. Written by tests/vbench_fixtures."""
 import torch
-from timm.models.vision_transformer import VisionTransformer
+from dreamsim.feature_extraction.vision_transformer import vit_base
 
-dependencies = ["torch", "timm"]
+dependencies = ["torch"]
 
 
 def dino_vitb16(pretrained=True, **kwargs):
-    model = VisionTransformer(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4, qkv_bias=True,
-                              num_classes=0, dynamic_img_size=True)
+    model = vit_base(patch_size=16, num_classes=0, **kwargs)
     if pretrained:
-        model.load_state_dict(torch.hub.load_state_dict_from_url(url="%s", map_location="cpu"), strict=True)
+        state_dict = torch.hub.load_state_dict_from_url(url="%s", map_location="cpu")
+        model.load_state_dict(state_dict, strict=True)
     return model
 ''' % DINO_URL
 
@@ -91,7 +96,13 @@ def raft(cache, hf):
     from vbench.third_party.RAFT.core.raft import RAFT
 
     model = RAFT(EasyDict(small=False, mixed_precision=False, alternate_corr=False))  # vbench/dynamic_degree.py
-    sd = {"module." + k: v for k, v in _sane(model.state_dict()).items()}  # saved from DataParallel
+    sd = _sane(model.state_dict())
+    # the flow head's output scaled so the flow is ~4.4 px on any frame pair (about 33 px unscaled): between
+    # dynamic_degree's thresholds 6 * min(H, W) / 256 for 128 px (3.0) and 256 px (6.0) frames, so the 256 px test
+    # video is static and the 128 px ones move (suite.py)
+    for k in ("update_block.flow_head.conv2.weight", "update_block.flow_head.conv2.bias"):
+        sd[k] = sd[k] * RAFT_FLOW_SCALE
+    sd = {"module." + k: v for k, v in sd.items()}  # saved from DataParallel
     return [_save(sd, f"{cache}/raft_model/models/raft-things.pth")]
 
 
@@ -108,12 +119,12 @@ def dino(cache, hf):
             _save(_half(model.state_dict()), f"{cache}/dino_model/checkpoints/dino_vitbase16_pretrain.pth")]
 
 
-def _clip(embed_dim, patch, path):
-    """A one-layer CLIP ViT (vision and text width 64) traced to TorchScript, as OpenAI's released .pt files are
+def _clip(embed_dim, patch, path, layers=1, width=64, text_width=64, text_layers=1):
+    """A CLIP ViT (default: one layer of width 64) traced to TorchScript, as OpenAI's released .pt files are
     (clip.load reads a TorchScript archive first; a plain state dict fails there with EOFError)."""
     from clip.model import CLIP
 
-    model = CLIP(embed_dim, 224, 1, 64, patch, 77, 49408, 64, 1, 1).eval()
+    model = CLIP(embed_dim, 224, layers, width, patch, 77, 49408, text_width, text_width // 64, text_layers).eval()
     with torch.no_grad():
         traced = torch.jit.trace(model, (torch.zeros(1, 3, 224, 224), torch.zeros(1, 77, dtype=torch.long)),
                                  check_trace=False)
@@ -124,7 +135,8 @@ def _clip(embed_dim, patch, path):
 
 
 def clip_b32(cache, hf):
-    return _clip(512, 32, f"{cache}/clip_model/ViT-B-32.pt")      # ViT-B/32: embed 512, patch 32
+    return _clip(512, 32, f"{cache}/clip_model/ViT-B-32.pt", layers=12, width=768, text_width=512,
+                 text_layers=12)      # ViT-B/32 at the released size (CLIP paper, Table 20)
 
 
 def clip_l14(cache, hf):
@@ -133,6 +145,8 @@ def clip_l14(cache, hf):
 
 def aesthetic(cache, hf):
     head = torch.nn.Linear(768, 1)  # vbench/aesthetic_quality.py:get_aesthetic_model
+    with torch.no_grad():
+        head.bias.fill_(5.0)        # LAION's 1-10 scale (VBench divides by 10): scores in [0, 1], as the real head's
     return [_save(head.state_dict(), f"{cache}/aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth")]
 
 
@@ -140,7 +154,9 @@ def musiq(cache, hf):
     from pyiqa.archs.musiq_arch import MUSIQ
 
     model = MUSIQ(pretrained=False)  # vbench/imaging_quality.py builds MUSIQ(pretrained_model_path=...): defaults
-    return [_save(_sane(model.state_dict()), f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
+    sd = _sane(model.state_dict())
+    sd["head.bias"] = sd["head.bias"] + 50.0   # SPAQ's 0-100 MOS scale (VBench divides by 100): in [0, 1]
+    return [_save(sd, f"{cache}/pyiqa_model/musiq_spaq_ckpt-358bb6af.pth")]
 
 
 def umt(cache, hf):
@@ -152,7 +168,9 @@ def umt(cache, hf):
                          use_learnable_pos_emb=False, fc_drop_rate=0., drop_rate=0., drop_path_rate=0.2,
                          attn_drop_rate=0., drop_block_rate=None, use_checkpoint=False, checkpoint_num=16,
                          use_mean_pooling=True, init_scale=0.001)  # exactly vbench/human_action.py's arguments
-    return [_save(_half(model.state_dict()), f"{cache}/umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth")]
+    sd = _half(model.state_dict())
+    sd["head.bias"][0] = 20.0   # class 0, "riding a bike" (kinetics_400_categories.txt): sigmoid ~1 >= 0.85
+    return [_save(sd, f"{cache}/umt_model/l16_ptk710_ftk710_ftk400_f16_res224.pth")]
 
 
 def _bert(hf):
@@ -192,8 +210,10 @@ def tag2text(cache, hf):
     sd = {k: v for k, v in model.state_dict().items() if "relative_position_index" not in k and "attn_mask" not in k}
     sd = _half(sd)
     sep = model.tokenizer.sep_token_id  # the caption's end token: a random decoder would otherwise run to
-    for k in ("text_decoder.cls.predictions.bias", "text_decoder.cls.predictions.decoder.bias"):  # max_length 30
-        sd[k][sep] = 30.0               # (Tag2Text generate: min_length 10); keeps the scene test 3x shorter
+    alley = model.tokenizer.convert_tokens_to_ids("alley")  # max_length 30 (Tag2Text generate: min_length 10)
+    for k in ("text_decoder.cls.predictions.bias", "text_decoder.cls.predictions.decoder.bias"):
+        sd[k][sep] = 30.0               # ends after min_length: keeps the scene test 3x shorter
+        sd[k][alley] = 25.0             # ... and the caption says "alley": only the alley prompt succeeds
     return files + [_save({"model": sd}, f"{cache}/caption_model/tag2text_swin_14m.pth")]
 
 
