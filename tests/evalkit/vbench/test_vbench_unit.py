@@ -15,8 +15,9 @@ from evalkit.vbench import completeness as comp
 from evalkit.vbench import long as longmod
 from evalkit.vbench import weights
 from evalkit.vbench.runner import RunConfig, run, worker_command
+from repo_paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "vbench"
+FIX = FIXTURES / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import decode, flicker_frames, static_frames, write_mp4  # noqa: E402
 

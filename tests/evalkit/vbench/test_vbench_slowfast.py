@@ -14,8 +14,9 @@ from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.vbench import long as longmod
 from evalkit.vbench import weights
 from evalkit.vbench.runner import RunConfig, run
+from repo_paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "vbench"
+FIX = FIXTURES / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import decode, static_frames, write_mp4  # noqa: E402
 

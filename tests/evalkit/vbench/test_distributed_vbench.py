@@ -15,7 +15,8 @@ import pytest
 
 from evalkit.core.records import read_records
 from evalkit.vbench.runner import RunConfig, run
-FIX = Path(__file__).parent / "fixtures" / "vbench"
+from repo_paths import FIXTURES
+FIX = FIXTURES / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import static_frames, write_mp4  # noqa: E402
 

@@ -1,6 +1,6 @@
 """VBench runs with a fake worker (no VBench environment): the bugs found in review, each with a test that fails on the
 old code, and the run-level rules (checks before work, resume keyed by content, weight checks, complete-set
-aggregates). The real package is exercised by tests/test_vbench_real.py (marked ``vbench``)."""
+aggregates). The real package is exercised by tests/evalkit/vbench/test_vbench_real.py (marked ``vbench``)."""
 from __future__ import annotations
 
 import json
@@ -16,8 +16,9 @@ from evalkit.vbench import weights
 from evalkit.vbench.aggregate import aggregate_records
 from evalkit.vbench.dimensions import DIMENSIONS
 from evalkit.vbench.runner import RunConfig, run
+from repo_paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "vbench"
+FIX = FIXTURES / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import static_frames, write_mp4  # noqa: E402
 

@@ -39,13 +39,13 @@ from evalkit.core.runs import LockedError, WriterLock
 from evalkit.vbench import completeness as comp
 from evalkit.vbench import prompts as vprompts
 from evalkit.vbench.runner import RunConfig, run
+from repo_paths import FIXTURES, REPO
 
-FIX = Path(__file__).parent / "fixtures" / "vbench"
+FIX = FIXTURES / "vbench"
 sys.path.insert(0, str(FIX))
 from videos import flicker_frames, write_mp4  # noqa: E402
 
 FAKE = (sys.executable, str(FIX / "fake_worker.py"))
-REPO = Path(__file__).resolve().parents[1]
 TF = "temporal_flickering"     # needs no weight file: the runs below need no evaluator cache
 
 

@@ -4,7 +4,7 @@ decoding), through ``python -m evalkit vbench run`` and compared exactly with VB
 points on the same files, in custom and standard mode (scene is refused by VBench's custom mode); long mode is in
 test_vbench_heavy_long.py. Marked ``vbench`` and ``vbench_heavy`` (.ci/run runs ``-m "vbench_heavy and not
 vbench_heavy_long"`` as its own step); the set-up and the checks are those of test_vbench_real.py
-(tests/vbench_fixtures/suite.py). Videos: custom and standard suites on the 3.0 s (256 px square), 6.5 s
+(tests/fixtures/vbench_fixtures/suite.py). Videos: custom and standard suites on the 3.0 s (256 px square), 6.5 s
 (128 x 192) and 12.5 s (192 x 128) videos, scene's prompts on 1.0 s (96 x 64), 2.0 s (64 x 96) and 3.0 s ones.
 UMT's fixture classifies only "riding a bike" correctly and Tag2Text's captions name only the "alley" scene, so
 their per-video results differ (checked).
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from vbench_fixtures.suite import (  # noqa: E402
     build, per_unit, raw, reference, same, standard_videos, vbench_run)
 

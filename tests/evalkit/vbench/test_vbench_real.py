@@ -5,8 +5,8 @@ RAFT, DINO, CLIP, MUSIQ); test_vbench_heavy.py (also ``vbench_heavy``) holds hum
 overall_consistency and scene. The four GRiT dimensions are not exercised (README, VBench section).
 
 The evaluator files are random-weight networks of the released architectures made at test time
-(tests/vbench_fixtures/make_weights.py); the videos are three to five lengths in both orientations
-(tests/vbench_fixtures/suite.py), so every dimension's per-video (per-clip) results differ, which every comparison
+(tests/fixtures/vbench_fixtures/make_weights.py); the videos are three to five lengths in both orientations
+(tests/fixtures/vbench_fixtures/suite.py), so every dimension's per-video (per-clip) results differ, which every comparison
 checks, and long-mode clip counts differ (2, 4 and 7 clips of 2 s; 1, 1 and 2 of 10 s: the 12.5 s video is longer
 than VBench-Long's 10 s clip). Checks, per mode:
 - custom: each record's score and per-video results equal ``VBench.evaluate(..., mode="custom_input")`` with the
@@ -48,7 +48,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from vbench_fixtures.suite import (  # noqa: E402
     CLIP_LENGTH_MIX, build, check_clips, link_split_clips, per_unit, raw, reference, same, standard_videos,
     vbench_run)

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 from vbench_fixtures.suite import (  # noqa: E402
     build, check_clips, link_split_clips, reference, same, standard_videos, vbench_run)
 
