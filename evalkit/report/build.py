@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, humaneval, mixers, quality, sensitivity
+from evalkit.report import compare, cost, humaneval, mixers, open_models, quality, sensitivity
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -64,6 +64,7 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += humaneval.paper_table(out_root)
     arts += humaneval.studies(df, runs, out_root)
     arts += mixers.render(df, runs, out_root)
+    arts += open_models.render(df, runs, out_root)
     kinds = set(everything["kind"].dropna()) if "kind" in everything else set()
     stems = {a.stem.split("/")[-1] for a in arts}
     missing = []
@@ -86,6 +87,8 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
                        "with real raters has been published)")
     if "fig_flops_vs_duration_512p" not in stems:
         missing.append("Mixers side by side: no flops records of experiments/mixers.yaml at 512p")
+    if "table_native" not in stems:
+        missing.append("Released models vs LinGen-4B: no flops records of experiments/open_models.yaml")
     if "table_train" not in stems:
         missing.append("Tiny mixers trained: no train_loss records of experiments/train_mixers.yaml")
     _index(out_root, arts, runs, missing)

@@ -85,6 +85,13 @@ class CogVideoXConfig(OpenModelConfig):
             raise ValueError(f"text_len: {self.text_len} but the sincos positions take exactly "
                              f"max_text_seq_length = {self.max_text_seq_length} text tokens")
 
+    def check_grid(self, grid: Triple) -> None:
+        # AutoencoderKLCogVideoX decodes latents two at a time, the first batch taking the odd one: only an odd
+        # number T of latent frames decodes to the 1 + 4 (T - 1) frames of the video (the pipelines' frame rule)
+        if grid[0] % 2 == 0:
+            raise ValueError(f"latent.compression: {grid[0]} latent frames; CogVideoX's VAE makes 1 + 4 (T - 1) "
+                             "frames only from an odd number T (1 + 8 k frames)")
+
     def param_count(self) -> int:
         d, te, p, hd = self.d_model, self.time_embed_dim, self.patch_size, self.attention_head_dim
         cout = self.out_channels or self.in_channels

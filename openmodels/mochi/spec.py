@@ -12,7 +12,9 @@ full-length prompt), SwiGLU widths ff = 8 d / 3 and ffc = 8 dc / 3 (2 FLOPs per 
     modulation       d -> 4 d (video), d -> 4 dc (text; the last block: d -> dc)
 Outside the blocks: the per-frame Conv2d patch embedding, the timestep MLP, the attention pooling of the text into
 the conditioning vector, the caption projection 2 S (text_embed_dim dc), the RoPE einsum 2 L 3 (d / 2), the output
-modulation and projection.
+modulation and projection. The RoPE table is computed once per forward whatever the batch, so a forward of batch B
+costs B x the rest + one RoPE term (``estimate_flops(batch=B)``, which scales the whole per-sample count, is
+:meth:`MochiConfig.rope_flops` x (B - 1) above it: 1e-7 of the total at the native size; the sweeps run batch 1).
 """
 from __future__ import annotations
 
@@ -104,9 +106,14 @@ class MochiConfig(OpenModelConfig):
         other = (modulation + lin(L, self.in_channels * p * p, d)          # patch_embed
                  + timestep_mlp(1, self.time_embed_dim, d) + pool          # time_embed
                  + lin(S, tx, dc)                                          # caption_proj
-                 + 2 * L * 3 * (d // 2)                                    # rope: (L, 3) x (3, heads, head_dim / 2)
+                 + self.rope_flops(grid)                                   # pos_frequencies -> RoPE table
                  + lin(1, d, 2 * d) + lin(L, d, p * p * cout))             # norm_out, proj_out
         return breakdown(mixer, 0, ffn, other)
+
+
+    def rope_flops(self, grid: Triple) -> int:
+        """The RoPE einsum (L, 3) x (3, heads, head_dim / 2), once per forward (see the module docstring)."""
+        return 2 * math.prod(grid) * 3 * (self.d_model // 2)
 
 
 ENTRY = ModelFamily(name="mochi", config=MochiConfig, module="openmodels.mochi.model",
