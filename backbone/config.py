@@ -11,8 +11,8 @@ adds ``mate``, ``baselines.sta.spec.STAConfig`` adds ``sta``, ...) and implement
 * ``layer_kind(layer)``: which layers compute the same ops on the same shapes (a FLOP counter counts one layer per
   kind and multiplies); ``None`` for a mixer whose layers cannot be grouped (counted in full).
 
-The backbone answers the rest for every mixer: ``param_count()`` and ``flops_breakdown(grid)``
-(``backbone.analytic``), the latent geometry (:class:`LatentSpec`), ``depth`` / ``with_depth(k)`` and the blocks a
+The backbone answers the rest for every mixer: ``param_count()`` and ``flops_breakdown(grid)`` (closed forms of
+every module of ``backbone/model.py`` around the mixer's own terms), the latent geometry (:class:`LatentSpec`), ``depth`` / ``with_depth(k)`` and the blocks a
 FLOP counter counts one kind at a time (``blocks_attr``). A model family that is not on this backbone (a released
 model built from its own code) provides the same members on its own config class.
 
@@ -82,16 +82,34 @@ class BackboneConfig:
         """The same model with only its first ``depth`` layers (a FLOP counter builds one layer per kind)."""
         return dataclasses.replace(self, depth=depth)
 
-    def param_count(self) -> int:
-        from backbone import analytic
+    # ---- closed-form cost of the backbone around the mixer ------------------------------------------------------
+    # Convention: 2 FLOPs per multiply-add, matmuls / convolutions / attention only (elementwise work, norms, softmax
+    # and the scans' exp/cumsum are not counted), exactly what torch.utils.flop_counter counts on the meta device.
+    # Every term mirrors one module of backbone/model.py; tests check equality with the built model (parameters)
+    # and with the FLOPs counted on meta.
+    def block_params(self) -> int:
+        """adaLN table (6 d), the mixer, the cross-attention (q, kv, out + norm weight) and the SwiGLU FFN."""
+        d = self.d_model
+        return 6 * d + self.mixer_params() + d + 4 * d * d + 3 * d * self.ffn_dim
 
-        return analytic.param_count(self)
+    def param_count(self) -> int:
+        d = self.d_model
+        embed = self.patch_dim * d + sum(self.max_grid) * d         # patch projection + factorized positions
+        cond = self.timestep_dim * d + d * d + 6 * d * d + self.text_dim * d + 2 * d   # timestep MLP, adaLN, text
+        final = 2 * d + d * self.patch_dim                           # output table + unpatchify
+        return embed + cond + final + self.depth * self.block_params()
 
     def flops_breakdown(self, grid: Triple) -> dict[str, float]:
         """Forward FLOPs of one call, batch 1: {"mixer", "cross_attention", "ffn", "other"}."""
-        from backbone import analytic
-
-        return analytic.flops_breakdown(self, grid)
+        d, S = self.d_model, self.text_len
+        L = grid[0] * grid[1] * grid[2]
+        mixer = sum(self.mixer_flops(grid, layer) for layer in range(self.depth))
+        cross = self.depth * (2 * L * d * d + 2 * S * 2 * d * d + 4 * L * S * d + 2 * L * d * d)
+        ffn = self.depth * 6 * L * d * self.ffn_dim
+        other = (2 * L * self.patch_dim * d * 2  # patchify + unpatchify
+                 + 2 * (self.timestep_dim * d + d * d) + 2 * 6 * d * d  # timestep MLP + adaLN-single
+                 + 2 * S * self.text_dim * d)  # text projection
+        return {"mixer": float(mixer), "cross_attention": float(cross), "ffn": float(ffn), "other": float(other)}
 
     # ---- the mixer's hooks (overridden by each mixer's config class) -------------------------------------------
     def check(self) -> None:

@@ -18,6 +18,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("evalkit.train.cli:main", "train the tiny models on the synthetic captioned-video set"),
     "records": ("evalkit.core.records:records_main", "check or repair records files (a torn line after a crash)"),
     "humaneval": ("evalkit.humaneval.cli:main", "blind pairwise human preference study of video folders (Fig. 8/9/12)"),
+    "figure": ("evalkit.figure.cli:main", "digitize the project page's cost figure; fit the geometry to its FLOPs"),
 }
 
 USAGE = "usage: python -m evalkit <verb> [options]   (python -m evalkit <verb> --help)\n\nverbs:\n" + "\n".join(

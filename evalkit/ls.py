@@ -1,6 +1,6 @@
 """``python -m evalkit ls``: list registered models (flavors, parameters), measurements and experiment files.
 
-Pure python: never imports torch (parameters come from each model config's analytic count).
+Pure python: never imports torch (parameters come from each config's closed-form ``param_count``).
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from backbone.config import BackboneConfig, ModelFamily, Triple
 
@@ -85,6 +85,10 @@ class LinGenConfig(BackboneConfig):
     name: str = "lingen"
     mixer: Literal["mate"] = "mate"
     mate: MateSpec = field(default_factory=MateSpec)
+    # what biases a latency measured with this implementation (written into every latency record)
+    latency_caveats: ClassVar[str] = (
+        "MATE's glue runs unfused: the per-direction flip / cat / pad, the scan-order permutations, the float32 "
+        "D skip (y + x * D) and the gated RMSNorm are separate kernels around mamba-ssm's fused SSD")
 
     @property
     def dt_rank(self) -> int:

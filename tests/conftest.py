@@ -1,6 +1,7 @@
 """Shared fixtures: ``tests/`` on PYTHONPATH for child processes (faults.py), a random-weight tiny checkpoint, small
-real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser`` and ``triton`` tests
-run only when the marker expression asks for them (``pytest -m browser``, ``pytest -m triton``).
+real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser``, ``triton`` and
+``slurm`` tests run only when the marker expression asks for them (``pytest -m browser``, ``-m triton``, ``-m slurm``;
+the slurm group's cluster fixture is in slurm_fixtures.py).
 
 ``triton`` (test_triton_*.py: mamba-ssm's fused SSD under Triton's interpreter on CPU): when ``-m`` selects it,
 ``pytest_configure`` sets ``TRITON_INTERPRET=1`` before any test module is imported. Triton compiles its own
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from _pytest.mark.expression import Expression
+from slurm_fixtures import slurm_cluster  # noqa: F401 (slurm group)
 from triton_fixtures import cpu_shims, fused_ssd, measured, pytest_terminal_summary  # noqa: F401 (triton group)
 
 TESTS = Path(__file__).resolve().parent
@@ -62,14 +64,20 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 COLOURS = {"lingen": (230, 60, 40), "dit": (40, 110, 230), "mamba": (60, 180, 80)}
 
 
-def _selects_triton(config) -> bool:
-    """The -m expression is given and selects a test marked only ``triton``."""
+def _selects(config, marker: str) -> bool:
+    """The -m expression is given and selects a test marked only ``marker``."""
     markexpr = config.getoption("-m") or ""
-    return bool(markexpr) and Expression.compile(markexpr).evaluate(lambda name, **_: name == "triton")
+    return bool(markexpr) and Expression.compile(markexpr).evaluate(lambda name, **_: name == marker)
+
+
+def _names(config, marker: str) -> bool:
+    """The -m expression names ``marker`` and selects a test marked only with it (``-m slurm``; not the quick
+    run's ``-m "not slow and ..."``, which a test marked only ``marker`` would satisfy)."""
+    return marker in (config.getoption("-m") or "") and _selects(config, marker)
 
 
 def pytest_configure(config):
-    if _selects_triton(config):
+    if _selects(config, "triton"):
         os.environ["TRITON_INTERPRET"] = "1"
         os.environ["MAMBA_DETERMINISTIC"] = "1"  # one autotune config: no GPU driver to benchmark configs with
 
@@ -78,9 +86,11 @@ def pytest_collection_modifyitems(config, items):
     """The quick and slow runs (-m "not slow and not vbench", -m slow) never need chromium: browser tests are
     deselected unless the -m expression names them. Under -m browser they run, and fail when chromium or the
     extra is missing. Likewise triton tests run only when -m selects them (they need the interpreter switched on
-    before triton is imported: their own process)."""
+    before triton is imported: their own process), and slurm tests only under -m slurm (they start a real SLURM
+    cluster as root: tests/slurm/cluster.sh)."""
     off = [m for m, wanted in (("browser", "browser" in (config.getoption("-m") or "")),
-                               ("triton", _selects_triton(config))) if not wanted]
+                               ("triton", _selects(config, "triton")),
+                               ("slurm", _names(config, "slurm"))) if not wanted]
     drop = [i for i in items if any(i.get_closest_marker(m) for m in off)]
     if drop:
         config.hook.pytest_deselected(items=drop)

@@ -44,10 +44,11 @@ def test_ls_and_every_help_do_not_import_torch() -> None:
 
 
 def test_registry_metadata_is_torch_free() -> None:
-    """The measurement registry (names, versions, metrics, requires_gpu) and planning a sweep import no torch."""
+    """The measurement registry (names, versions, settings sections, requires_gpu) and planning a sweep import no
+    torch."""
     code = ("import sys; from evalkit import measure; from evalkit.sweep.config import load_experiment; "
             "from evalkit.sweep.plan import plan_points; "
-            "assert all(isinstance(e.meta['version'], int) and e.meta['metrics'] for e in measure.MEASUREMENTS); "
+            "assert all(isinstance(e.meta['version'], int) and e.meta['settings'] for e in measure.MEASUREMENTS); "
             "assert measure.version('flops') >= 1 and measure.requires_gpu('memory'); "
             "assert plan_points(load_experiment('scaling')); "
             "assert 'torch' not in sys.modules, 'torch imported'")

@@ -151,7 +151,13 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     slurm.record_submission(tmp_path, specs, ["101", "102", "103"], "slurm")
     states = {"101": "RUNNING", "102": "COMPLETED", "103": "PENDING"}
     monkeypatch.setattr(slurm, "slurm_state", lambda folder, job_id: states[job_id])
+    monkeypatch.setattr(slurm, "sacct_history", lambda ids: {j: [{"job_id": j, "state": states[j]}] for j in ids})
     assert slurm.in_flight_items(tmp_path) == {"p0": "101", "p2": "103"}
+    # the ended job (it never ran p1 here) gets sacct's state, and its unfinished item an error that names it
+    jobs = read_jobs(tmp_path)
+    assert set(jobs) == {specs[1].tag} and jobs[specs[1].tag]["slurm_state"] == "COMPLETED"
+    assert jobs[specs[1].tag]["items"]["p1"]["status"] == "error"
+    assert "job 102 ended COMPLETED" in jobs[specs[1].tag]["items"]["p1"]["message"]
     lines: list[str] = []
     out = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path, echo=lines.append)
     assert out["in_flight"] == 2 and out["submitted"] == 1 and out["done"] == 1   # only p1 (its job ended)
@@ -159,6 +165,31 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     states.update({"101": "CANCELLED by 0", "103": "PREEMPTED"})   # ended without finishing: submitted again
     again = run_items(_items(3), FN, launch=LaunchConfig(), run_dir=tmp_path)
     assert again["in_flight"] == 0 and again["submitted"] == 2 and again["skipped"] == 1
+    assert read_jobs(tmp_path)[specs[0].tag]["sacct"] == [{"job_id": "101", "state": "CANCELLED by 0"}]
+
+
+def test_sacct_rows_of_arrays_requeues_and_pending_tasks(monkeypatch):
+    """sacct --duplicates output as SLURM 22.05 printed it for a requeued array task, a task killed by a signal and
+    an array's pending tasks, read back per job id (oldest run first)."""
+    from evalkit.launch import slurm
+
+    out = ("2_0|3|REQUEUED|0:0|2026-12-07T01:45:29|2026-12-07T01:45:44|00:00:15|vm\n"
+           "2_1|2|FAILED|12:0|2026-12-07T01:45:29|2026-12-07T01:45:44|00:00:15|vm\n"
+           "2_0|3|COMPLETED|0:0|2026-12-07T01:46:13|2026-12-07T01:46:24|00:00:11|vm\n"
+           "9_[2-3,5%1]|9|PENDING|0:0|Unknown|Unknown|00:00:00|None assigned\n")
+    calls = []
+
+    def fake_run(cmd, **kw):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout=out, stderr="")
+
+    monkeypatch.setattr(slurm.subprocess, "run", fake_run)
+    rows = slurm.sacct_history(["2_0", "2_1", "9_3", "9_5", "9_4"])
+    assert [r["state"] for r in rows["2_0"]] == ["REQUEUED", "COMPLETED"] and rows["2_0"][0]["job_id_raw"] == "3"
+    assert rows["2_1"][0]["exit_code"] == "12:0" and rows["9_3"][0]["state"] == rows["9_5"][0]["state"] == "PENDING"
+    assert "9_4" not in rows and calls[0][calls[0].index("--jobs") + 1] == "2,9"
+    monkeypatch.setattr(slurm.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(FileNotFoundError("sacct")))
+    assert slurm.sacct_history(["2_0"]) is None
 
 
 @pytest.mark.slow
@@ -235,3 +266,33 @@ def test_process_workers_die_with_their_parent(tmp_path):
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(child), f"worker {child} outlived its killed parent"
+
+
+def test_attempt_of_a_slurm_array_task_names_its_array(monkeypatch):
+    """Inside SLURM array task 29_0 (whose own SLURM_JOB_ID is 30, as sbatch numbers array tasks), the job file
+    records job 29_0 of array 29 (a real one-node cluster recorded array 30 for task 29_0 and 29 for 29_1)."""
+    from evalkit.launch.jobs import _attempt_env
+
+    for var, value in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "30", "SLURM_ARRAY_JOB_ID": "29",
+                       "SLURM_ARRAY_TASK_ID": "0", "SLURM_RESTART_COUNT": "1"}.items():
+        monkeypatch.setenv(var, value)
+    info = _attempt_env()
+    assert (info["job_id"], info["array_job_id"], info["array_index"]) == ("29_0", "29", 0)
+    assert info["cluster"] == "slurm" and info["slurm_restart_count"] == 1
+
+
+def test_a_job_squeue_lists_is_in_flight_before_sacct_knows_it(monkeypatch):
+    """Right after sbatch, sacct (through slurmdbd) does not know the job yet (submitit reads UNKNOWN) while squeue
+    lists it: the state comes from squeue, so a re-run then does not submit the same items again."""
+    from evalkit.launch import slurm
+
+    class NotInSacct:
+        def __init__(self, folder, job_id):
+            self.state = "UNKNOWN"
+
+    squeue = {"5_1": (0, "PENDING\n"), "5_0": (0, ""), "9": (1, "")}   # queued, ended, purged (unknown id)
+    monkeypatch.setattr(slurm.submitit, "SlurmJob", NotInSacct)
+    monkeypatch.setattr(slurm.subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, squeue[cmd[cmd.index("--jobs") + 1]][0], stdout=squeue[cmd[cmd.index("--jobs") + 1]][1], stderr=""))
+    assert slurm.slurm_state("f/%j", "5_1") == "PENDING"
+    assert slurm.slurm_state("f/%j", "5_0") == slurm.slurm_state("f/%j", "9") == "UNKNOWN"   # sacct's answer

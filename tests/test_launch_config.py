@@ -55,6 +55,17 @@ def test_bad_options_name_the_field_and_closest_match():
         LaunchConfig(gpus_per_job=-1)
 
 
+@pytest.mark.parametrize("cluster", ["auto", "slurm"])
+def test_slurm_time_limit_leaves_room_for_the_requeue_signal(cluster):
+    """A real one-node SLURM 22.05 sent submitit's USR2 (90 s before a 1-minute limit) 15 s into the job, requeued
+    it, and killed the requeued run 1 s in (FAILED, exit 12:0) before Python had its handler: refused up front."""
+    with pytest.raises(FieldError, match=r"launch\.time_limit_min.*>= 3.*USR2"):
+        resolve_launch({"launcher": "submitit", "submitit_cluster": cluster, "time_limit_min": 2})
+    assert resolve_launch({"launcher": "submitit", "submitit_cluster": cluster, "time_limit_min": 3})
+    for ok in ({"launcher": "submitit", "submitit_cluster": "local"}, {"launcher": "inline"}):
+        assert resolve_launch({**ok, "time_limit_min": 1}).time_limit_min == 1
+
+
 def test_strip_launch_flags_keeps_the_plain_command():
     argv = ["generate", "--out", "v", "--launcher", "submitit", "--shards=4", "--set", "launch.partition=gpu",
             "--set", "other.key=1", "--dry-run", "--steps", "3"]

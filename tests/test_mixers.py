@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from backbone import analytic
 from baselines.linear_attn.model import LinearAttention
 from baselines.radial import spec as radial_terms
 from baselines.radial.model import block_pairs, block_sparse_attention
@@ -194,7 +193,7 @@ def test_radial_mask_control_without_sink():
 
 # ---- growth laws (analytic = counted, checked for every model in test_flops_agreement.py) --------------------------
 def _mixer(name, grid):
-    return analytic.flops_breakdown(M.resolve(name, "4b"), grid)["mixer"]
+    return M.resolve(name, "4b").flops_breakdown(grid)["mixer"]
 
 
 def test_linear_and_sta_mixers_are_linear_in_tokens():

@@ -25,20 +25,27 @@ def write(tmp_path: Path, **over) -> Path:
 def test_paper_latency_parts_resolve_in_priority_order() -> None:
     exp = load_experiment("paper_latency")
     parts = exp.parts
-    assert [p.name for p, _ in parts] == ["fig6a_512p", "table2", "fig20", "fig6a_256p", "max_frames"]
+    names = ["fig6a_512p", "table2", "fig6a_512p_cudnn", "figure_512sq", "figure_17s", "fig20", "table2_mamba1",
+             "fig6a_256p", "max_frames", "figure_fitted_512sq", "figure_fitted_17s"]
+    assert [p.name for p, _ in parts] == names
     cfg = {p.name: c for p, c in parts}
     assert cfg["fig6a_512p"].models == ("lingen", "dit") and cfg["fig6a_512p"].durations_s == (17, 68)
-    assert len(cfg["table2"].models) == 7 and cfg["table2"].durations_s == (17,)
+    assert len(cfg["table2"].models) == 6 and cfg["table2"].durations_s == (17,)   # + w/ Mamba in table2_mamba1
+    assert cfg["table2_mamba1"].models == ("lingen-mamba1",)
+    assert cfg["fig6a_512p"].latency.min_iterations == 3 and exp.parts[0][0].strict
+    assert cfg["fig6a_512p_cudnn"].latency.sdpa_backend == "cudnn" and cfg["fig6a_512p_cudnn"].models == ("dit",)
     assert cfg["fig20"].flavors == ("1b", "2b", "4b", "8b") and cfg["fig20"].sampling.steps == 100
     assert cfg["table2"].sampling.steps == 50                      # the override is the part's only
     assert cfg["fig6a_256p"].resolutions == {"256p": (256, 448)}
     assert cfg["max_frames"].measurements == ("max_frames",) and cfg["max_frames"].max_frames.memory_limit_gib == 80
     specs = plan_points(exp)
     order = [s.tag.part for s in specs]
-    assert order == sorted(order, key=["fig6a_512p", "table2", "fig20", "fig6a_256p", "max_frames"].index)
+    assert order == sorted(order, key=names.index)
     for s in specs:
         assert all(k.startswith(f"{s.tag.part}:") for k in s.record_keys.values())
-        assert s.tag.part_group == ("fig6a" if s.tag.part.startswith("fig6a") else s.tag.part)
+        group = {"fig6a_512p_cudnn": "fig6a_cudnn", "table2_mamba1": "table2"}.get(s.tag.part) or next(
+            (g for g in ("fig6a", "figure_fitted", "figure") if s.tag.part.startswith(g)), s.tag.part)
+        assert s.tag.part_group == group
     keys = [k for s in specs for k in s.record_keys.values()]
     assert len(keys) == len(set(keys))                             # one point in two parts: two keys
     fig20 = next(s for s in specs if s.tag.part == "fig20" and s.flavor == "4b" and s.model == "lingen")

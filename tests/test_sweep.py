@@ -179,3 +179,36 @@ def test_run_plots_follow_the_axis_the_experiment_varies(tmp_path: Path) -> None
     assert [plots.axis_of(r) for r in (scaling, ladder, ablation)] == ["duration", "params", "model"]
     names = [Path(p).name for p in plots.write_plots(ladder, tmp_path)]
     assert names == ["flops_vs_params.png"]
+
+
+def test_config_hash_leaves_defaults_out_and_resume_checks_the_stored_config(tmp_path: Path) -> None:
+    """A setting added to the schema later (at its default) leaves the hash as it was, so a run published before
+    it resumes; a default that changed since is caught by the stored resolved config."""
+    import dataclasses
+
+    from evalkit.core.runs import config_hash, open_run
+    from evalkit.core.typed import to_dict
+    from evalkit.sweep.config import NOT_HASHED, load_experiment
+
+    exp = load_experiment(write(tmp_path))
+    cfg = exp.config
+    h = exp.config_hash()
+    assert h == config_hash(cfg, exclude=NOT_HASHED)
+    # a value at its default hashes like a config that never had the key: written out or left out, same hash
+    same = dataclasses.replace(cfg, latency=dataclasses.replace(cfg.latency, warmup=cfg.latency.warmup))
+    assert config_hash(same, exclude=NOT_HASHED) == h
+    changed = dataclasses.replace(cfg, latency=dataclasses.replace(cfg.latency, warmup=cfg.latency.warmup + 1))
+    assert config_hash(changed, exclude=NOT_HASHED) != h
+    assert config_hash(dataclasses.replace(cfg, launch=dataclasses.replace(cfg.launch, workers=3)),
+                       exclude=NOT_HASHED) == h                              # where it runs is not hashed
+    full = to_dict(cfg)
+    older = {k: v for k, v in full.items() if k != "sensitivity"}           # made before `sensitivity` existed
+    run, resumed = open_run(tmp_path / "r", h, manifest={"config": older}, ignore=NOT_HASHED)
+    assert not resumed
+    again, resumed = open_run(tmp_path / "r", h, manifest={"config": full}, ignore=NOT_HASHED)
+    assert resumed and again == run                                       # the added key: its default rules
+    other = {**full, "latency": {**full["latency"], "warmup": full["latency"]["warmup"] + 1}}
+    (run / "manifest.json").write_text(json.dumps({**json.loads((run / "manifest.json").read_text()),
+                                                   "config": other}))        # a default changed since the run
+    third, resumed = open_run(tmp_path / "r", h, manifest={"config": full}, ignore=NOT_HASHED)
+    assert not resumed and third != run

@@ -214,3 +214,72 @@ def test_run_plots_one_set_per_part_group(tmp_path: Path) -> None:
     records += [rec("table2", m, 17, 5.0) for m in ("lingen", "lingen-no-tesa")]
     names = sorted(Path(p).name for p in write_plots(records, tmp_path))
     assert names == ["latency_fig6a_vs_duration.png", "latency_table2_by_model.png"]
+
+
+def test_warm_up_calls_stop_after_one_longer_than_the_cap(monkeypatch) -> None:
+    clock = FakeClock()
+    monkeypatch.setattr(latency_mod, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+
+    def fn() -> None:
+        clock.t += 40.0
+
+    warm: list[float] = []
+    times = latency_mod.time_call(fn, cuda=False, warmup=3, min_iterations=1, min_seconds=0, max_iterations=1,
+                                  warmup_times=warm, warmup_cap_s=30.0)
+    assert warm == [40000.0] and times == [40000.0]            # one warm-up (over the cap), then the timed call
+    warm.clear()
+    latency_mod.time_call(fn, cuda=False, warmup=3, min_iterations=1, min_seconds=0, max_iterations=1,
+                          warmup_times=warm, warmup_cap_s=0.0)
+    assert len(warm) == 3                                      # 0: no cap
+
+
+def test_latency_record_spread_profiled_call_and_forced_sdpa_backend(tmp_path: Path) -> None:
+    """Without a warm-up the first call is a timed one and the profile comes from a short call of its own; the
+    spread of the timed calls is recorded; latency.sdpa_backend forces the kernel (math on CPU here)."""
+    from evalkit.measure.latency import LatencySettings, short_duration
+    from evalkit.sweep.runner import run_point
+
+    lat = LatencySettings(warmup=0, min_iterations=3, min_seconds=0.0, max_iterations=3, sdpa_backend="math")
+    point = tiny_point("dit", duration_s=8.5, measurements=("latency",), settings=Settings(latency=lat))
+    (rec,) = run_point(point, tmp_path, ctx=Context())
+    assert rec["status"] == "ok" and rec["first_call_timed"] and rec["profiled_call"] == "short_call"
+    assert rec["warmup_ms_raw"] == [] and rec["iterations"] == 3 == len(rec["latency_ms_raw"])
+    assert rec["latency_ms_min"] <= rec["latency_ms_p50"] <= rec["latency_ms_max"] and rec["latency_ms_std"] >= 0
+    assert rec["backend_sdpa"] == "math" and rec["sdpa_backend_requested"] == "math"
+    assert "SDPA" in rec["latency_caveats"] and short_duration(point) == 0.5
+    auto = tiny_point("dit", duration_s=8.5, measurements=("latency",),
+                      settings=Settings(latency=dataclasses.replace(lat, warmup=1, sdpa_backend="auto")))
+    (rec,) = run_point(auto, tmp_path, ctx=Context())
+    assert rec["backend_sdpa"] == "cpu_flash" and rec["profiled_call"] == "first_warmup"
+    assert not rec["first_call_timed"] and len(rec["warmup_ms_raw"]) == 1
+
+
+def test_a_strict_part_gets_all_it_asks_for_first(tmp_path: Path) -> None:
+    """A part marked strict (the headline claim) is planned at its desired work before a later part gets any;
+    without strict every point first gets its minimal work in file order."""
+    from evalkit.sweep.budget import plan_units
+    from evalkit.sweep.config import load_experiment
+    from evalkit.sweep.plan import plan_points
+    from evalkit.sweep.predict import Predictor
+
+    data = {**EXP, "models": ["dit"], "durations_s": [8.5], "measurements": ["latency"],
+            "latency": {"warmup": 1, "min_iterations": 3, "min_seconds": 0.0, "max_iterations": 3,
+                        "cpu_budget_gflop": 100.0},
+            "parts": [{"name": "head", "strict": True}, {"name": "rest"}]}
+    plans = {}
+    for strict in (True, False):
+        data["parts"][0]["strict"] = strict
+        path = tmp_path / f"s{strict}.yaml"
+        path.write_text("# strict test\n" + yaml.safe_dump(data))
+        exp = load_experiment(path)
+        points = plan_points(exp)
+        assert [p.strict for p in points] == [strict, False]
+        pred = Predictor(exp.config.budget, "cpu")
+        one = pred.cost(points[0], "latency", pred.initial_state(), pred.minimal(points[0]))
+        full = pred.cost(points[0], "latency", pred.initial_state(), pred.desired(points[0]))
+        plans[strict] = plan_units(points, pred, full + 0.01)    # the head's full work, not both minimal
+        assert full > one
+    head, rest = plans[True]
+    assert head.run and head.plan.iterations == 3 and not rest.run
+    head, rest = plans[False]
+    assert head.run and rest.run and head.plan.iterations < 3     # both got their minimal work first

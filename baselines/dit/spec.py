@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from backbone.config import BackboneConfig, ModelFamily, Triple
 
@@ -19,6 +19,10 @@ class DiTConfig(BackboneConfig):
 
     name: str = "dit"
     mixer: Literal["attention"] = "attention"
+    # what biases a latency measured with this implementation (written into every latency record)
+    latency_caveats: ClassVar[str] = (
+        "attention through torch SDPA's own choice of kernel (FlashAttention-2 on an H100 in PyTorch); cuDNN "
+        "attention and FlashAttention-3 are faster there (latency.sdpa_backend: cudnn times it with cuDNN)")
 
     def mixer_params(self) -> int:
         return 4 * self.d_model * self.d_model  # qkv + out

@@ -1,6 +1,6 @@
 """The ReLU linear-attention mixer as the harness sees it, pure python: its options, parameter and FLOP terms and
 its entry (the torch code is ``baselines/linear_attn/model.py``, the flavors ``baselines/linear_attn/preset.yaml``).
-Convention as in ``backbone/analytic.py``: 2 FLOPs per multiply-add, matmuls only (ReLU, RoPE, norms and the key sum
+Convention as in ``backbone/config.py``: 2 FLOPs per multiply-add, matmuls only (ReLU, RoPE, norms and the key sum
 are elementwise / reductions and are not counted), one layer, batch 1.
 
 Per layer, L tokens, width d, heads H of size e = d / H:

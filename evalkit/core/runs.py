@@ -178,28 +178,34 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any] | None:
 # ---------------------------------------------------------------------------------------------------------------
 # resume or start
 # ---------------------------------------------------------------------------------------------------------------
-def matching_runs(root: Path, config_hash: str, config: Any = None) -> list[Path]:
+def _without(config: Any, ignore: tuple[str, ...]) -> Any:
+    return {k: v for k, v in config.items() if k not in ignore} if isinstance(config, dict) else config
+
+
+def matching_runs(root: Path, config_hash: str, config: Any = None, ignore: tuple[str, ...] = ()) -> list[Path]:
     """Run folders under ``root`` whose manifest has ``config_hash`` (and, when ``config`` is given, whose stored
-    resolved config agrees with it on every key both have: :func:`first_difference`), oldest first."""
+    resolved config agrees with it on every key both have but the top-level sections in ``ignore``:
+    :func:`first_difference`), oldest first."""
     if not Path(root).is_dir():
         return []
     found = []
     for d in Path(root).iterdir():
         m = read_manifest(d) if d.is_dir() else None
         if m is not None and m.get("config_hash") == config_hash:
-            if config is not None and first_difference(m.get("config"), config) is not None:
+            if config is not None and first_difference(_without(m.get("config"), ignore),
+                                                       _without(config, ignore)) is not None:
                 continue
             found.append((str(m.get("created", "")), d.name, d))
     return [d for _, _, d in sorted(found)]
 
 
 def open_run(root: Path, config_hash: str, *, run_dir: Path | None = None, new_run: bool = False,
-             manifest: dict[str, Any]) -> tuple[Path, bool]:
+             manifest: dict[str, Any], ignore: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """(run folder, resumed?): ``run_dir`` if given (refused if it holds another config), else the newest folder
     under ``root`` with this config (unless ``new_run``), else a new one; a new folder gets its manifest
     (``manifest`` fields plus ``run_id`` and ``config_hash``). "This config": the same hash and, where the manifest
     stores its resolved ``config``, the same value for every key both configs have (a default changed since the
-    run was made is a different config)."""
+    run was made is a different config) but the sections in ``ignore`` (those the hash leaves out too)."""
     config = manifest.get("config")
     if run_dir is not None:
         run_dir = Path(run_dir)
@@ -208,7 +214,8 @@ def open_run(root: Path, config_hash: str, *, run_dir: Path | None = None, new_r
             if existing.get("config_hash") != config_hash:
                 raise FieldError("--run-dir", f"{run_dir} holds config {existing.get('config_hash')}, this command "
                                               f"resolves to {config_hash}: use another --run-dir or --new-run")
-            diff = first_difference(existing.get("config"), config) if config is not None else None
+            diff = (first_difference(_without(existing.get("config"), ignore), _without(config, ignore))
+                    if config is not None else None)
             if diff is not None:
                 raise FieldError("--run-dir", f"{run_dir} was made with another value of {diff} (a default changed "
                                               "since): use another --run-dir or --new-run")
@@ -217,7 +224,7 @@ def open_run(root: Path, config_hash: str, *, run_dir: Path | None = None, new_r
             raise FieldError("--run-dir", f"{run_dir} exists, is not empty and has no manifest.json: not a run "
                                           "folder of this tool")
     elif not new_run:
-        found = matching_runs(root, config_hash, config)
+        found = matching_runs(root, config_hash, config, ignore)
         if found:
             return found[-1], True
     if run_dir is None:

@@ -4,7 +4,8 @@ Not a paper figure: the contract between the verbs that write records and the re
 is one flat JSON object (``evalkit.core.records`` writes and reads them). Kinds: ``cost`` (sweep: FLOPs /
 latency / memory / max frames, Fig. 1b / 6 / 20, Table 2), ``vbench`` (Tables 1 / 3 / 4 quality), ``alignment``
 and ``train_loss`` (the small trainable suite), ``video`` (one line of a ``generate`` manifest), ``selftest``
-(the launcher's check), ``humaneval_vote`` (one effective vote of a human preference study, Figs. 8 / 9 / 12).
+(the launcher's check), ``humaneval_vote`` (one effective vote of a human preference study, Figs. 8 / 9 / 12),
+``figure_fit`` (the fit of the unstated geometry to the project page's efficiency figure, ``evalkit.figure``).
 
 Each kind lists its fields: the JSON types a field may hold and whether every record of the kind must have it.
 :func:`check_record` runs on every append (``records.append``): a record without a required field, or with a
@@ -74,7 +75,10 @@ MEASURED = {
     "backend_sdpa": opt(str), "backend_ssd": opt(str), "backend_ssd_selected": opt(str),
     "backend_ssd_reason": opt(str), "backend_tesa": opt(str), "sdpa_enabled": opt(str), "gpu": opt(str, NONE),
     "torch_version": opt(str), "cuda_version": opt(str, NONE), "cudnn_version": opt(int, NONE),
-    "triton_version": opt(str), "mamba_ssm_version": opt(str),
+    "triton_version": opt(str), "mamba_ssm_version": opt(str), "sdpa_backend_requested": opt(str),
+    "latency_caveats": opt(str), "first_call_timed": opt(bool), "profiled_call": opt(str),
+    "latency_ms_min": opt(int, float), "latency_ms_max": opt(int, float), "latency_ms_std": opt(int, float),
+    "latency_spread": opt(int, float), "gpu_state_before": opt(dict, NONE), "gpu_state_after": opt(dict, NONE),
     # memory
     "mem_peak_allocated_bytes": opt(int), "mem_peak_reserved_bytes": opt(int), "mem_source": opt(str),
     # max frames
@@ -104,6 +108,8 @@ SCHEMAS: dict[str, dict[str, Field]] = {
                        "index": opt(int), "x": opt(str), "y": opt(str), "left": opt(str), "right": opt(str),
                        "shown_at": opt(str, NONE), "cast_at": opt(str), "client_ms": opt(int, NONE),
                        "revisions": opt(int)},
+    # record says which: candidate | family | bound | latency_prediction | summary (evalkit.figure.results)
+    "figure_fit": {**BASE, "record": req(str)},
 }
 KINDS: tuple[str, ...] = tuple(SCHEMAS)
 PREFIXES: dict[str, dict[str, tuple[type, ...]]] = {"cost": COST_PREFIXES}

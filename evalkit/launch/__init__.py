@@ -43,7 +43,7 @@ def pending_items(items: Sequence[Any], run_dir: Path, skip_done: SkipDone = Non
     return [it for it in items if item_key(it) not in done]
 
 
-def dry_run_lines(specs: Sequence[JobSpec], cfg: LaunchConfig) -> list[str]:
+def dry_run_lines(specs: Sequence[JobSpec], cfg: LaunchConfig, name: str = "evalkit") -> list[str]:
     """What ``--dry-run`` prints: a header, then one line per job with its keys (and sbatch options)."""
     if cfg.launcher == "submitit":
         opts = sbatch_options(cfg, n_jobs=len(specs))
@@ -52,7 +52,7 @@ def dry_run_lines(specs: Sequence[JobSpec], cfg: LaunchConfig) -> list[str]:
         lines = [head] + [format_job_line(s.tag, s.keys, {**per_job, "array-index": str(i)})
                           for i, s in enumerate(specs)]
         if specs and cfg.submitit_cluster in ("auto", "slurm"):
-            preview = sbatch_preview(cfg, str(Path(specs[0].run_dir) / "submitit" / "%j"), len(specs))
+            preview = sbatch_preview(cfg, str(Path(specs[0].run_dir) / "submitit" / "%j"), len(specs), name)
             if preview:
                 lines += ["sbatch header (rendered by submitit):"] + ["  " + ln for ln in preview.splitlines()]
         return lines
@@ -70,7 +70,7 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
 
     The summary: ``launcher``, ``total``, ``skipped`` (already done), ``in_flight`` (submitted to SLURM by an
     earlier command and still pending/running), ``submitted``, ``done``, ``errors`` (list of
-    ``{key, message, oom}``), ``unknown`` (items of jobs left running with ``wait: false``), ``jobs`` (tags) and
+    ``{key, message, oom}``), ``in_flight_keys``, ``unknown`` (items of jobs left running with ``wait: false``), ``jobs`` (tags) and
     ``job_ids``. Bad items or an unimportable ``fn`` fail before any job starts. ``on_item(key, status)`` is
     called as each item ends; ``results_tag`` makes inline and process jobs write ``results.<tag>.jsonl``.
     """
@@ -87,15 +87,17 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
         if busy:
             echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running on SLURM (jobs "
                  f"{', '.join(sorted(set(busy.values()))[:5])}): not submitted again")
-    in_flight = sum(1 for it in todo if item_key(it) in busy)
+    in_flight_keys = [item_key(it) for it in todo if item_key(it) in busy]
+    in_flight = len(in_flight_keys)
     todo = [it for it in todo if item_key(it) not in busy]
     specs = plan_jobs(todo, fn, cfg, run_dir, results_tag=results_tag)
     summary: dict[str, Any] = {"launcher": cfg.launcher, "total": len(items),
                                "skipped": len(items) - len(todo) - in_flight, "in_flight": in_flight,
+                               "in_flight_keys": in_flight_keys,
                                "submitted": len(todo), "jobs": [s.tag for s in specs], "job_ids": [],
                                "done": 0, "errors": [], "unknown": 0}
     if dry_run:
-        for line in dry_run_lines(specs, cfg):
+        for line in dry_run_lines(specs, cfg, name):
             echo(line)
         summary.update(submitted=0, dry_run=True)
         return summary

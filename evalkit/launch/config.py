@@ -39,6 +39,13 @@ from evalkit.core.typed import apply_overrides, from_dict, to_dict
 
 LAUNCHERS = ("inline", "process", "submitit")
 SUBMITIT_CLUSTERS = ("auto", "slurm", "local", "debug")
+# submitit asks SLURM for USR2 this long before the time limit (its SlurmExecutor's signal_delay_s); sbatch(1)
+# --signal: "the signal may be sent up to 60 seconds earlier than specified"; and a signal that comes before the
+# job's Python has installed submitit's handler kills the job: a SLURM time limit must leave room for all three
+SIGNAL_DELAY_S = 90
+SIGNAL_EARLY_S = 60
+JOB_START_S = 30
+MIN_SLURM_TIME_LIMIT_MIN = -(-(SIGNAL_DELAY_S + SIGNAL_EARLY_S + JOB_START_S) // 60)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +91,13 @@ class LaunchConfig:
             raise FieldError("launch.mem_gb", f"must be > 0 or null, got {self.mem_gb}")
         if self.max_requeues < 0:
             raise FieldError("launch.max_requeues", f"must be >= 0, got {self.max_requeues}")
+        if (self.launcher == "submitit" and self.submitit_cluster in ("auto", "slurm")
+                and self.time_limit_min < MIN_SLURM_TIME_LIMIT_MIN):
+            raise FieldError("launch.time_limit_min", (
+                f"must be >= {MIN_SLURM_TIME_LIMIT_MIN} for SLURM jobs, got {self.time_limit_min}: submitit asks "
+                f"for USR2 {SIGNAL_DELAY_S} s before the limit and SLURM may send it up to {SIGNAL_EARLY_S} s "
+                f"earlier, i.e. as the job starts, which requeues the job at once or kills it before Python is up "
+                f"(submitit_cluster local or debug have no such limit)"))
 
 
 def default_section() -> dict[str, Any]:
@@ -131,7 +145,7 @@ def strip_launch_flags(argv: Sequence[str], count_flag: str) -> list[str]:
         if a == "--set" and i + 1 < len(argv) and argv[i + 1].startswith("launch."):
             i += 2
             continue
-        if a.startswith((f"--launcher=", f"{count_flag}=", "--set=launch.")) or a in ("--dry-run", "--no-dry-run"):
+        if a.startswith(("--launcher=", f"{count_flag}=", "--set=launch.")) or a in ("--dry-run", "--no-dry-run"):
             i += 1
             continue
         out.append(a)
@@ -160,7 +174,7 @@ def sbatch_options(cfg: LaunchConfig, n_jobs: int = 1) -> dict[str, str]:
         opts["array"] = f"0-{n_jobs - 1}%{min(cfg.array_parallelism, n_jobs)}"
     if cfg.requeue:
         # submitit asks SLURM for a USR2 signal before the time limit and requeues the job itself
-        opts["signal"] = "USR2@90"
+        opts["signal"] = f"USR2@{SIGNAL_DELAY_S}"
     return opts
 
 

@@ -151,7 +151,8 @@ def _attempt_env() -> dict[str, Any]:
         import submitit
 
         env = submitit.JobEnvironment()
-        info.update(job_id=str(env.job_id), array_job_id=str(env.raw_job_id).split("_")[0],
+        # an array task's own SLURM_JOB_ID (raw_job_id) differs from its array's id (SLURM_ARRAY_JOB_ID)
+        info.update(job_id=str(env.job_id), array_job_id=str(env.array_job_id or env.raw_job_id),
                     array_index=env.array_task_id if hasattr(env, "array_task_id") else None,
                     cluster=env.cluster)
     except (RuntimeError, ImportError):  # not inside a submitit job
@@ -213,6 +214,20 @@ def mark_unfinished(spec: JobSpec, message: str, *, oom: bool = False) -> None:
         if st.get("status") in ("pending", "running"):
             st.update(status="error", end=now_iso(), message=message, oom=oom)
     write_json_atomic(job_file(spec.run_dir, spec.tag), state)
+
+
+def record_sacct(spec: JobSpec, rows: Sequence[dict[str, str]]) -> bool:
+    """Keep what ``sacct`` reports about the job in its job file: ``sacct`` (one row per run of the job, oldest
+    first: a requeued job has a REQUEUED / PREEMPTED / TIMEOUT row before the row of its next run) and
+    ``slurm_state`` (the last row's state). Only for a job that has ended: its own process no longer writes the
+    file. Returns whether the file changed."""
+    state = read_job(spec.run_dir, spec.tag) or _new_state(spec)
+    rows = [dict(r) for r in rows]
+    if not rows or state.get("sacct") == rows:
+        return False
+    state.update(sacct=rows, slurm_state=rows[-1]["state"])
+    write_json_atomic(job_file(spec.run_dir, spec.tag), state)
+    return True
 
 
 def job_outcomes(run_dir: Path | str, specs: Sequence[JobSpec]) -> tuple[int, list[dict[str, Any]]]:

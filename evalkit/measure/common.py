@@ -99,6 +99,42 @@ def environment() -> dict[str, Any]:
     return dict(_ENV)
 
 
+GPU_QUERY = ("clocks.sm", "clocks.max.sm", "power.draw", "power.limit", "temperature.gpu")
+THROTTLE_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")   # newer / older drivers
+
+
+def gpu_state() -> dict[str, Any]:
+    """The GPU's clocks, power, temperature and throttle reasons now (``nvidia-smi``), for the latency records: a
+    timing taken while the card ran below its clocks or at its power limit says so. ``{"error": ...}`` when
+    nvidia-smi cannot tell (no NVIDIA driver, a hung query)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return {"error": "nvidia-smi not found"}
+    last = ""
+    for reasons in THROTTLE_FIELDS:
+        try:
+            out = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(GPU_QUERY + (reasons,))}",
+                                  "--format=csv,noheader,nounits", "-i", "0"], capture_output=True, text=True,
+                                 timeout=10)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return {"error": f"nvidia-smi: {exc}"[:200]}
+        if out.returncode == 0:
+            values = [v.strip() for v in out.stdout.strip().splitlines()[0].split(",")]
+            keys = ("sm_clock_mhz", "max_sm_clock_mhz", "power_w", "power_limit_w", "temperature_c",
+                    "throttle_reasons")
+            state: dict[str, Any] = {}
+            for k, v in zip(keys, values):
+                try:
+                    state[k] = v if k == "throttle_reasons" else float(v)
+                except ValueError:
+                    state[k] = v
+            return state
+        last = (out.stderr or out.stdout).strip()
+    return {"error": f"nvidia-smi: {last}"[:200]}
+
+
 def sdpa_enabled() -> str:
     """The SDPA backends torch may choose from (its flags; the dispatcher takes the first in its priority order
     that accepts the inputs), '+'-joined: why a backend ran is this plus the inputs' dtype, shape and mask."""

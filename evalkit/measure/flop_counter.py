@@ -98,7 +98,7 @@ ZERO_FLOP_OPS: set[Any] = {
     aten.scatter, aten.scatter_, aten.scatter_add, aten.scatter_add_, aten.index_copy, aten.index_copy_,
     aten.index_fill_, aten.masked_fill_, aten.embedding, aten.tril, aten.triu, aten.sort, aten.topk,
     aten.nonzero, aten.index_add, aten.scatter_reduce, aten.scatter_reduce_,  # accumulation (Radial softmax)
-    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and backbone.analytic)
+    # elementwise-cost ops the 2*MAC convention does not count (as FlopCounterMode and the closed forms)
     aten._softmax, aten._safe_softmax, aten._log_softmax, aten.native_layer_norm, aten.native_group_norm,
     aten._native_batch_norm_legit_no_training, aten.cumsum, aten.cumprod, aten._adaptive_avg_pool2d,
     aten._adaptive_avg_pool3d, aten.avg_pool2d, aten.avg_pool3d, aten.max_pool2d_with_indices,

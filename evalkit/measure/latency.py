@@ -1,15 +1,20 @@
 """Latency of one denoiser forward or of the whole sampling loop (paper Fig. 6 latency, Fig. 20, Table 2).
 
-Protocol: random weights and inputs, ``eval()`` + ``inference_mode``, warm-up calls,
-then timed iterations until at least ``min_iterations`` *and* ``min_seconds`` are reached (capped by
-``max_iterations``, and by ``max_seconds`` from the start of the measurement: the budget planner's cap, at least
-one timed iteration); every per-iteration time is kept (``latency_ms_raw``, the warm-up calls in
-``warmup_ms_raw``) with p10/p50/p90. On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing, and the peak
+Protocol: random weights and inputs, ``eval()`` + ``inference_mode``, warm-up calls (none after one that took
+longer than ``warmup_cap_s``; none at all when the budget planner finds the model already warm in this process:
+the first call is then a timed one, ``first_call_timed``), then timed iterations until at least
+``min_iterations`` *and* ``min_seconds`` are reached (capped by ``max_iterations``, and by ``max_seconds`` from the
+start of the measurement: the budget planner's cap, at least one timed iteration); every per-iteration time is
+kept (``latency_ms_raw``, the warm-up calls in ``warmup_ms_raw``) with p10/p50/p90, min, max, standard deviation
+and the spread (p90 - p10) / p50, and on CUDA the GPU's clocks, power, temperature and throttle reasons before
+and after the timed calls (``gpu_state_*``, from nvidia-smi). ``sdpa_backend`` can force one SDPA kernel (e.g.
+cuDNN attention for DiT). On CUDA: ``dtype_cuda`` (bf16), ``torch.cuda.Event`` timing, and the peak
 memory of the timed forwards (``mem_peak_*``, which the memory measurement reuses at the same point). On CPU:
 ``perf_counter`` (after the forward returns, CPU ops are synchronous), only for points whose analytic forward
 cost is under ``latency.cpu_budget_gflop``; larger points get a ``skipped`` row with the reason. The SDPA and
-SSD backends that actually ran are read from the profiled first warm-up call (op and kernel names; an extra
-profiled forward when there is no warm-up or the scope is the sampling loop), not assumed; next to them the SSD
+SSD backends that actually ran are read from a profiled call that is never a timed one (op and kernel names: the
+first warm-up call, or, without one or for the sampling loop, one forward at the shortest duration the model
+represents), not assumed; next to them the SSD
 backend the model selected and, when it is not the fused kernel, why (``backend_ssd_reason``), the TESA path +
 SDPA kernel MATE's last forward dispatched to (``backend_tesa``), which SDPA backends torch had enabled
 (``sdpa_enabled``), and the software and GPU (``measure.common.environment``). An OOM is an ``oom`` row; a
@@ -30,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from evalkit import models
 from evalkit.core.errors import FieldError
-from evalkit.measure.common import (Context, DType, cuda_available, environment, is_oom, profile_names,
+from evalkit.measure.common import (Context, DType, cuda_available, environment, gpu_state, is_oom, profile_names,
                                     sdpa_backend_from_names, sdpa_enabled, ssd_backend_from_names, torch_dtype)
 
 if TYPE_CHECKING:
@@ -58,6 +63,11 @@ class LatencySettings:
     # > 0: stop timing once another iteration would end more than this many seconds after the measurement
     # started (warm-up included; at least one timed iteration). `sweep --budget-s` sets it per point.
     max_seconds: float = 0.0
+    # no more warm-up calls once one took longer than this (a 68 s DiT-4B forward needs no second warm-up)
+    warmup_cap_s: float = 30.0
+    # which SDPA kernel the timed calls may use: "auto" lets torch choose (the record says which ran); a name
+    # forces that backend (torch.nn.attention.sdpa_kernel), e.g. "cudnn" for DiT on cuDNN attention
+    sdpa_backend: Literal["auto", "flash", "efficient", "cudnn", "math"] = "auto"
 
     def check(self, where: str) -> None:
         for name in ("min_iterations", "max_iterations"):
@@ -71,8 +81,9 @@ class LatencySettings:
                              f"{self.cpu_budget_gflop:g} GFLOP per timed call is hours of CPU time for a large "
                              f"point (a 2-core CPU does ~0.05-0.2 TFLOP/s); the most allowed is "
                              f"{CPU_BUDGET_GFLOP_MAX:g}: time larger points on a GPU")
-        if self.max_seconds < 0:
-            raise FieldError(f"{where}.max_seconds", f"must be >= 0 (0: no limit), got {self.max_seconds}")
+        for name in ("max_seconds", "warmup_cap_s"):
+            if getattr(self, name) < 0:
+                raise FieldError(f"{where}.{name}", f"must be >= 0 (0: no limit), got {getattr(self, name)}")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -138,19 +149,22 @@ def _timed(fn: Any, cuda: bool) -> float:
 def time_call(fn: Any, *, cuda: bool, warmup: int, min_iterations: int, min_seconds: float,
               max_iterations: int, max_seconds: float = 0.0, started: float | None = None,
               first_warmup: Any = None, warmup_times: list[float] | None = None,
-              expected_call_s: float | None = None) -> list[float]:
+              expected_call_s: float | None = None, warmup_cap_s: float = 0.0) -> list[float]:
     """Per-iteration milliseconds of ``fn()`` after ``warmup`` calls. ``first_warmup`` (if given) replaces the
     first warm-up call (the profiled one). With ``max_seconds`` > 0 a timed iteration starts only if, judged by
     the previous call's time, it ends within ``max_seconds`` of ``started`` (default: now), so the result can
     be empty; before the first timed call, a single (profiled, first-ever) warm-up call is judged by at most
     twice ``expected_call_s`` (the planner's prediction), as it includes one-time costs. ``warmup_times``
-    receives the warm-up calls' milliseconds."""
+    receives the warm-up calls' milliseconds; with ``warmup_cap_s`` > 0 no warm-up call follows one that took
+    longer than that."""
     import torch
 
     started = time.perf_counter() if started is None else started
     warmup_times = [] if warmup_times is None else warmup_times
     for i in range(warmup):
         warmup_times.append(_timed(first_warmup if i == 0 and first_warmup is not None else fn, cuda))
+        if warmup_cap_s > 0 and warmup_times[-1] / 1e3 > warmup_cap_s:
+            break
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()   # the timed forwards' own peak (weights and inputs are resident)
@@ -174,6 +188,46 @@ def _module_facts(model: Any, attr: str) -> str:
     return "+".join(sorted({v for m in model.modules() if isinstance(v := getattr(m, attr, None), str) and v}))
 
 
+def short_duration(point: Point) -> float:
+    """The shortest duration the point's model can represent at its frame (the cheap call that is profiled when
+    there is no warm-up call to profile)."""
+    from evalkit.core.errors import EvalkitError
+
+    ct, pt = point.config.latent.compression[0], point.config.latent.patch[0]
+    # a causal VAE (latent.first_frame_apart) makes 1 + ct k frames: its duration counts the ct k frames after the
+    # first (evalkit.models.latent_shape)
+    step = ct if point.config.latent.first_frame_apart else ct * pt
+    for k in range(1, 4096):
+        duration = k * step / point.fps
+        try:
+            models.validate_point(point.config, point.at(duration))
+            return duration
+        except EvalkitError:
+            continue
+    return float(point.duration_s)
+
+
+def _sdpa_context(backend: str) -> Any:
+    """A context that lets SDPA use only ``backend`` (``auto``: no restriction)."""
+    import contextlib
+
+    if backend == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    kind = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+            "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}[backend]
+    return sdpa_kernel([kind])
+
+
+def _spread(raw: list[float]) -> dict[str, float]:
+    """The timed calls' spread: min, max, standard deviation (n - 1) and (p90 - p10) / p50."""
+    p50 = percentile(raw, 50)
+    return {"latency_ms_min": min(raw), "latency_ms_max": max(raw),
+            "latency_ms_std": statistics.stdev(raw) if len(raw) > 1 else 0.0,
+            "latency_spread": (percentile(raw, 90) - percentile(raw, 10)) / p50 if p50 > 0 else 0.0}
+
+
 def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     import torch
 
@@ -183,7 +237,11 @@ def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     dtype = ls.dtype_cuda if cuda else ls.dtype_cpu
     base = {"scope": ls.scope, "steps": sampling.steps, "cfg_factor": sampling.cfg_factor,
             "warmup": ls.warmup, "dtype": dtype, "device": "cuda" if cuda else "cpu",
-            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls.kernels, **environment()}
+            "timer": "cuda_events" if cuda else "perf_counter", "kernels": ls.kernels,
+            "sdpa_backend_requested": ls.sdpa_backend, **environment()}
+    caveats = getattr(point.config, "latency_caveats", "")
+    if caveats:
+        base["latency_caveats"] = caveats
     if not cuda and (reason := cpu_skip_reason(point)):
         return [{**base, "status": "skipped", "message": reason}]
     device = "cuda" if cuda else "cpu"
@@ -194,28 +252,38 @@ def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
         inputs = models.dummy_inputs(point.config, point.video, batch=point.batch, device=device,
                                      dtype=torch_dtype(dtype))
         fn = _make_call(model, inputs, ls.scope, sampling.steps, sampling.cfg_factor)
-        # the first warm-up call is profiled (op and kernel names: which backends ran); it costs no extra forward
+        # the profiled call (op and kernel names: which backends ran) is never a timed one: the first warm-up
+        # call when there is one, else one forward at the shortest duration the model represents
         fold = ls.warmup > 0 and ls.scope == "denoiser_forward"
-        with torch.inference_mode():
+        gpu_before = gpu_state() if cuda else None
+        with torch.inference_mode(), _sdpa_context(ls.sdpa_backend):
             raw = time_call(fn, cuda=cuda, warmup=ls.warmup, min_iterations=ls.min_iterations,
                             min_seconds=ls.min_seconds, max_iterations=ls.max_iterations,
                             max_seconds=ls.max_seconds, started=started, warmup_times=warm,
                             expected_call_s=(point.budget.get("latency") or {}).get("predicted_call_s"),
-                            first_warmup=(lambda: names.update(profile_names(fn))) if fold else None)
+                            first_warmup=(lambda: names.update(profile_names(fn))) if fold else None,
+                            warmup_cap_s=ls.warmup_cap_s)
             peaks = _peaks_after(cuda)
+            gpu_after = gpu_state() if cuda else None
             if not fold:
-                names = profile_names(lambda: model(*inputs))
+                short = point.at(short_duration(point))
+                short_inputs = models.dummy_inputs(point.config, short, batch=point.batch, device=device,
+                                                   dtype=torch_dtype(dtype))
+                names = profile_names(lambda: model(*short_inputs))   # the backbone's or a released model's
     except Exception as exc:
         if is_oom(exc):
             ctx.release(real_only=True)
             return [{**base, "status": "oom", "message": f"{type(exc).__name__}: {str(exc)[:200]}"}]
         raise
     facts = {"warmup_ms_raw": [round(v, 4) for v in warm], "planned_iterations": ls.min_iterations,
+             "first_call_timed": len(warm) == 0, "profiled_call": "first_warmup" if fold else "short_call",
              "backend_sdpa": sdpa_backend_from_names(names), "backend_ssd": ssd_backend_from_names(names),
              "backend_ssd_selected": _module_facts(model, "backend") or "none",
              "backend_ssd_reason": _module_facts(model, "backend_reason"),
              "backend_tesa": _module_facts(model, "te_backend") or "none", "sdpa_enabled": sdpa_enabled(),
              "flops_analytic": point.flops_analytic}
+    if cuda:
+        facts.update(gpu_state_before=gpu_before, gpu_state_after=gpu_after)
     if not raw:
         return [{**base, **facts, "status": "skipped", "skip_reason": "budget", "iterations": 0,
                  "message": f"budget: the warm-up took {sum(warm) / 1e3:.1f} s, so no timed iteration ends within "
@@ -227,7 +295,7 @@ def run(point: Point, ctx: Context) -> list[dict[str, Any]]:
     return [{**base, **facts, "status": "ok", "message": "", "latency_ms_raw": [round(v, 4) for v in raw],
              "iterations": len(raw), "stopped_by_max_seconds": len(raw) < ls.min_iterations,
              "latency_ms_p10": percentile(raw, 10), "latency_ms_p50": p50, "latency_ms_p90": percentile(raw, 90),
-             "latency_ms_mean": statistics.fmean(raw),
+             "latency_ms_mean": statistics.fmean(raw), **_spread(raw),
              "achieved_tflops": facts["flops_analytic"] * calls / (p50 / 1e3) / 1e12,
              **({"mem_peak_allocated_bytes": peaks[0], "mem_peak_reserved_bytes": peaks[1]} if peaks else {})}]
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit import models
+from evalkit import measure, models
 from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.core.schema import cost_key, point_key
 from evalkit.core.typed import from_dict, to_dict
-from evalkit.measure.flops import FlopsSettings
-from evalkit.measure.latency import LatencySettings
-from evalkit.measure.max_frames import MaxFramesSettings
-from evalkit.measure.memory import MemorySettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,18 +37,61 @@ class SamplingSettings:
             raise ChoiceError(f"{where}.cfg_factor", self.cfg_factor, (1, 2))
 
 
-@dataclass(frozen=True, kw_only=True)
 class Settings:
-    """The settings sections the measurements of a point read (each section owned by its measurement)."""
-    sampling: SamplingSettings = field(default_factory=SamplingSettings)
-    flops: FlopsSettings = field(default_factory=FlopsSettings)
-    latency: LatencySettings = field(default_factory=LatencySettings)
-    memory: MemorySettings = field(default_factory=MemorySettings)
-    max_frames: MaxFramesSettings = field(default_factory=MaxFramesSettings)
+    """The settings sections the measurements of a point read, as attributes (``settings.latency.warmup``):
+    ``sampling`` and one section per registered measurement, typed by the dataclass the measurement's module owns
+    (named in the registry, ``evalkit.measure``). Frozen; :meth:`replace` makes a changed copy."""
+
+    __slots__ = ("_sections",)
+
+    def __init__(self, **sections: Any) -> None:
+        classes = section_classes()
+        unknown = [k for k in sections if k not in classes]
+        if unknown:
+            raise ChoiceError(f"settings.{unknown[0]}", unknown[0], classes, what="settings section")
+        object.__setattr__(self, "_sections", {name: sections.get(name) or cls() for name, cls in classes.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._sections[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self._sections == other._sections
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self._sections.items())})"
+
+    def replace(self, **sections: Any) -> Settings:
+        return Settings(**{**self._sections, **sections})
 
     def check(self, where: str) -> None:
-        for f in dataclasses.fields(self):
-            getattr(self, f.name).check(f"{where}.{f.name}")
+        for name, section in self._sections.items():
+            section.check(f"{where}.{name}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: to_dict(section) for name, section in self._sections.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "settings") -> Settings:
+        classes = section_classes()
+        return cls(**{name: from_dict(classes[name], value, f"{where}.{name}") for name, value in data.items()
+                      if name in classes})
+
+
+@functools.cache
+def section_classes() -> dict[str, type]:
+    """Section name -> its settings dataclass: ``sampling`` here, each measurement's from its module (imported
+    lazily by name, so this module imports none of them)."""
+    out: dict[str, type] = {"sampling": SamplingSettings}
+    for entry in measure.MEASUREMENTS:
+        module, _, attr = entry.meta["settings"].partition(":")
+        out[entry.name] = getattr(importlib.import_module(module), attr)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,6 +130,7 @@ class Point:
     measurements: tuple[str, ...]
     settings: Settings
     tag: Tag = field(default_factory=Tag)
+    strict: bool = False                 # its part is planned strictly first under a budget (evalkit.sweep.budget)
     budget: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # the budget planner's figures
 
     # ---- derived ------------------------------------------------------------------------------------------------
@@ -160,8 +201,9 @@ class Point:
                 "overrides": dict(self.overrides), "config": to_dict(self.config), "resolution": self.resolution,
                 "height": self.height, "width": self.width, "fps": self.fps, "batch": self.batch,
                 "duration_s": self.duration_s, "ref_duration_s": self.ref_duration_s,
-                "measurements": list(self.measurements), "settings": to_dict(self.settings),
-                "tag": to_dict(self.tag), "budget": {k: dict(v) for k, v in self.budget.items()}}
+                "measurements": list(self.measurements), "settings": self.settings.to_json(),
+                "tag": to_dict(self.tag), "strict": self.strict,
+                "budget": {k: dict(v) for k, v in self.budget.items()}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Point:
@@ -170,8 +212,9 @@ class Point:
                    resolution=data["resolution"], height=int(data["height"]), width=int(data["width"]),
                    fps=int(data["fps"]), batch=int(data["batch"]), duration_s=data["duration_s"],
                    ref_duration_s=data.get("ref_duration_s"), measurements=tuple(data["measurements"]),
-                   settings=from_dict(Settings, data["settings"], "point.settings"),
-                   tag=from_dict(Tag, data.get("tag") or {}, "point.tag"), budget=dict(data.get("budget") or {}))
+                   settings=Settings.from_json(data["settings"], "point.settings"),
+                   tag=from_dict(Tag, data.get("tag") or {}, "point.tag"), strict=bool(data.get("strict")),
+                   budget=dict(data.get("budget") or {}))
 
 
 def as_point(item: Point | Mapping[str, Any]) -> Point:

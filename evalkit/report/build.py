@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, humaneval, mixers, open_models, quality, sensitivity
+from evalkit.report import (compare, cost, figure, figure_fit, humaneval, mixers, open_models, physics, quality,
+                            sensitivity)
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -55,10 +56,20 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += quality.paper_tables(out_root)
     arts += cost.scaling(df, runs, out_root)
     arts += cost.model_size(df, runs, out_root)
-    arts += sensitivity.sensitivity(everything, runs, out_root)
+    fig = figure.figure_data()          # the project page's efficiency figure, digitized (experiments/paper/)
+    fitted = figure.fitted_ratio(everything)
+    if fitted is not None:
+        fitted["summary"] = figure.fit_summary(fig, everything)
+    arts += sensitivity.sensitivity(everything, runs, out_root, fitted=fitted)
     t2_arts, t2 = compare.table2(df, runs, out_root)
     arts += t2_arts
-    arts += compare.paper_vs_measured(df, runs, out_root, t2, sensitivity.summary(everything, runs))
+    arts += compare.paper_vs_measured(df, runs, out_root, t2, sensitivity.summary(everything, runs),
+                                      figure_rows=figure.point_rows(fig, everything),
+                                      fit=figure.fit_summary(fig, everything))
+    if fig is not None:
+        arts += figure.digitized(fig, out_root)
+        arts += figure_fit.render(fig, everything, runs, out_root)
+        arts += physics.render(fig, everything, runs, out_root)
     arts += quality.vbench_tables(df, runs, out_root)
     arts += quality.train(mixers.without_own_train(df), runs, out_root)  # train_mixers renders in mixers/
     arts += humaneval.paper_table(out_root)
@@ -89,6 +100,10 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
         missing.append("Mixers side by side: no flops records of experiments/mixers.yaml at 512p")
     if "table_native" not in stems:
         missing.append("Released models vs LinGen-4B: no flops records of experiments/open_models.yaml")
+    if fig is not None and not any(s == "figure_fit" for s in stems):
+        missing.append("Efficiency figure fit: no published `python -m evalkit figure fit` run")
+    if fig is not None and figure.sweep_flops(everything, "presets").empty:
+        missing.append("The presets at the efficiency figure's points: no published experiments/paper_figure.yaml run")
     if "table_train" not in stems:
         missing.append("Tiny mixers trained: no train_loss records of experiments/train_mixers.yaml")
     _index(out_root, arts, runs, missing)

@@ -85,3 +85,17 @@ def mixer_claims(paper_dir: Path = PAPER_DIR) -> list[dict[str, Any]]:
         if missing:
             raise FieldError(f"mixer_claims.yaml:claims[{i}]", f"missing {missing}")
     return claims
+
+
+def efficiency_figure(paper_dir: Path = PAPER_DIR) -> dict[str, Any]:
+    """The digitized efficiency figure of the project page (efficiency_figure_values.yaml, written by ``python -m
+    evalkit figure digitize``) and its source (efficiency_figure.yaml): ``markers`` and ``labels`` as DataFrames,
+    ``panels`` (calibration per panel) and ``source`` as loaded."""
+    values = _load(Path(paper_dir) / "efficiency_figure_values.yaml")
+    spec = _load(Path(paper_dir) / "efficiency_figure.yaml")
+    markers = pd.DataFrame(values["markers"])
+    need = {"panel", "quantity", "model", "category", "height", "width", "duration_s", "value", "u_value", "u_px"}
+    if markers.empty or not need <= set(markers.columns):
+        raise FieldError("efficiency_figure_values.yaml", f"markers need the fields {sorted(need)}")
+    return {"markers": markers, "labels": pd.DataFrame(values["labels"]), "panels": values["panels"],
+            "source": spec["source"], "series": spec["series"], "sha256": values["sha256"]}

@@ -81,6 +81,15 @@ def frame(df: pd.DataFrame, run: Run) -> pd.DataFrame:
         columns=["_axis_rank", "_value_key"]).reset_index(drop=True)
 
 
+def _fitted_note(fitted: dict[str, Any]) -> str:
+    f = fitted.get("summary") or {}
+    return (f"The geometry fitted to the project page's efficiency figure (reports/paper/figure_fit.md; the "
+            f"tornado's dashed marker) gives {fitted['ratio']:.2f}x at {fitted['frame']} / 68 s"
+            + (f"; fitted to {f['markers']} plotted FLOPs points, it misses them by up to {f['best_max_abs_z']:.2f} "
+               f"half-widths ({f['best_pct'][0]:+.0f}% ... {f['best_pct'][1]:+.0f}% away from 256^2): no 4B geometry "
+               "fits them all" if f else "") + ".")
+
+
 def _target_text(st: dict[str, Any]) -> str:
     return f"{st['target_ratio']:g}x +- {100 * st['ratio_tol']:g}%"
 
@@ -91,7 +100,8 @@ def _widest(data: pd.DataFrame, n: int = 2) -> str:
     return ", ".join(f"{a} ({r['min']:.2f}x-{r['max']:.2f}x)" for a, r in spans.iterrows())
 
 
-def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> None:
+def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str,
+           fitted: dict[str, Any] | None = None) -> None:
     base = data[data["is_baseline"]].iloc[0]
     t = pd.DataFrame({"axis": data["axis"], "value": data["value"],
                       "frame": [f"{h}x{w}" for h, w in zip(data["height"], data["width"])],
@@ -108,10 +118,12 @@ def _table(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> Non
                        "flavors.yaml). Over all variations here the ratio spans "
                        f"{data['ratio'].min():.2f}x-{data['ratio'].max():.2f}x; widest axes: {_widest(data)}.",
                        "FLOPs counted on the meta device (hardware-independent), one denoiser forward, 2 FLOPs per "
-                       "multiply-add; the assumed ranges and the tolerance are in experiments/sensitivity.yaml."])
+                       "multiply-add; the assumed ranges and the tolerance are in experiments/sensitivity.yaml."]
+                + ([_fitted_note(fitted)] if fitted else []))
 
 
-def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> pd.DataFrame:
+def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str,
+             fitted: dict[str, Any] | None = None) -> pd.DataFrame:
     base = float(data.loc[data["is_baseline"], "ratio"].iloc[0])
     rows = []
     for axis, g in data[~data["is_baseline"]].groupby("axis", sort=False):
@@ -124,6 +136,10 @@ def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> p
     lo_t, hi_t = st["target_ratio"] * (1 - st["ratio_tol"]), st["target_ratio"] * (1 + st["ratio_tol"])
     ax.axvspan(lo_t, hi_t, color="C2", alpha=0.15, label=f"paper {_target_text(st)}")
     ax.axvline(base, color="k", lw=1, label=f"presets {base:.2f}x")
+    if fitted is not None:   # the geometry fitted to the project page's efficiency figure (evalkit/figure/fit.py)
+        ax.axvline(fitted["ratio"], color="C3", lw=1.2, ls="--",
+                   label=f"fitted to the efficiency figure {fitted['ratio']:.2f}x ({fitted['frame']})")
+        bars["fitted_ratio"] = fitted["ratio"]
     for i, b in bars.iterrows():   # the values at either end are in the CSV and the sensitivity table
         ax.barh(i, b["max_ratio"] - b["min_ratio"], left=b["min_ratio"], color="C0", height=0.6)
         ax.annotate(f"{b['min_ratio']:.1f}x", (b["min_ratio"], i), xytext=(-3, 0), textcoords="offset points",
@@ -132,10 +148,12 @@ def _tornado(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -> p
                     ha="left", va="center", fontsize=7)
     ax.set_yticks(range(len(bars)), bars["axis"])
     lo_x, hi_x = min(bars["min_ratio"].min(), lo_t), max(bars["max_ratio"].max(), hi_t)
+    if fitted is not None:
+        lo_x, hi_x = min(lo_x, fitted["ratio"]), max(hi_x, fitted["ratio"])
     ax.set_xlim(lo_x - 0.12 * (hi_x - lo_x), hi_x + 0.12 * (hi_x - lo_x))
     ax.set_xlabel(f"DiT / LinGen FLOPs per forward at {st['duration_s']:g} s (range over the values swept)")
     ax.set_title(f"What the {st['target_ratio']:g}x depends on")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=3 if fitted is None else 2)
     save_figure(fig, root, stem, bars)
     return bars
 
@@ -166,7 +184,10 @@ def _geometries(data: pd.DataFrame, st: dict[str, Any], root: Path, stem: str) -
     return geo
 
 
-def sensitivity(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
+def sensitivity(df: pd.DataFrame, runs: list[Run], root: Path, fitted: dict[str, Any] | None = None
+                ) -> list[Artifact]:
+    """``fitted``: the DiT / LinGen ratio of the geometry fitted to the project page's efficiency figure
+    (:func:`evalkit.report.figure.fitted_ratio`), drawn on the tornado as a marker when given."""
     arts: list[Artifact] = []
     newest: dict[str, Run] = {}
     for run in runs:
@@ -179,14 +200,18 @@ def sensitivity(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]
             continue
         st, ids = _settings(run), run_ids(data, runs)
         slug = re.sub(r"[^A-Za-z0-9]+", "-", exp).strip("-").lower()
-        _table(data, st, root, f"cost/sensitivity_{slug}")
+        _table(data, st, root, f"cost/sensitivity_{slug}", fitted if float(st["duration_s"]) == 68.0 else None)
         arts.append(Artifact(stem=f"cost/sensitivity_{slug}", exts=(".md", ".tex"), runs=ids,
                              title="Sensitivity of the DiT/LinGen FLOPs ratio to each assumed quantity",
                              sources=("Fig. 1 caption", "Fig. 6(b)")))
         if (~data["is_baseline"]).any():
-            _tornado(data, st, root, f"cost/fig_sensitivity_tornado_{slug}")
+            fit = fitted if fitted is not None and float(st["duration_s"]) == 68.0 else None
+            _tornado(data, st, root, f"cost/fig_sensitivity_tornado_{slug}", fit)
+            fit_ids = tuple(r for r in run_ids(pd.DataFrame({"_run_id": [fit["run_id"]]}), runs)) if fit else ()
             arts.append(Artifact(stem=f"cost/fig_sensitivity_tornado_{slug}", exts=(".png", ".svg", ".csv"),
-                                 runs=ids, title="Tornado: range of the DiT/LinGen FLOPs ratio per assumed quantity",
+                                 runs=tuple(sorted(set(ids) | set(fit_ids))),
+                                 title="Tornado: range of the DiT/LinGen FLOPs ratio per assumed quantity"
+                                       + (" (marker: the geometry fitted to the efficiency figure)" if fit else ""),
                                  sources=("Fig. 1 caption", "Fig. 6(b)")))
         if _geometries(data, st, root, f"cost/sensitivity_4b_geometries_{slug}") is not None:
             arts.append(Artifact(stem=f"cost/sensitivity_4b_geometries_{slug}", exts=(".md", ".tex"), runs=ids,

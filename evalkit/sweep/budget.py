@@ -115,8 +115,14 @@ def plan_units(items: list[Point], predictor: Predictor, seconds: float,
 
     def consider(point: Point, m: str, st: SimState, first: bool = False) -> Decision:
         nonlocal left
-        plan = predictor.minimal(point, m) if _adjustable(m) else None
-        cost = predictor.cost(point, m, st, plan) + (predictor.prof.point_overhead_s if first else 0.0)
+        extra = predictor.prof.point_overhead_s if first else 0.0
+        plan = predictor.minimal(point, m, st) if _adjustable(m) else None
+        cost = predictor.cost(point, m, st, plan) + extra
+        if point.strict and plan is not None:       # a strict part's points: all they ask for, if it fits
+            full = predictor.desired(point, m, st)
+            full_cost = predictor.cost(point, m, st, full) + extra
+            if full_cost <= left:
+                plan, cost = full, full_cost
         note = _note(predictor, point, m, st)
         # a unit that only writes its `skipped` row (no CUDA here) is never held back by the budget
         d = Decision(point=point, measurement=m, run=cost <= left or note == NO_CUDA, predicted_s=cost, plan=plan,
@@ -141,7 +147,7 @@ def plan_units(items: list[Point], predictor: Predictor, seconds: float,
     for d in out:                                       # pass 2: what remains, in priority order
         if not (d.run and _adjustable(d.measurement)):
             continue
-        want = predictor.desired(d.point, d.measurement)
+        want = predictor.desired(d.point, d.measurement, d.state)
         while True:
             nxt = _next(d.plan, want)
             if nxt is None:
@@ -238,7 +244,7 @@ def budget_item(point: Point, mine: list[Decision], left: float, budget_s: float
     budget = {d.measurement: {"budget_s": budget_s, "predicted_s": round(d.predicted_s, 3)} for d in run}
     if "latency" in budget:   # the planner's forward, for the cap's first judgement (measure.latency)
         budget["latency"]["predicted_call_s"] = round(call_s, 4)
-    settings = dataclasses.replace(point.settings, latency=lat, max_frames=mf)
+    settings = point.settings.replace(latency=lat, max_frames=mf)
     return dataclasses.replace(point, measurements=tuple(d.measurement for d in run), settings=settings,
                                budget=budget)
 

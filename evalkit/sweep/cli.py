@@ -31,7 +31,7 @@ from evalkit.launch.config import add_launch_args, resolve_launch
 from evalkit.measure.point import Point
 from evalkit.sweep import plots, summary
 from evalkit.sweep.budget import BUDGET, plan_lines, plan_units, predict_all, run_budgeted
-from evalkit.sweep.config import DEFAULT_EXPERIMENT, load_experiment
+from evalkit.sweep.config import DEFAULT_EXPERIMENT, NOT_HASHED, load_experiment
 from evalkit.sweep.plan import due_points, plan_points
 from evalkit.sweep.predict import Predictor
 
@@ -186,7 +186,7 @@ def main(argv: Sequence[str], *, on_clock: Callable[[Clock], None] | None = None
     if args.dry_run:
         from evalkit.launch import run_items
 
-        run_items(points, FN, launch=launch, dry_run=True, skip_done=set(),
+        run_items(points, FN, launch=launch, dry_run=True, skip_done=set(), name=f"sweep-{exp.name}",
                   run_dir=args.run_dir or args.runs_root / exp.name / "<new run>")
         device = _device(exp, dry_run=True, points=points)
         predictor = Predictor(exp.config.budget, device, launch.launcher)
@@ -204,7 +204,7 @@ def main(argv: Sequence[str], *, on_clock: Callable[[Clock], None] | None = None
         args.runs_root / exp.name, exp.config_hash(), run_dir=args.run_dir, new_run=args.new_run,
         manifest={"experiment": exp.name, "kind": "sweep", "config": exp.resolved(),
                   "experiment_file": repo_relative(exp.path), "smoke": exp.smoke, "sets": list(exp.sets),
-                  "command": " ".join(["python -m evalkit sweep", *argv])})
+                  "command": " ".join(["python -m evalkit sweep", *argv])}, ignore=NOT_HASHED)
     with WriterLock(run_dir, args.job_tag):
         ran, clock = _run(exp, points, launch, run_dir, resumed, args, budget_s, t0)
     if on_clock is not None:
@@ -265,5 +265,9 @@ def _run(exp, points: list[Point], launch, run_dir: Path, resumed: bool, args, b
                            name=f"sweep-{exp.name}",
                            echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item, results_tag=args.job_tag)
         record_failures(result["errors"], items, before, run_dir, args.job_tag)
+        # what this command ran: not the points still on SLURM from an earlier wait:false submission, nor
+        # (wait: false again) the ones it has just submitted and left running
+        left = set(items) if result["unknown"] else set(result["in_flight_keys"])
+        due -= sum(len(items[k].measurements) for k in left)
     clock.close()
     return due, clock

@@ -54,9 +54,11 @@ MeasurementName = Literal["flops", "latency", "memory", "max_frames"]
 # keys a part may override (the rest of a sweep file: its identity, launch, budget, variations, is shared)
 PART_KEYS = ("description", "models", "flavors", "model_overrides", "resolutions", "durations_s", "fps", "batch",
              "measurements", "sampling", "flops", "latency", "memory", "max_frames")
-PART_OWN_KEYS = ("name", "group", "claim", "overrides")
+PART_OWN_KEYS = ("name", "group", "claim", "strict", "overrides")
 # mappings replaced whole by an override, never merged key by key
 REPLACED_WHOLE = ("resolutions", "model_overrides", "variations", "overrides")
+# sections that change where and how many points run, not what a record measures: not part of the config hash
+NOT_HASHED = ("launch", "budget")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +70,9 @@ class Part:
     name: str
     group: str = ""          # parts with one group are rendered together (default: the part's own name)
     claim: str = ""          # the paper's claim this part measures (documentation; copied into records)
+    # under `sweep --budget-s`: its points get all the work their settings ask for before any later point gets
+    # any (the headline claim first, fully); otherwise each point first gets its minimal work in file order
+    strict: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -127,7 +132,7 @@ class Experiment:
 
     def config_hash(self) -> str:
         """Hash of everything that changes results, defaults left out (see the module docstring)."""
-        return config_hash(self.config, exclude=("launch", "budget"))
+        return config_hash(self.config, exclude=NOT_HASHED)
 
 
 def _normalise_resolutions(data: dict[str, Any], where: str) -> None:
@@ -184,7 +189,7 @@ def _normalise_parts(data: dict[str, Any], where: str) -> None:
         extra = [k for k in item if k not in PART_OWN_KEYS] if nested else []
         for k in list(over) + extra:
             if k not in PART_KEYS or k in extra:
-                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:3], what="key of a part")
+                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:4], what="key of a part")
         _normalise_resolutions(over, fld)
         out.append({**own, "overrides": over})
     data["parts"] = out

@@ -22,7 +22,7 @@ from evalkit.sweep.config import Experiment, ExperimentConfig
 from evalkit.sweep.variations import expand_variations
 
 
-def _variation_points(exp: Experiment, c: ExperimentConfig, var: dict, tag: Tag) -> list[Point]:
+def _variation_points(exp: Experiment, c: ExperimentConfig, var: dict, tag: Tag, strict: bool = False) -> list[Point]:
     """The points of one point set of config ``c``: the experiment (or one part) as written, or one expanded
     variation."""
     if var["variation"] is not None:
@@ -41,7 +41,7 @@ def _variation_points(exp: Experiment, c: ExperimentConfig, var: dict, tag: Tag)
             except EvalkitError as exc:
                 raise FieldError(where, str(exc)) from exc
             common = dict(experiment=exp.name, model=model, flavor=flavor, overrides=dict(var["model_overrides"]),
-                          config=cfg, fps=c.fps, batch=c.batch, settings=settings, tag=tag)
+                          config=cfg, fps=c.fps, batch=c.batch, settings=settings, tag=tag, strict=strict)
             for res_name, (h, w) in var["resolutions"].items():
                 for dur in sorted(c.durations_s):
                     try:
@@ -79,7 +79,7 @@ def plan_points(exp: Experiment, parts: list[str] | tuple[str, ...] | None = Non
         for i, m in enumerate(c.measurements):
             measure.MEASUREMENTS.entry(m, f"{where}.measurements[{i}]")
         for var in expand_variations(c, where):
-            points += _variation_points(exp, c, var, tag)
+            points += _variation_points(exp, c, var, tag, strict=part is not None and part.strict)
     return points
 
 

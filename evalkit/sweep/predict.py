@@ -6,8 +6,9 @@ frames; experiments/paper_latency.yaml) fit into a fixed amount of GPU time. A p
 point's analytic FLOPs (``models.estimate_flops``, 0.2 ms) and a :class:`Throughput` profile of the device:
 
     forward  = forward_overhead_s + FLOPs / (peak_tflops x achieved_fraction[model]) x scale[model]
-    latency  = [startup] + [build] + [first_forward] + (warmup + iterations) x call (+ 1 profiled forward
-               when warmup is 0: the profile rides on the first warm-up call otherwise)
+    latency  = [startup] + [build] + [first_forward] + (warmup + iterations) x call (+ 1 profiled forward at the
+               shortest duration when warmup is 0: the profile rides on the first warm-up call otherwise); under a
+               budget a model already warm in the process gets no warm-up (its first call is a timed one)
     memory   = 0 right after a latency unit of the same point (its peak comes from the timed forwards),
                else [startup] + [build] + [first_forward] + 1 forward
     max_frames = [startup] + [build] + the bisection's probes (each one forward at its duration)
@@ -169,22 +170,38 @@ class Predictor:
 
         return cpu_skip_reason(point) is not None
 
-    def desired(self, point: Point, measurement: str = "latency") -> UnitPlan:
+    def desired(self, point: Point, measurement: str = "latency", state: SimState | None = None) -> UnitPlan:
         """What the measurement does unbudgeted: ``min_iterations`` and ``min_seconds``, at most
-        ``max_iterations`` (max frames: the whole bisection)."""
+        ``max_iterations`` (max frames: the whole bisection); no warm-up for a model ``state`` holds warm."""
         if measurement == "max_frames":
             return UnitPlan(iterations=len(bisection_durations(point)))
         lat = point.settings.latency
         n = max(lat.min_iterations, math.ceil(lat.min_seconds / max(self.call_s(point), 1e-9)))
-        return UnitPlan(warmup=lat.warmup, iterations=min(n, lat.max_iterations))
+        return UnitPlan(warmup=self._warmup(point, state, lat.warmup), iterations=min(n, lat.max_iterations))
 
-    def minimal(self, point: Point, measurement: str = "latency") -> UnitPlan:
+    def minimal(self, point: Point, measurement: str = "latency", state: SimState | None = None) -> UnitPlan:
         """The least a budget may cut a unit to: latency one warm-up call (kernel selection and JIT compiles
-        happen there) unless the file asks for none, and one timed iteration; max frames its first two probes
-        (the shortest and the longest duration: a bracket, or the answer when the longest fits)."""
+        happen there) unless the file asks for none or the model is already warm in the process (``state``: its
+        first call is then a timed one), and one timed iteration; max frames its first two probes (the shortest
+        and the longest duration: a bracket, or the answer when the longest fits)."""
         if measurement == "max_frames":
             return UnitPlan(iterations=2)
-        return UnitPlan(warmup=min(point.settings.latency.warmup, 1), iterations=1)
+        return UnitPlan(warmup=self._warmup(point, state, min(point.settings.latency.warmup, 1)), iterations=1)
+
+    def _warmup(self, point: Point, state: SimState | None, n: int) -> int:
+        """``n`` warm-up calls, none when ``state`` holds this model warm (it ran a forward in this process)."""
+        warm = state is not None and state.real == model_key(point) and state.real_warm
+        return 0 if warm else n
+
+    def short_s(self, point: Point) -> float:
+        """One forward at the shortest duration the point's model represents (the profiled call without a
+        warm-up, ``evalkit.measure.latency.short_duration``)."""
+        from evalkit.measure.latency import short_duration
+
+        key = point_key(point)
+        if key not in _SHORT:
+            _SHORT[key] = short_duration(point)
+        return self.forward_s(point, _SHORT[key])
 
     # -- one unit -----------------------------------------------------------------------------------------------
     def initial_state(self) -> SimState:
@@ -222,7 +239,7 @@ class Predictor:
         if measurement == "latency":
             plan = plan or self.desired(point)
             profiled = 0 if plan.warmup and point.settings.latency.scope == "denoiser_forward" else 1
-            return s + (plan.warmup + plan.iterations) * self.call_s(point) + profiled * self.forward_s(point)
+            return s + (plan.warmup + plan.iterations) * self.call_s(point) + profiled * self.short_s(point)
         if measurement == "memory":
             if point_key(point) in state.timed_points and state.real == model_key(point):
                 return self.prof.skip_s
@@ -307,3 +324,4 @@ def bisection_durations(point: Point) -> list[float]:
 
 
 _BISECTION: dict[str, list[float]] = {}
+_SHORT: dict[str, float] = {}
