@@ -99,7 +99,17 @@ def resolve_point(config: dict, height, width, duration_s, fps):
 
 
 def main(argv: list[str]) -> int:
+    from evalkit.generate.checks import sigterm_as_exit
+
+    with sigterm_as_exit():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    from evalkit.generate.checks import check_args, make_out
+
+    check_args(args)                  # numbers and --out, before any file is read
     if args.pipeline is not None:
         from evalkit.generate import pipeline
 
@@ -133,6 +143,8 @@ def main(argv: list[str]) -> int:
     items = make_items(prompts, args.samples, args.seed)
     check_geometry(ck.model_config(config), ck.decoder_spec_of(config), point)
     launch = resolve_launch(None, args.sets, launcher=args.launcher)
+    if not args.dry_run:
+        make_out(Path(args.out))      # the last cheap check: the folder can be made (not /proc, not read-only)
     if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
         from evalkit.launch import cli_shard_items, run_items
 

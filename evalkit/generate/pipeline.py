@@ -106,7 +106,7 @@ def generate_pipeline(folder: PipelineFolder, req: Request, items: list[Item], o
                       overwrite: bool = False, progress: bool = True) -> dict[str, int]:
     """Make every item of this rank's shard that is not done (see the module docstring); {written, skipped}."""
     from evalkit.runtime.pipeline import call_kwargs, component_dtypes, frames_uint8, load
-    from evalkit.runtime.video_io import write_video
+    from evalkit.runtime.video_io import remove_stale_temps, write_video
 
     if batch_size < 1:
         raise FieldError("--batch-size", f"must be >= 1, got {batch_size}")
@@ -122,6 +122,8 @@ def generate_pipeline(folder: PipelineFolder, req: Request, items: list[Item], o
     pipe = load(folder, precision=precision, device=device)
     dtypes = component_dtypes(pipe)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for it in todo:                  # a killed run's temporary files of this shard's items
+        remove_stale_temps(out_dir / it.name)
     manifest = videos_file(out_dir, rank, world_size)
     bar = None
     if progress:
@@ -169,6 +171,10 @@ def main(args: Any, argv: list[str]) -> int:
     resolve_precision(args.precision, "cpu")          # a bad name fails here, before any job starts
     items = make_items(prompts, args.samples, args.seed)
     launch = resolve_launch(None, args.sets, launcher=args.launcher)
+    if not args.dry_run:
+        from evalkit.generate.checks import make_out
+
+        make_out(Path(args.out))      # the last cheap check: the folder can be made (not /proc, not read-only)
     if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
         from evalkit.launch import cli_shard_items, run_items
 
