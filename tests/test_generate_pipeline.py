@@ -291,3 +291,36 @@ def test_vbench_scores_the_folder_generate_writes(tiny, prompts, tmp_path, capsy
                  for raw in raws for v in json.loads(Path(raw).read_text())["temporal_flickering"][1]}
     assert set(per_video) == {video_name(p, i) for p in PROMPTS for i in range(2)}
     assert rec["score"] == pytest.approx(sum(per_video.values()) / 4, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_and_submitit_jobs_equal_one_process(tiny, prompts, tmp_path):
+    """``torchrun --nproc-per-node 2 -m evalkit generate --pipeline`` (two CPU ranks, each its own manifest) and
+    ``--launcher submitit --shards 2`` (submitit's LocalExecutor: real subprocesses) make the same frames as one
+    process, each video exactly once."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    base = ["-m", "evalkit", "generate", "--pipeline", str(tiny["wan"]), "--prompts", str(prompts), *WAN,
+            "--samples", "2", "--no-progress"]
+
+    def run(prefix: list[str], out: Path, *extra: str) -> None:
+        proc = subprocess.run([*prefix, *base, "--out", str(out), *extra], capture_output=True, text=True,
+                              timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    run([sys.executable], tmp_path / "one")
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"], tmp_path / "two")
+    run([sys.executable], tmp_path / "jobs", "--launcher", "submitit", "--set", "launch.submitit_cluster=local",
+        "--shards", "2")
+    assert sorted(p.name for p in (tmp_path / "two").glob("videos*.jsonl")) == ["videos.0.jsonl", "videos.1.jsonl"]
+    one = {r["file"]: r for r in read_videos(tmp_path / "one")}
+    assert len(one) == 4
+    for folder in ("two", "jobs"):
+        other = {r["file"]: r for r in read_videos(tmp_path / folder)}
+        assert sorted(other) == sorted(one) and {r["rank"] for r in other.values()} == {0, 1}
+        assert {r["world_size"] for r in other.values()} == {2}
+        for name, rec in one.items():
+            assert (rec["seed"], rec["frames_sha256"], rec["inputs_sha256"]) == \
+                (other[name]["seed"], other[name]["frames_sha256"], other[name]["inputs_sha256"]), (folder, name)

@@ -250,3 +250,26 @@ def test_per_video_cost_grows_as_the_mixer_says():
     assert growth("sana-video") == pytest.approx(1.0, abs=0.01)
     for name in ("wan2.1-14b", "hunyuanvideo", "mochi-1"):
         assert 1.9 < growth(name) < 2.0, name
+
+
+@pytest.mark.parametrize("name", ["wan2.1-1.3b", "ltx-video"])
+def test_cpu_latency_of_a_small_config_profiles_its_own_short_call(name, tmp_path):
+    """A latency point of a released model (toy widths, CPU) without a warm-up: the profiled call is a forward
+    with the model's own inputs at the shortest duration its causal VAE represents (ct frames after the first:
+    4 / 16 s for Wan, 8 / 24 s for LTX), and the timed calls take those inputs too."""
+    from evalkit.measure.common import Context
+    from evalkit.measure.latency import LatencySettings, short_duration
+    from evalkit.measure.point import Point, Settings
+    from evalkit.sweep.runner import run_point
+
+    cfg = M.resolve(name, "t2v", TOY[name])
+    fps, ct = cfg.latent.fps, cfg.latent.compression[0]
+    lat = LatencySettings(warmup=0, min_iterations=2, min_seconds=0.0, max_iterations=2)
+    point = Point(experiment="t", model=name, flavor="t2v", config=cfg, resolution="toy", height=64, width=64,
+                  fps=fps, batch=1, duration_s=4 * ct / fps, measurements=("latency",),
+                  settings=Settings(latency=lat))
+    assert short_duration(point) == ct / fps
+    M.validate_point(cfg, point.at(short_duration(point)))
+    (rec,) = run_point(point, tmp_path, ctx=Context())
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["profiled_call"] == "short_call" and rec["iterations"] == 2 == len(rec["latency_ms_raw"])
