@@ -160,6 +160,41 @@ def test_read_only_out_folder(tiny_checkpoint, prompts, tmp_path, monkeypatch):
         subprocess.run(["umount", str(ro)], check=True)
 
 
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mount"), reason="needs root to mount a small tmpfs")
+def test_full_disk_mid_run_is_a_named_error_and_resumes(tiny_checkpoint, tmp_path, monkeypatch):
+    """The filesystem fills after a few videos: a FieldError naming --out and ENOSPC, no temporary file left, the
+    recorded videos intact; with room again the same command makes only the rest, equal to an uninterrupted run."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(f"prompt {i}" for i in range(3)) + "\n", encoding="utf-8")
+    argv = ["--checkpoint", str(tiny_checkpoint), "--prompts", str(prompts), "--steps", "2", "--samples", "2",
+            "--batch-size", "1", "--no-progress"]
+    ref = tmp_path / "ref"
+    assert generate_main([*argv, "--out", str(ref)]) == 0
+    want = _records(ref)
+    biggest = max(p.stat().st_size for p in ref.glob("*.mp4")) + (ref / "videos.jsonl").stat().st_size // 6
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("mount refused (no CAP_SYS_ADMIN in this container)")
+    try:
+        out = disk / "videos"
+        out.mkdir()
+        free = shutil.disk_usage(disk).free
+        filler = disk / "filler"
+        filler.write_bytes(b"\0" * max(0, free - int(2.5 * biggest) - 8192))
+        with pytest.raises(FieldError, match=r"--out: .*videos: No space left on device .*errno 28.*kept; make "
+                                             r"room .*resume"):
+            generate_main([*argv, "--out", str(out)])
+        assert not list(out.glob(".*.tmp.mp4"))
+        done = _records(out)
+        assert 1 <= len(done) < 6 and all(want[f] == v for f, v in done.items())
+        filler.unlink()
+        assert generate_main([*argv, "--out", str(out)]) == 0
+        assert _records(out) == want and sorted(p.name for p in out.glob("*.mp4")) == sorted(want)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
 # -- damaged checkpoints ------------------------------------------------------------------------------------------
 
 def copy_checkpoint(src: Path, dst: Path) -> Path:

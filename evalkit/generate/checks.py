@@ -10,6 +10,7 @@ instead of a traceback. :func:`sigterm_as_exit` makes a SIGTERM unwind like Ctrl
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import signal
@@ -93,3 +94,22 @@ def sigterm_as_exit():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
+@contextlib.contextmanager
+def disk_errors(out: str):
+    """A full, over-quota, read-only or failing filesystem while videos are written: a FieldError naming
+    ``--out`` and the file instead of a traceback. What was recorded before stays (each video is written to a
+    temporary name, renamed, then recorded; the temporary file of the failed one is removed), so the same command
+    resumes once there is room."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise FieldError("--out", f"{out}: {exc.strerror} ({exc.filename or 'while writing'}; errno {exc.errno}): "
+                                  "the videos recorded so far are kept; make room (or choose another --out) and "
+                                  "run the same command again to resume") from None

@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
 
 def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from evalkit.generate.checks import check_args, make_out
+    from evalkit.generate.checks import check_args, disk_errors, make_out
 
     check_args(args)                  # numbers and --out, before any file is read
     if args.pipeline is not None:
@@ -161,7 +161,8 @@ def _main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     info = dist_info()
     # 2. one writer per output folder (per rank): a second command refuses instead of making every video twice
-    with WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
+    with disk_errors(args.out), \
+            WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
         device = select_device(info, args.device)
         ckpt = ck.load_checkpoint(args.checkpoint, device=device)
         counts = generate(ckpt, items, Path(args.out), sampler=sampler, point=point, batch_size=args.batch_size,

@@ -153,6 +153,7 @@ def generate_pipeline(folder: PipelineFolder, req: Request, items: list[Item], o
 def main(args: Any, argv: list[str]) -> int:
     """The ``--pipeline`` branch of ``python -m evalkit generate`` (cheap checks, fan-out, then the work)."""
     from evalkit.core.runs import WriterLock
+    from evalkit.generate.checks import disk_errors, make_out
     from evalkit.generate.core import make_items
     from evalkit.generate.prompts import load_prompts
     from evalkit.launch.config import resolve_launch, strip_launch_flags
@@ -172,8 +173,6 @@ def main(args: Any, argv: list[str]) -> int:
     items = make_items(prompts, args.samples, args.seed)
     launch = resolve_launch(None, args.sets, launcher=args.launcher)
     if not args.dry_run:
-        from evalkit.generate.checks import make_out
-
         make_out(Path(args.out))      # the last cheap check: the folder can be made (not /proc, not read-only)
     if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
         from evalkit.launch import cli_shard_items, run_items
@@ -193,7 +192,8 @@ def main(args: Any, argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     info = dist_info()
     # 2. one writer per output folder (per rank)
-    with WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
+    with disk_errors(args.out), \
+            WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
         device = select_device(info, args.device)
         counts = generate_pipeline(folder, req, items, Path(args.out), precision=resolve_precision(args.precision,
                                    device), negative_prompt=args.negative_prompt, batch_size=batch_size,
