@@ -21,7 +21,7 @@ priority order. A part is ``name`` (plain, unique), optional ``group`` (parts re
 points and the 256p curve of one figure; default: its name), optional ``claim`` (the paper's words), and any of
 :data:`PART_KEYS` as a partial override of the rest of the file (deep-merged; ``resolutions`` and
 ``model_overrides`` replace whole). With ``--smoke`` the ``smoke:`` section goes over the base *and* over every
-part. Records and keys name their part (``evalkit.sweep.plan``), reports group by it. Parts and ``variations`` do
+part (a part with ``smoke: false`` is left out). Records and keys name their part (``evalkit.sweep.plan``), reports group by it. Parts and ``variations`` do
 not combine.
 
 **Hash.** :meth:`Experiment.config_hash` hashes what changes results (not ``launch:`` nor ``budget:``, which change
@@ -54,7 +54,7 @@ MeasurementName = Literal["flops", "latency", "memory", "max_frames"]
 # keys a part may override (the rest of a sweep file: its identity, launch, budget, variations, is shared)
 PART_KEYS = ("description", "models", "flavors", "model_overrides", "resolutions", "durations_s", "fps", "batch",
              "measurements", "sampling", "flops", "latency", "memory", "max_frames")
-PART_OWN_KEYS = ("name", "group", "claim", "strict", "overrides")
+PART_OWN_KEYS = ("name", "group", "claim", "strict", "smoke", "overrides")
 # mappings replaced whole by an override, never merged key by key
 REPLACED_WHOLE = ("resolutions", "model_overrides", "variations", "overrides")
 # sections that change where and how many points run, not what a record measures: not part of the config hash
@@ -73,6 +73,8 @@ class Part:
     # under `sweep --budget-s`: its points get all the work their settings ask for before any later point gets
     # any (the headline claim first, fully); otherwise each point first gets its minimal work in file order
     strict: bool = False
+    # False: left out of ``--smoke`` (its models have no ``tiny`` flavor to shrink to: the released models)
+    smoke: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -189,7 +191,7 @@ def _normalise_parts(data: dict[str, Any], where: str) -> None:
         extra = [k for k in item if k not in PART_OWN_KEYS] if nested else []
         for k in list(over) + extra:
             if k not in PART_KEYS or k in extra:
-                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:4], what="key of a part")
+                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:-1], what="key of a part")
         _normalise_resolutions(over, fld)
         out.append({**own, "overrides": over})
     data["parts"] = out
@@ -270,7 +272,7 @@ def _with_smoke(data: dict[str, Any], smoke_over: Mapping[str, Any], where: str)
     else:
         over = {k: v for k, v in smoke_over.items() if k in PART_KEYS}
         merged["parts"] = [{**p, "overrides": deep_merge(p["overrides"], over, replace=REPLACED_WHOLE)}
-                           for p in merged.get("parts", [])]
+                           for p in merged.get("parts", []) if p.get("smoke", True) is not False]
     return merged
 
 
