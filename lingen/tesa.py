@@ -19,7 +19,7 @@ Two exact implementations of the same attention pattern:
   at 512p a shifted layer's windows execute 0.68x (17 s) / 0.85x (68 s) of the counted attention FLOPs, 0.26 % /
   0.12 % of the whole forward (benchmarks/tesa_paths.py prints both counts).
 
-Both are checked against a brute-force masked full attention in tests/test_tesa.py.
+Both are checked against a brute-force masked full attention in tests/lingen/test_tesa.py.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: ``tests/`` on PYTHONPATH for child processes (faults.py), a random-weight tiny checkpoint, small
+"""Shared fixtures: ``tests/fixtures/`` on PYTHONPATH for child processes (faults.py), a random-weight tiny checkpoint, small
 real human-preference studies (PyAV-written mp4s + a study file), and the rule that ``browser``, ``triton`` and
 ``slurm`` tests run only when the marker expression asks for them (``pytest -m browser``, ``-m triton``, ``-m slurm``;
 the slurm group's cluster fixture is in slurm_fixtures.py).
@@ -12,6 +12,7 @@ fixture. Runs that do not select the group are untouched; its fixtures are in tr
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,10 +20,13 @@ import numpy as np
 import pytest
 import yaml
 from _pytest.mark.expression import Expression
-from slurm_fixtures import slurm_cluster  # noqa: F401 (slurm group)
-from triton_fixtures import cpu_shims, fused_ssd, measured, pytest_terminal_summary  # noqa: F401 (triton group)
 
-TESTS = Path(__file__).resolve().parent
+# tests/ is laid out like the packages; the helpers they share live in one folder, importable from any of them
+sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
+from repo_paths import FIXTURES  # noqa: E402
+from slurm_fixtures import slurm_cluster  # noqa: E402,F401 (slurm group)
+from triton_fixtures import cpu_shims, fused_ssd, measured, pytest_terminal_summary  # noqa: E402,F401 (triton group)
+
 # the pixel-space geometry of experiments/train_tiny.yaml at 32x32, 8 frames at 8 fps
 TINY_OVERRIDES = {"latent.channels": 48, "latent.compression": [1, 4, 4], "latent.patch": [1, 2, 2]}
 TINY_POINT = {"height": 32, "width": 32, "duration_s": 1.0, "fps": 8}
@@ -31,7 +35,7 @@ TINY_POINT = {"height": 32, "width": 32, "duration_s": 1.0, "fps": 8}
 @pytest.fixture
 def faults_on_path(monkeypatch):
     """Child processes (the process launcher, submitit's local executor) can import ``faults``."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")])))
 
 
 def make_checkpoint(out: Path, seed: int = 0) -> Path:

@@ -5,7 +5,7 @@
 # The GPU image has torch + CUDA, triton, numpy, pandas, matplotlib, einops, safetensors, pyyaml, tqdm, pytest,
 # filelock. The latency run needs only one more package: mamba-ssm, whose Triton SSD (all LinGen uses of it) is
 # pure Python, built here as a py3-none-any wheel without its CUDA extensions. av, submitit and fvcore (missing
-# there) are not imported by the latency run (tests/test_gpu_run.py runs it with them blocked).
+# there) are not imported by the latency run (tests/gpu/test_gpu_run.py runs it with them blocked).
 #
 # mamba-ssm's setup.py imports torch and needs setuptools + wheel in the building interpreter: PYTHON (default:
 # the project's .venv/bin/python, else python3) is used when it has them, else a throwaway virtual environment

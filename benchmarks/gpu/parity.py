@@ -35,7 +35,7 @@ from lingen.kernels import reference as ref
 from lingen.kernels.ops import fused_unavailable_reason, ssd_scan
 from lingen.tesa import effective_shift, window_attention
 
-# relative-error tolerances: float32 as the gpu tests (tests/test_kernels.py), bfloat16 has 8 bits of mantissa
+# relative-error tolerances: float32 as the gpu tests (tests/lingen/test_kernels.py), bfloat16 has 8 bits of mantissa
 TOL = {"float32": 6e-3, "bfloat16": 5e-2}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

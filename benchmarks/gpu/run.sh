@@ -17,7 +17,7 @@
 # at every exit, so whatever was measured comes back even when the call is killed at its time limit.
 #
 # Usage:  OUT=/some/dir EVALKIT_GIT_SHA=<commit> benchmarks/gpu/run.sh [--smoke]
-#   --smoke     tiny models (CPU is fine): the same steps end to end, for tests/test_gpu_run.py
+#   --smoke     tiny models (CPU is fine): the same steps end to end, for tests/gpu/test_gpu_run.py
 # Environment (defaults):
 #   OUT             where the results go (required): at most 7 files (log.txt, gpu-tests.txt, parity.json,
 #                   sweep.txt, table.txt, paper_latency-run/{manifest.json,results.jsonl}: the run folder for
@@ -153,7 +153,7 @@ say "headline sweep exit status $HEAD_RC"
 
 say "3/5 gpu tests (pytest -m gpu) and parity checks"
 cap() { local s=$(( $(left) - TAIL_S )); [ "$s" -gt "$1" ] && s=$1; [ "$s" -lt 5 ] && s=5; echo "$s"; }
-timeout "$(cap 120)" "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests/test_kernels.py tests/test_tesa.py \
+timeout "$(cap 120)" "$PYTHON" -m pytest -q -m gpu -p no:cacheprovider tests/lingen/test_kernels.py tests/lingen/test_tesa.py \
   >"$OUT/gpu-tests.txt" 2>&1
 TESTS_RC=$?
 tail -n 5 "$OUT/gpu-tests.txt" | tee -a "$LOG"

@@ -14,7 +14,7 @@ explicit: GPU-compiled kernels run on CUDA tensors, interpreted kernels on CPU t
 interpreter is a correctness tool (the ``triton`` test group checks the real kernels on CPU with it); ``auto``
 never picks it, only an explicit ``kernels='fused'`` does. On a CPU-only torch, mamba-ssm 2.3.2.post1 also calls
 ``torch.cuda.device(t.device.index)`` around each launch and ``torch.cuda.get_device_properties`` in the
-backward; tests/triton_fixtures.py patches both for CPU tensors (test code only).
+backward; tests/fixtures/triton_fixtures.py patches both for CPU tensors (test code only).
 """
 from __future__ import annotations
 

@@ -137,5 +137,5 @@ def test_properties_shim_still_needed(fused_ssd, cpu_shims, monkeypatch):
     _run(inputs, gy.float(), torch.float32, "fused")
     assert cpu_shims.used["properties"] > before, (
         f"mamba-ssm {fused_ssd.version}'s backward no longer reads torch.cuda.get_device_properties on CPU "
-        "tensors: remove that shim from tests/triton_fixtures.py")
+        "tensors: remove that shim from tests/fixtures/triton_fixtures.py")
     assert cpu_shims.used["device"] > 0, "mamba-ssm no longer enters torch.cuda.device(None): remove that shim"

@@ -12,8 +12,9 @@ from evalkit.cli import main as evalkit_main
 from evalkit.generate.core import read_videos
 from evalkit.core.records import read_records
 from evalkit.runtime.video_io import read_video
+from repo_paths import REPO
 
-EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "train_tiny.yaml"
+EXPERIMENT = REPO / "experiments" / "train_tiny.yaml"
 SMALL = ["train.steps=3", "train.batch=2", "train.log_every=1", "eval.max_prompts=2", "eval.steps=3",
          "eval.batch_size=2"]
 

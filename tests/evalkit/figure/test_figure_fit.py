@@ -1,6 +1,6 @@
 """The geometry fit of the efficiency figure (evalkit/figure/fit.py): its depth extrapolation is exact, a planted
 geometry is recovered from its own FLOPs, and MATE's growth bound is what its linear cost allows (the published
-fit run is checked in tests/test_figure_published.py)."""
+fit run is checked in tests/evalkit/figure/test_figure_published.py)."""
 from __future__ import annotations
 
 import copy

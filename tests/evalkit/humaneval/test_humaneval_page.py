@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_humaneval_browser import ARTIFACTS, CHROMIUM, FLAGS, QUESTIONS, wait_js
+from test_humaneval_browser import ARTIFACTS, CHROMIUM, QUESTIONS, signed_in_page, wait_js
 
 ATTACK = """<!doctype html><html><body>
 <form id="f" method="POST" action="{target}/api/vote" enctype="text/plain" target="sink">
@@ -107,15 +107,7 @@ def test_page_layout_keys_errors_and_other_origins(make_study, servers, tmp_path
     attacker = Attacker()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=FLAGS,
-                                                    viewport={"width": 1366, "height": 768})
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(server.url + "/")
-        page.fill("#name", "alice")
-        page.click("#login-form button")
-        page.wait_for_selector("#study:not([hidden])")
+        ctx, page = signed_in_page(pw, tmp_path / "profile", server.url, {"width": 1366, "height": 768})
         wait_js(page, "[vA, vB].every(v => v.readyState >= 2)")
 
         # 1. who is signed in; at 1366x768 the whole task is on screen, nothing wider than the window

@@ -59,6 +59,19 @@ def wait_js(page, expression: str, timeout_s: float = 20.0):
         page.wait_for_timeout(50)
 
 
+def signed_in_page(pw, profile: Path, url: str, viewport: dict[str, int], name: str = "alice"):
+    """Headless Chromium with its own profile at VIEWPORT, signed in to the study at URL as NAME: (context, page)."""
+    ctx = pw.chromium.launch_persistent_context(str(profile), executable_path=str(CHROMIUM), headless=True,
+                                                args=FLAGS, viewport=viewport)
+    page = ctx.pages[0] if ctx.pages else ctx.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(url + "/")
+    page.fill("#name", name)
+    page.click("#login-form button")
+    page.wait_for_selector("#study:not([hidden])")
+    return ctx, page
+
+
 @pytest.mark.browser
 def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     assert CHROMIUM.exists(), f"{CHROMIUM} missing: apt-get install -y chromium chromium-driver"
@@ -68,15 +81,7 @@ def test_rate_a_study_in_chromium(make_study, servers, tmp_path):
     db_path = study.parent / "study.sqlite"
     server = servers(study, db_path).start()
     with sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=str(CHROMIUM),
-                                                    headless=True, args=FLAGS, viewport={"width": 1100,
-                                                                                        "height": 900})
-        page = ctx.pages[0] if ctx.pages else ctx.new_page()
-        page.set_default_timeout(20_000)
-        page.goto(server.url + "/")
-        page.fill("#name", "alice")
-        page.click("#login-form button")
-        page.wait_for_selector("#study:not([hidden])")
+        ctx, page = signed_in_page(pw, tmp_path / "profile", server.url, {"width": 1100, "height": 900})
 
         # 1. both videos play, stay in sync, loop (12 frames at 8 fps = 1.5 s; wait past the end)
         wait_js(page, "[vA, vB].every(v => v.readyState >= 2 && !v.paused && v.currentTime > 0.2)")

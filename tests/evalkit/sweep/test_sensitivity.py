@@ -12,8 +12,9 @@ import pytest
 from evalkit.report.cli import main as report_main
 from evalkit.core.records import read_records
 from evalkit.sweep import cli as sweep_cli
+from repo_paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "report" / "scaling" / "fixture-cpu"   # the 15x ratio source
+FIX = FIXTURES / "report" / "scaling" / "fixture-cpu"   # the 15x ratio source
 
 
 @pytest.fixture(scope="module")

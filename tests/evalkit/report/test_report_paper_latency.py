@@ -37,7 +37,7 @@ def rendered(tmp_path_factory) -> tuple[Path, dict]:
     run.mkdir(parents=True)
     (run / "manifest.json").write_text(json.dumps({
         "experiment": "paper_latency", "run_id": run.name, "git_sha": "a" * 40, "config": {},
-        "command": "synthetic test records (tests/test_report_paper_latency.py), not a measurement",
+        "command": "synthetic test records (tests/evalkit/report/test_report_paper_latency.py), not a measurement",
         "hardware": {"gpu": HW, "gpu_count": 1, "machine": "x86_64", "cpu_count": 16}}))
     p50 = {}
     for point in plan_points(load_experiment("paper_latency")):

@@ -20,6 +20,7 @@ import yaml
 
 from evalkit.cli import main as evalkit
 from evalkit.core.records import TornLineWarning, append, iter_file, read_records
+from repo_paths import REPO
 
 EXP = {"kind": "sweep", "name": "t", "models": ["lingen", "dit"], "flavors": ["tiny"],
        "resolutions": {"64p": [64, 112]}, "durations_s": [8.5], "measurements": ["flops"],
@@ -277,7 +278,7 @@ def test_names_that_become_paths_must_be_plain(tmp_path, capsys):
     assert _sweep(str(_exp(tmp_path)), "--runs-root", str(tmp_path / "runs"), "--job-tag", "../x") == 2
     assert "--job-tag" in capsys.readouterr().err
     bad_train = tmp_path / "tr.yaml"
-    raw = yaml.safe_load((Path(__file__).parents[1] / "experiments" / "train_tiny.yaml").read_text())
+    raw = yaml.safe_load((REPO / "experiments" / "train_tiny.yaml").read_text())
     raw["experiment"] = "../escape"
     bad_train.write_text(yaml.safe_dump(raw))
     assert evalkit(["train", str(bad_train), "--runs-root", str(tmp_path / "runs")]) == 2

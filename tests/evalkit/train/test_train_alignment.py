@@ -8,6 +8,7 @@ from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.train.alignment import aggregate, motion_direction, parse_caption, score_video
 from evalkit.train.data import DataConfig, all_captions, caption, render, sample_batch
 from evalkit.runtime.video_io import read_video, write_video
+from repo_paths import REPO
 
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 
@@ -77,7 +78,7 @@ def test_committed_experiment_ground_truth_is_perfect():
     from evalkit.train.config import load_train
 
     assert VERSION == ALIGNMENT_VERSION
-    exp = load_train(Path(__file__).resolve().parents[1] / "experiments" / "train_tiny.yaml")
+    exp = load_train(REPO / "experiments" / "train_tiny.yaml")
     rng = np.random.default_rng(3)
     agg = aggregate([score_video(render(exp.data, c, s, d, rng), c, d) for c, s, d in all_captions(exp.data)])
     assert agg == {"color_accuracy": 1.0, "direction_accuracy": 1.0, "temporal_consistency": 1.0}

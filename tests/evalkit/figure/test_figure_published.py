@@ -13,8 +13,8 @@ import yaml
 from evalkit.figure import digitize as D
 from evalkit.figure import fit as F
 from evalkit.figure import results as R
+from repo_paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _published_fit() -> tuple[Path, list[dict]]:

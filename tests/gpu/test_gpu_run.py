@@ -20,8 +20,9 @@ import pytest
 from evalkit.sweep.config import load_experiment
 from evalkit.core.records import read_records
 from evalkit.sweep.plan import plan_points
+from repo_paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 BLOCKER = '''import sys
 BLOCK = {"av", "submitit", "fvcore", "starlette", "uvicorn", "httpx", "httpx2", "playwright"}
 class _Block:  # what the GPU image does not have (its package list): importing one fails, as it would there

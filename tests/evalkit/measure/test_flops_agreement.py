@@ -1,6 +1,6 @@
 """Counted FLOPs (the sweep's counter on meta, custom-op formulas) == analytic estimate_flops, for every registered
 model at tiny and 4b; LinGen linear in tokens, DiT's mixer quadratic (LinGen Figs. 1b, 6). The counter itself is
-checked against torch's FlopCounterMode and against counting every layer in tests/test_flop_counter.py."""
+checked against torch's FlopCounterMode and against counting every layer in tests/evalkit/measure/test_flop_counter.py."""
 from __future__ import annotations
 
 import pytest

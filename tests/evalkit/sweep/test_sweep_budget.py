@@ -109,9 +109,16 @@ class FakeClock:
         return self.t
 
 
-def test_time_call_stops_at_max_seconds(monkeypatch) -> None:
+
+@pytest.fixture
+def fake_clock(monkeypatch) -> FakeClock:
+    """latency's perf_counter replaced by a clock the test advances."""
     clock = FakeClock()
     monkeypatch.setattr(latency_mod, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    return clock
+
+def test_time_call_stops_at_max_seconds(fake_clock) -> None:
+    clock = fake_clock
 
     def fn() -> None:
         clock.t += 0.5
@@ -216,9 +223,8 @@ def test_run_plots_one_set_per_part_group(tmp_path: Path) -> None:
     assert names == ["latency_fig6a_vs_duration.png", "latency_table2_by_model.png"]
 
 
-def test_warm_up_calls_stop_after_one_longer_than_the_cap(monkeypatch) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(latency_mod, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+def test_warm_up_calls_stop_after_one_longer_than_the_cap(fake_clock) -> None:
+    clock = fake_clock
 
     def fn() -> None:
         clock.t += 40.0

@@ -4,7 +4,7 @@ node is drained and resumed: each time, the same command completes the run with 
 nothing that was finished is computed again (record lines, their ``created`` stamps, the job files' attempts).
 
 The sweep: the smoke scaling experiment's two tiny LinGen FLOPs points; its second point sleeps the first time it
-runs (``faults:slow_once_then``, injected by ``python tests/faults.py``), long enough to be interrupted.
+runs (``faults:slow_once_then``, injected by ``python tests/fixtures/faults.py``), long enough to be interrupted.
 Marked ``slurm`` (``python -m pytest -q -m slurm`` as root).
 """
 from __future__ import annotations

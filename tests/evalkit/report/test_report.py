@@ -9,8 +9,9 @@ import pytest
 
 from evalkit.core.errors import EvalkitError
 from evalkit.report.cli import main
+from repo_paths import FIXTURES
 
-FIX = Path(__file__).parent / "fixtures" / "report" / "scaling"
+FIX = FIXTURES / "report" / "scaling"
 RUNS = [FIX / "fixture-cpu", FIX / "fixture-gpu"]
 
 
