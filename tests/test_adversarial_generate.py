@@ -26,6 +26,7 @@ from evalkit.generate.cli import main as generate_main
 from evalkit.generate.core import read_videos
 from evalkit.generate.prompts import MAX_PROMPTS, load_prompts
 from evalkit.runtime.checkpoint import CheckpointError
+from repo_paths import REPO
 
 PROMPTS = ("a red car moving left", "a blue dog on the beach")
 FAST = ["--steps", "2", "--samples", "1", "--batch-size", "1", "--no-progress"]
@@ -259,7 +260,7 @@ def test_signals_during_generate_then_resume(tiny_checkpoint, tmp_path):
     no record is torn; the rerun makes only the rest, and every video equals an uninterrupted run's."""
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"prompt {i}" for i in range(3)) + "\n", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent.parent),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),
                                                         os.environ.get("PYTHONPATH", "")])}
     argv = ["--checkpoint", str(tiny_checkpoint), "--prompts", str(prompts), "--steps", "6", "--samples", "2",
             "--batch-size", "1", "--no-progress"]

@@ -11,7 +11,7 @@ diffusers' Mochi does not run on the ``meta`` device as it stands (diffusers 0.4
    refuses an autocast context for device type ``meta`` ("unsupported autocast device_type", no flag changes that).
    On meta, ``model.rope`` is replaced by :class:`MetaSafeRoPE`, which computes the same einsum in float32 (both
    operands are cast to float32 inside the context anyway) without the context; on any other device it runs the
-   original method. ``tests/test_openmodels.py`` checks the two agree on CPU tensors, and that the unchanged
+   original method. ``tests/openmodels/test_openmodels.py`` checks the two agree on CPU tensors, and that the unchanged
    model still fails on meta (so the workaround is dropped once diffusers or torch no longer need it).
 2. ``MochiAttnProcessor2_0`` drops each sample's padding tokens with ``torch.nonzero(mask)``, whose output size
    depends on the data, so torch has no meta kernel for it. torch's own switch

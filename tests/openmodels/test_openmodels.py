@@ -1,7 +1,7 @@
 """The released models (openmodels/): diffusers' own classes built on meta, parameters against the built model and
 the published sizes, FLOPs counted by the project's counter against each family's analytic terms, token geometry of
 the published native videos, Mochi's meta workaround, bad input. The generation side (generate --pipeline) is in
-tests/test_generate_pipeline.py."""
+tests/evalkit/generate/test_generate_pipeline.py."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,5 +1,5 @@
 """``python -m evalkit generate --pipeline``: tiny random diffusers pipelines of the released classes (WanPipeline,
-CogVideoXPipeline; LTX and Mochi for the frame rule), built from config in tests/pipeline_fixtures.py, saved with
+CogVideoXPipeline; LTX and Mochi for the frame rule), built from config in tests/fixtures/pipeline_fixtures.py, saved with
 save_pretrained and loaded back offline (HF_HUB_OFFLINE=1) like a user's folder. Checked: the videos, their
 manifest records and file names, resume by content (same inputs skipped, other inputs refused, a damaged file made
 again, --overwrite), seeds (the same seed gives the same frames), shards, the torch-free pre-flight geometry

@@ -11,8 +11,9 @@ import pytest
 from evalkit import models as M
 from evalkit.report import open_models as R
 from evalkit.report.runs import load_run, records_frame
+from repo_paths import REPO
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 PUBLISHED = sorted((ROOT / "reports" / "data" / "open_models").glob("*/manifest.json"))
 
 
