@@ -256,8 +256,9 @@ def _group_gone(pgid: int) -> bool:
 
 @pytest.mark.slow
 def test_signals_during_generate_then_resume(tiny_checkpoint, tmp_path):
-    """SIGTERM (exit 143) and SIGINT (the CLI's exit 130) after the first recorded video: the process (group) exits, no temporary file is left,
-    no record is torn; the rerun makes only the rest, and every video equals an uninterrupted run's."""
+    """SIGTERM (exit 143) and SIGINT (the CLI's exit 130) after the first recorded video: the process (group)
+    exits, no temporary file is left, no record is torn; the rerun makes only the rest, and every video equals an
+    uninterrupted run's."""
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(f"prompt {i}" for i in range(3)) + "\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO),

@@ -80,9 +80,9 @@ class PipelineKind:
     fps_arg: str | None = None           # LTXPipeline takes the frame rate (its RoPE scale depends on it)
     negative_prompt: bool = True
     size_multiple: int = 1               # the pipeline's own check on height / width (LTXPipeline: 32)
-    # AutoencoderKLCogVideoX decodes latents two at a time, the first batch taking the odd one: only an odd number
-    # T of latent frames decodes to 1 + ct (T - 1) frames (an even T gives ct T); CogVideoXPipeline pads the latent
-    # frames to its temporal patch itself (CogVideoX 1.5) and removes the padding before decoding
+    # AutoencoderKLCogVideoX decodes latents two at a time, the first batch taking the odd one: an odd number T of
+    # latent frames decodes to 1 + ct (T - 1) frames, an even T to ct T (:func:`frames_made`); CogVideoXPipeline
+    # pads the latent frames to its temporal patch itself (CogVideoX 1.5) and removes the padding before decoding
     odd_latent_frames: bool = False
     pads_temporal_patch: bool = False
 
@@ -275,20 +275,31 @@ def _closest(value: int, step: int, offset: int = 0, low: int | None = None) -> 
     return f"{below} or {below + step}" if below >= low else f"{max(low, below + step)}"
 
 
+def frames_made(kind: PipelineKind, ct: int, n: int) -> int:
+    """The frames a pipeline returns when asked for ``n``: its latent frames are ``(n - 1) // ct + 1``; a causal
+    VAE decodes t of them into ``1 + ct (t - 1)`` frames, CogVideoX's (``odd_latent_frames``) an even t into
+    ``ct t`` (measured on CogVideoXPipeline of diffusers 0.42.1: 5-8 frames asked give 8, 13-16 give 16)."""
+    t = (n - 1) // ct + 1
+    return ct * t if kind.odd_latent_frames and t % 2 == 0 else 1 + ct * (t - 1)
+
+
 def check_request(folder: PipelineFolder, req: Request) -> Triple:
     """The latent (T, H, W) of ``req``; FieldError naming the flag and the closest valid values otherwise."""
     ct, ch, cw = folder.compression
     pt, ph, pw = folder.patch
     f = req.num_frames
-    if f < 1 or (f - 1) % ct:
-        raise FieldError("--num-frames", f"{f} frames cannot be made by this VAE (1 + {ct} k frames: temporal "
-                                         f"compression {ct}); closest: {_closest(f, ct, 1, low=1)}")
-    latent_t = (f - 1) // ct + 1
     kind = folder.kind
-    if kind.odd_latent_frames and latent_t % 2 == 0:
-        raise FieldError("--num-frames", f"{f} frames = {latent_t} latent frames; {folder.pipeline}'s VAE decodes "
-                                         f"only an odd number of latent frames into 1 + {ct} k frames (an even one "
-                                         f"into {ct} x as many); closest: {_closest(f, 2 * ct, 1, low=1)}")
+    latent_t = (f - 1) // ct + 1
+    if f < 1 or frames_made(kind, ct, f) != f:
+        ok = [n for n in range(max(1, f - 4 * ct), max(1, f) + 4 * ct + 1) if frames_made(kind, ct, n) == n]
+        closest = " or ".join(str(n) for n in [n for n in ok if n < f][-1:] + [n for n in ok if n > f][:1])
+        if f >= 1 and kind.odd_latent_frames and latent_t % 2 == 0:
+            raise FieldError("--num-frames", f"{f} frames = {latent_t} latent frames, which {folder.pipeline}'s VAE "
+                                             f"decodes into {frames_made(kind, ct, f)} frames (an odd number t of "
+                                             f"latent frames into 1 + {ct} (t - 1), an even one into {ct} t); "
+                                             f"closest: {closest}")
+        raise FieldError("--num-frames", f"{f} frames cannot be made by this VAE (1 + {ct} k frames: temporal "
+                                         f"compression {ct}); closest: {closest}")
     if latent_t % pt and not kind.pads_temporal_patch:
         raise FieldError("--num-frames", f"{f} frames = {latent_t} latent frames, not a multiple of the "
                                          f"transformer's temporal patch {pt}")

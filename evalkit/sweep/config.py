@@ -21,8 +21,8 @@ priority order. A part is ``name`` (plain, unique), optional ``group`` (parts re
 points and the 256p curve of one figure; default: its name), optional ``claim`` (the paper's words), and any of
 :data:`PART_KEYS` as a partial override of the rest of the file (deep-merged; ``resolutions`` and
 ``model_overrides`` replace whole). With ``--smoke`` the ``smoke:`` section goes over the base *and* over every
-part (a part with ``smoke: false`` is left out). Records and keys name their part (``evalkit.sweep.plan``), reports group by it. Parts and ``variations`` do
-not combine.
+part (a part with ``smoke: false`` is left out). Records and keys name their part (``evalkit.sweep.plan``),
+reports group by it. Parts and ``variations`` do not combine.
 
 **Hash.** :meth:`Experiment.config_hash` hashes what changes results (not ``launch:`` nor ``budget:``, which change
 where and how many points run, not what a record measures), leaving out keys at their default

@@ -189,13 +189,17 @@ def test_bad_requests_are_named_errors_with_the_closest_valid_values(tiny, promp
     wan, cog = inspect_folder(tiny["wan"]), inspect_folder(tiny["cogvideox"])
     ok = Request(height=16, width=16, num_frames=5, fps=16, steps=2, guidance_scale=5.0, max_sequence_length=16)
     assert check_request(wan, ok) == (2, 2, 2)
+    even = Request(**{**ok.__dict__, "num_frames": 8})           # CogVideoX: 2 latent frames decode into 8
+    assert check_request(cog, even) == (2, 2, 2)
     cases = [(wan, {"num_frames": 8}, "--num-frames", r"8 frames cannot be made by this VAE \(1 \+ 4 k frames: "
                                                       r"temporal compression 4\); closest: 5 or 9"),
              (wan, {"height": 24}, "--height", r"24 px is not a multiple of 16 \(VAE compression x patch = 8 x 2\); "
                                                r"closest: 16 or 32"),
              (wan, {"width": 8}, "--width", r"8 px .*; closest: 16$"),
-             (cog, {"num_frames": 5}, "--num-frames", r"5 frames = 2 latent frames; CogVideoXPipeline's VAE decodes "
-                                                      r"only an odd number .* closest: 1 or 9"),
+             (cog, {"num_frames": 5}, "--num-frames", r"5 frames = 2 latent frames, which CogVideoXPipeline's VAE "
+                                                      r"decodes into 8 frames .*; closest: 1 or 8"),
+             (cog, {"num_frames": 13}, "--num-frames", r"13 frames = 4 latent frames, .* into 16 frames .*; closest: "
+                                                       r"9 or 16"),
              (cog, {"num_frames": 9, "max_sequence_length": 226}, "--max-sequence-length",
               r"226, but this CogVideoX transformer's positions hold exactly max_text_seq_length = 16"),
              (wan, {"steps": 0}, "--steps", "WanPipeline needs at least 1 steps, got 0")]
