@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evalkit.core import safe_yaml
 from evalkit.core.errors import ChoiceError, FieldError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +23,9 @@ VERB_OF = {"sweep": "python -m evalkit sweep", "train": "python -m evalkit train
 
 
 def read_yaml(path: Path | str) -> Any:
-    """The parsed YAML file; a syntax error is a FieldError naming the file."""
-    try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FieldError(str(path), f"not valid YAML: {exc}") from exc
+    """The parsed YAML file, through the one limited loader (``evalkit.core.safe_yaml``: size, depth, aliases,
+    lengths, plain tags only); a syntax error or a refusal is a FieldError naming the file."""
+    return safe_yaml.load(path)
 
 
 def file_kind(path: Path) -> str | None:

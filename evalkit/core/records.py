@@ -34,8 +34,8 @@ from typing import Any
 from evalkit.core.errors import EvalkitError
 from evalkit.core.schema import FINISHED, check_record
 
-__all__ = ["FINISHED", "RESULTS_GLOB", "VIDEOS_GLOB", "RecordsError", "append", "done_keys", "iter_file",
-           "read_records", "repair", "results_file", "videos_file"]
+__all__ = ["FINISHED", "RESULTS_GLOB", "VIDEOS_GLOB", "RecordsError", "append", "atomic_write_text", "done_keys",
+           "iter_file", "read_records", "repair", "results_file", "stale_tmp_files", "videos_file"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # file names of a run folder
@@ -115,12 +115,80 @@ def append(path: Path | str, record: dict[str, Any]) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _repair_tail(fd, path)
-        written = os.write(fd, data)
-        if written != len(data):    # a regular file takes the whole buffer unless the disk is full
-            raise OSError(errno.ENOSPC, f"{path}: wrote {written} of {len(data)} bytes of a record")
-        os.fsync(fd)
+        size = os.fstat(fd).st_size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):    # a regular file takes the whole buffer unless the disk is full
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)  # no partial record left behind (the next append would move it aside)
+            except OSError:
+                pass
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise
     finally:
         os.close(fd)   # closing releases the flock
+
+
+TMP_SUFFIX = ".tmp"
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically: written to ``<name>.<pid>.<rand>.tmp`` beside it, fsynced, then
+    renamed over it. On any failure (a full or read-only disk) the temporary file is removed and the old ``path``
+    is left as it was; the error propagates."""
+    import uuid
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):   # name the file, not its temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_tmp_files(folder: Path | str, *, remove: bool = True) -> list[Path]:
+    """The temporary files of :func:`atomic_write_text` under ``folder`` (not recursive) whose writer (the pid
+    in the name) is no longer alive: left by a writer killed between write and rename. Removed with
+    ``remove``; never read (the file they were to replace is intact)."""
+    out = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return out
+    for p in folder.glob(f"*{TMP_SUFFIX}"):
+        parts = p.name[:-len(TMP_SUFFIX)].rsplit(".", 2)
+        if len(parts) == 3 and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            out.append(p)
+            if remove:
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------

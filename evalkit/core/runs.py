@@ -150,8 +150,11 @@ def write_manifest(run_dir: Path, **fields: Any) -> Path:
     # written to a private temp file, then claimed with os.link (fails if the name exists): concurrent jobs
     # (torchrun ranks, array tasks) each get their own manifest, none overwritten, no shared temp file
     tmp = run_dir / f".manifest.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     try:
+        try:
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        except OSError as exc:     # name the manifest, not its temporary (which the finally removes)
+            raise OSError(exc.errno, exc.strerror, str(run_dir / "manifest.json")) from exc
         n = 0
         while True:
             path = run_dir / ("manifest.json" if n == 0 else f"manifest.{n}.json")
@@ -161,7 +164,10 @@ def write_manifest(run_dir: Path, **fields: Any) -> Path:
             except FileExistsError:
                 n += 1
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def read_manifest(run_dir: Path | str) -> dict[str, Any] | None:
@@ -227,9 +233,18 @@ def open_run(root: Path, config_hash: str, *, run_dir: Path | None = None, new_r
         found = matching_runs(root, config_hash, config, ignore)
         if found:
             return found[-1], True
+    created = run_dir is None or not run_dir.exists()
     if run_dir is None:
         run_dir = new_run_dir(root)
-    write_manifest(run_dir, run_id=run_dir.name, config_hash=config_hash, **manifest)
+    try:
+        write_manifest(run_dir, run_id=run_dir.name, config_hash=config_hash, **manifest)
+    except OSError:
+        if created:                # a full or read-only disk: leave no empty run folder behind
+            try:
+                run_dir.rmdir()
+            except OSError:
+                pass
+        raise
     return run_dir, False
 
 
@@ -254,7 +269,12 @@ class WriterLock:
 
     def __enter__(self) -> WriterLock:
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -268,9 +288,13 @@ class WriterLock:
                 who = "another process"
             raise LockedError(f"{self.folder} is being written by {who}: wait for it to finish (it resumes from "
                               "there), or write elsewhere (--new-run / another --run-dir or --out)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "since": now_iso(),
-                                  "command": self.what}).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": platform.node(), "since": now_iso(),
+                                      "command": self.what}).encode(), 0)
+        except OSError as exc:     # a full disk: release the lock and name the file
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         self._fd = fd
         return self
 

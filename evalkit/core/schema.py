@@ -12,7 +12,9 @@ Each kind lists its fields: the JSON types a field may hold and whether every re
 listed field of the wrong type, is refused before it reaches the disk (a programming error: ValueError). Fields
 not listed are allowed (a measurement may add its own), typed only where a prefix is listed (``flops_op_*``).
 :func:`make_record` is the one builder: it fills ``status`` / ``message`` / ``created`` and checks. The tests
-take their field lists from :data:`SCHEMAS`, never their own.
+take their field lists from :data:`SCHEMAS`, never their own. :func:`record_problems` adds what a record's fields
+imply about each other (its key is built from them; a cost record's FLOPs agreement follows from its numbers,
+which its model config re-derives): ``report --publish`` refuses a run with a record that fails it.
 """
 from __future__ import annotations
 
@@ -194,3 +196,99 @@ def train_loss_key(label: str, step: int) -> str:
 
 def humaneval_vote_key(rater: str, item: str, question: str) -> str:
     return f"humaneval/{rater}/{item}/{question}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# invariants: what a record's own fields imply about each other (checked before a run is published)
+# ---------------------------------------------------------------------------------------------------------------
+REL = 1e-9        # relative tolerance of a re-derived number (JSON round trip of a float)
+
+
+def _close(a: float, b: float) -> bool:
+    return a == b or abs(a - b) <= REL * max(abs(a), abs(b), 1.0)
+
+
+def _cost_problems(rec: dict[str, Any], derive: bool) -> list[str]:
+    out: list[str] = []
+    try:
+        key = cost_key(rec, rec["measurement"], rec["measurement_version"])
+    except (KeyError, TypeError) as exc:
+        return [f"key cannot be rebuilt from its fields ({exc!r})"]
+    if key != rec["key"]:
+        out.append(f"key {rec['key']!r} is not the key of its fields ({key!r})")
+    if rec["measurement"] == "flops" and rec["status"] in ("ok", "flagged"):
+        flops, analytic, tol = rec.get("flops"), rec.get("flops_analytic"), rec.get("flops_rel_tol")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (flops, analytic, tol)):
+            out.append("flops / flops_analytic / flops_rel_tol: a finished flops record holds all three numbers")
+        else:
+            rel = abs(flops - analytic) / analytic if analytic else float("inf")
+            if not _close(rel, rec.get("flops_rel_diff", float("nan"))):
+                out.append(f"flops_rel_diff: {rec.get('flops_rel_diff')!r}, but |flops - flops_analytic| / "
+                           f"flops_analytic = {rel:.6g}")
+            if rec.get("flops_agree") is not (rel <= tol):
+                out.append(f"flops_agree: {rec.get('flops_agree')!r}, but flops {flops:.6g} vs flops_analytic "
+                           f"{analytic:.6g} differ by {rel:.3%} (flops_rel_tol {tol:g})")
+            if rec["status"] != ("ok" if rel <= tol else "flagged"):
+                out.append(f"status: {rec['status']!r} for a relative difference of {rel:.3%} "
+                           f"(flops_rel_tol {tol:g})")
+    if derive:
+        out += _derived_cost_problems(rec)
+    return out
+
+
+def _derived_cost_problems(rec: dict[str, Any]) -> list[str]:
+    """params, geometry and flops_analytic re-derived from the record's model config (the registry's analytic
+    cost: milliseconds, no model built)."""
+    from evalkit import models
+    from evalkit.core.errors import EvalkitError
+
+    try:
+        cfg = models.resolve(rec["model"], rec["flavor"], rec.get("model_overrides") or None)
+    except (EvalkitError, ValueError, KeyError, TypeError) as exc:
+        return [f"model: {rec.get('model')!r} / flavor {rec.get('flavor')!r} / model_overrides do not resolve "
+                f"({str(exc)[:120]})"]
+    out = []
+    params = int(models.param_count(cfg))
+    if rec["params"] != params:
+        out.append(f"params: {rec['params']!r}, but the model config has {params}")
+    if rec["duration_s"] is None:
+        return out
+    point = models.VideoPoint(height=rec["height"], width=rec["width"], duration_s=rec["duration_s"], fps=rec["fps"])
+    _, t, _, _ = models.latent_shape(cfg, point)
+    for name, want in (("num_frames", point.num_frames), ("latent_frames", int(t)),
+                       ("num_tokens", int(models.num_tokens(cfg, point)))):
+        if rec.get(name) != want:
+            out.append(f"{name}: {rec.get(name)!r}, but the model config at {rec['height']}x{rec['width']}, "
+                       f"{rec['duration_s']:g} s gives {want}")
+    if isinstance(rec.get("flops_analytic"), (int, float)):
+        analytic = models.estimate_flops(cfg, point).total * rec["batch"]
+        if not _close(float(rec["flops_analytic"]), float(analytic)):
+            out.append(f"flops_analytic: {rec['flops_analytic']!r}, but the model config gives {analytic:.6g}")
+    return out
+
+
+def _key_problem(rec: dict[str, Any], want: str) -> list[str]:
+    return [] if rec["key"] == want else [f"key {rec['key']!r} is not the key of its fields ({want!r})"]
+
+
+def record_problems(record: dict[str, Any], *, derive: bool = True) -> list[str]:
+    """Why ``record`` cannot be trusted as written (empty: none found): the schema (:func:`check_record`), then
+    the invariants of its kind. ``cost``: the key is built from the fields; a finished flops record's
+    ``flops_rel_diff`` / ``flops_agree`` / status follow from ``flops`` vs ``flops_analytic`` and
+    ``flops_rel_tol``; with ``derive``, ``params``, the frame / token counts and ``flops_analytic`` equal what
+    the model registry computes for the record's model config. ``alignment`` / ``train_loss`` /
+    ``humaneval_vote``: the key is built from the fields. Each problem names the field."""
+    try:
+        check_record(record)
+    except ValueError as exc:
+        return [str(exc)]
+    kind = record["kind"]
+    if kind == "cost":
+        return _cost_problems(record, derive)
+    if kind == "alignment":
+        return _key_problem(record, alignment_key(record["label"], record["metric"]))
+    if kind == "train_loss" and "label" in record:
+        return _key_problem(record, train_loss_key(record["label"], record["step"]))
+    if kind == "humaneval_vote":
+        return _key_problem(record, humaneval_vote_key(record["rater"], record["item"], record["question"]))
+    return []

@@ -18,9 +18,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-import yaml
-
 from evalkit.core.errors import ChoiceError, FieldError
+from evalkit.core.safe_yaml import SET_LIMITS, loads, short_repr
 
 _MISSING = dataclasses.MISSING
 
@@ -41,7 +40,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
                 return _convert(arg, value, where)
             except (FieldError, ChoiceError) as exc:  # try the next member of the union
                 errors.append(str(exc))
-        raise FieldError(where, f"{value!r} matches none of {tp}: " + "; ".join(errors))
+        raise FieldError(where, f"{short_repr(value)} matches none of {tp}: " + "; ".join(errors))
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -49,15 +48,15 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise FieldError(where, f"expected a mapping, got {type(value).__name__} {value!r}")
+            raise FieldError(where, f"expected a mapping, got {type(value).__name__} {short_repr(value)}")
         return from_dict(tp, value, where)
     if origin in (tuple, list):
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise FieldError(where, f"expected a list, got {value!r}")
+            raise FieldError(where, f"expected a list, got {short_repr(value)}")
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
-                raise FieldError(where, f"expected {len(args)} items, got {len(value)}: {value!r}")
+                raise FieldError(where, f"expected {len(args)} items, got {len(value)}: {short_repr(value)}")
             items = [_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))]
         else:
             item_tp = args[0] if args else Any
@@ -65,7 +64,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return tuple(items) if origin is tuple else items
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
-            raise FieldError(where, f"expected a mapping, got {value!r}")
+            raise FieldError(where, f"expected a mapping, got {short_repr(value)}")
         args = get_args(tp)
         vt = args[1] if len(args) == 2 else Any
         return {k: _convert(vt, v, f"{where}.{k}") for k, v in value.items()}
@@ -74,25 +73,25 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             try:
                 value = float(value)
             except ValueError:
-                raise FieldError(where, f"expected a number, got {value!r}") from None
+                raise FieldError(where, f"expected a number, got {short_repr(value)}") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FieldError(where, f"expected a number, got {value!r}")
+            raise FieldError(where, f"expected a number, got {short_repr(value)}")
         if not math.isfinite(value):   # YAML's .nan / .inf parse as floats; no setting means them
-            raise FieldError(where, f"expected a finite number, got {value!r}")
+            raise FieldError(where, f"expected a finite number, got {short_repr(value)}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value)
-            raise FieldError(where, f"expected an integer, got {value!r}")
+            raise FieldError(where, f"expected an integer, got {short_repr(value)}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise FieldError(where, f"expected true/false, got {value!r}")
+            raise FieldError(where, f"expected true/false, got {short_repr(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):
-            raise FieldError(where, f"expected a string, got {value!r}")
+            raise FieldError(where, f"expected a string, got {short_repr(value)}")
         return value
     return value
 
@@ -171,9 +170,9 @@ def apply_overrides(data: dict[str, Any], sets: Sequence[str], where: str = "--s
     """
     for item in sets:
         if "=" not in item:
-            raise FieldError(where, f"expected key=value, got {item!r}")
+            raise FieldError(where, f"expected key=value, got {short_repr(item)}")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = loads(raw, f"{where} {key.strip()[:80]}", SET_LIMITS) if raw.strip() else ""
         node = data
         parts = key.strip().split(".")
         for depth, part in enumerate(parts):
@@ -200,16 +199,16 @@ def plain_name(field: str, value: object, *, strict: bool = False) -> str:
     study, its arms and questions): letters, digits, ``_``, ``.``, ``-`` only, at most 64, starting with a letter
     or digit. The project's one rule for names that become paths."""
     if not isinstance(value, str) or not value.strip():
-        raise FieldError(field, f"expected a non-empty name, got {value!r}")
+        raise FieldError(field, f"expected a non-empty name, got {short_repr(value)}")
     if strict:
         if not STRICT_NAME.fullmatch(value):
-            raise FieldError(field, f"{value!r}: use letters, digits, '_', '.', '-' (at most 64, starting with a "
-                                    "letter or digit)")
+            raise FieldError(field, f"{short_repr(value)}: use letters, digits, '_', '.', '-' (at most 64, "
+                                    "starting with a letter or digit)")
         return value
     bad = [c for c in ("/", "\\", "\x00") if c in value]
     if bad or value in (".", "..") or value.startswith((".", "-")) or any(ord(c) < 32 for c in value) \
             or value != value.strip():
-        raise FieldError(field, f"{value!r} is not a plain file name (it names a folder inside the output "
+        raise FieldError(field, f"{short_repr(value)} is not a plain file name (it names a folder inside the output "
                                 "folder): no '/', '\\', leading '.' or '-', surrounding spaces, control characters, "
                                 "'.' or '..'")
     if len(value) > NAME_MAX:
@@ -220,11 +219,11 @@ def plain_name(field: str, value: object, *, strict: bool = False) -> str:
 def finite(field: str, value: float, *, positive: bool = False, minimum: float | None = None) -> float:
     """``value`` if finite (and > 0 with ``positive``, >= ``minimum`` when given), else a FieldError naming it."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-        raise FieldError(field, f"expected a finite number, got {value!r}")
+        raise FieldError(field, f"expected a finite number, got {short_repr(value)}")
     if positive and not value > 0:
-        raise FieldError(field, f"must be > 0, got {value!r}")
+        raise FieldError(field, f"must be > 0, got {short_repr(value)}")
     if minimum is not None and value < minimum:
-        raise FieldError(field, f"must be >= {minimum:g}, got {value!r}")
+        raise FieldError(field, f"must be >= {minimum:g}, got {short_repr(value)}")
     return value
 
 

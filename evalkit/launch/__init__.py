@@ -25,7 +25,7 @@ from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig, format_job_line, sbatch_options, sbatch_preview
 from evalkit.launch.jobs import (JobSpec, check_items, finished_items, item_key, job_outcomes, plan_jobs,
                                  resolve_fn, run_job)
-from evalkit.core.records import append, results_file
+from evalkit.core.records import append, results_file, stale_tmp_files
 from evalkit.core.schema import make_record
 
 SkipDone = set[str] | Callable[[Path], set[str]] | None
@@ -33,9 +33,10 @@ SkipDone = set[str] | Callable[[Path], set[str]] | None
 
 def pending_items(items: Sequence[Any], run_dir: Path, skip_done: SkipDone = None) -> list[Any]:
     """The items not finished yet. ``skip_done`` is the caller's notion of done item keys (a set, or a callable
-    of the run folder); when None, an item is done when a job file of the run marks it ``done``."""
+    of the run folder; the sweep passes its records' keys); when None, an item is done when a job file of the
+    run marks it ``done`` with the same content (``jobs.item_sha256``: a changed item under an old key runs)."""
     if skip_done is None:
-        done = finished_items(run_dir)
+        done = finished_items(run_dir, items)
     elif callable(skip_done):
         done = set(skip_done(run_dir))
     else:
@@ -78,15 +79,24 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
     items = list(items)
     check_items(items)
     resolve_fn(fn)
+    if not dry_run:      # temporaries of writers killed between write and rename: removed, never read
+        for folder in (run_dir, run_dir / "jobs", run_dir / "jobs" / "specs", run_dir / "jobs" / "submitted"):
+            stale_tmp_files(folder)
     todo = pending_items(items, run_dir, skip_done)
     busy: dict[str, str] = {}
-    if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted SLURM jobs with wait: false
+    if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted submitit jobs
         from evalkit.launch.slurm import in_flight_items
 
         busy = in_flight_items(run_dir)
         if busy:
-            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running on SLURM (jobs "
-                 f"{', '.join(sorted(set(busy.values()))[:5])}): not submitted again")
+            slurm_jobs = sorted({j for j in busy.values() if not j.startswith("pid ")})
+            local_jobs = sorted({j for j in busy.values() if j.startswith("pid ")})
+            where = ([f"on SLURM (jobs {', '.join(slurm_jobs[:5])}{' ...' if len(slurm_jobs) > 5 else ''})"]
+                     if slurm_jobs else []) + (
+                [f"in local submitit jobs of an earlier command ({', '.join(local_jobs[:5])}"
+                 f"{' ...' if len(local_jobs) > 5 else ''}; they write their own records)"] if local_jobs else [])
+            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running "
+                 f"{' and '.join(where)}: not submitted again")
     in_flight_keys = [item_key(it) for it in todo if item_key(it) in busy]
     in_flight = len(in_flight_keys)
     todo = [it for it in todo if item_key(it) not in busy]

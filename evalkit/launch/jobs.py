@@ -25,7 +25,8 @@ from typing import Any
 
 from evalkit.core.errors import FieldError
 from evalkit.launch.config import LaunchConfig
-from evalkit.core.records import RESULTS_GLOB, read_records, results_file
+from evalkit.core.records import RESULTS_GLOB, atomic_write_text, read_records, results_file, stale_tmp_files
+from evalkit.core.hashing import json_sha256
 from evalkit.core.runs import new_run_id, now_iso
 
 
@@ -119,10 +120,8 @@ def plan_jobs(items: Sequence[Any], fn: str, cfg: LaunchConfig, run_dir: Path,
 # provenance files
 # ---------------------------------------------------------------------------------------------------------------
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    """``path`` replaced atomically (``records.atomic_write_text``: no temporary file is left on failure)."""
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def read_job(run_dir: Path | str, job_tag: str) -> dict[str, Any] | None:
@@ -135,13 +134,32 @@ def read_jobs(run_dir: Path | str) -> dict[str, dict[str, Any]]:
     folder = Path(run_dir) / "jobs"
     if not folder.is_dir():
         return {}
-    return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    stale_tmp_files(folder)          # left by a writer killed between write and rename: never read
+    out = {}
+    for p in sorted(folder.glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FieldError(str(p), f"not valid JSON ({exc}); it is a job's provenance file: move it aside "
+                                     "to resume without it") from None
+    return out
 
 
-def finished_items(run_dir: Path | str) -> set[str]:
-    """Item keys some job of this run finished (status ``done``)."""
-    return {key for job in read_jobs(run_dir).values()
-            for key, st in job.get("items", {}).items() if st.get("status") == "done"}
+def item_sha256(item: Any) -> str:
+    """The content hash of an item (``core.hashing.json_sha256`` of its JSON): what a job file says it finished."""
+    return json_sha256(item_json(item))
+
+
+def finished_items(run_dir: Path | str, items: Sequence[Any] | None = None) -> set[str]:
+    """Item keys some job of this run finished (status ``done``). With ``items``: only those finished with the
+    same content (the job file's ``item_sha256``), so an item whose inputs changed under the same key (a
+    command's shard re-run with other flags) is never taken as done."""
+    if items is None:
+        return {key for job in read_jobs(run_dir).values()
+                for key, st in job.get("items", {}).items() if st.get("status") == "done"}
+    want = {item_key(it): item_sha256(it) for it in items}
+    return {key for job in read_jobs(run_dir).values() for key, st in job.get("items", {}).items()
+            if st.get("status") == "done" and key in want and st.get("item_sha256") == want[key]}
 
 
 def _attempt_env() -> dict[str, Any]:
@@ -188,7 +206,8 @@ def run_job(spec: JobSpec | dict[str, Any], on_item: Callable[[str, str], None] 
         st = state["items"].setdefault(key, {"status": "pending"})
         if st.get("status") == "done":  # finished by an earlier attempt (requeue after preemption)
             continue
-        st.update(status="running", start=now_iso(), attempt=len(state["attempts"]) - 1)
+        st.update(status="running", start=now_iso(), attempt=len(state["attempts"]) - 1,
+                  item_sha256=item_sha256(item))
         st.pop("message", None)
         write_json_atomic(path, state)
         try:

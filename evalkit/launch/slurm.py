@@ -124,12 +124,39 @@ def record_final_states(specs: Sequence[JobSpec], job_ids: Sequence[str], wait_s
             record_sacct(spec, history[job_id])
 
 
+def proc_start(pid: int) -> str | None:
+    """The start time (clock ticks since boot, ``/proc/<pid>/stat`` field 22) of a live process, None when no
+    such process runs (or it is a zombie). With the pid it names one process: a pid reused later has another."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if not fields or fields[0] in ("Z", "X") else fields[19]
+
+
+def local_job_alive(sub: dict[str, Any]) -> bool:
+    """Whether the process of a local submitit job (its job id is its pid) still runs: the same pid with the
+    start time recorded at submission (so a reused pid is not mistaken for it)."""
+    try:
+        pid = int(sub["job_id"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    start = proc_start(pid)
+    return start is not None and sub.get("proc_start") in (None, start)
+
+
 def record_submission(run_dir: Path, specs: Sequence[JobSpec], job_ids: Sequence[str], cluster: str) -> None:
+    """``jobs/submitted/<tag>.json`` per job: what a later command needs to tell whether the job still runs
+    (SLURM: its job id; submitit's local executor: its pid and that process's start time)."""
     for spec, job_id in zip(specs, job_ids):
+        extra = {}
+        if cluster == "local" and str(job_id).isdigit():
+            extra["proc_start"] = proc_start(int(job_id))
         write_json_atomic(run_dir / "jobs" / "submitted" / f"{spec.tag}.json",
                           {"tag": spec.tag, "job_id": job_id, "keys": spec.keys, "cluster": cluster,
                            "fn": spec.fn, "results_tag": spec.results_tag,
-                           "folder": str(run_dir / "submitit" / "%j"), "submitted": now_iso()})
+                           "folder": str(run_dir / "submitit" / "%j"), "submitted": now_iso(), **extra})
 
 
 def _submitted_spec(run_dir: Path, sub: dict[str, Any]) -> JobSpec:
@@ -139,17 +166,27 @@ def _submitted_spec(run_dir: Path, sub: dict[str, Any]) -> JobSpec:
 
 
 def in_flight_items(run_dir: Path | str) -> dict[str, str]:
-    """Items an earlier command submitted to SLURM (``wait: false``) whose job is still pending or running and
-    that no job file marks done, as {key: job id}; they are not submitted again. Jobs that have ended get
-    sacct's rows in their job file, and their unfinished items become errors naming the job's final state."""
+    """Items an earlier command submitted whose job still runs and that no job file marks done, as {key: job}
+    (a SLURM job id, or ``pid <pid>`` of a local job); they are not submitted again. SLURM jobs (``wait:
+    false``) are asked of squeue / sacct; submitit's local jobs (subprocesses of this machine, which outlive a
+    ``kill -9`` of the command that started them and go on writing their records) by their pid and its start
+    time. SLURM jobs that have ended get sacct's rows in their job file, and their unfinished items become errors naming the
+    job's final state."""
     run_dir = Path(run_dir)
     folder = run_dir / "jobs" / "submitted"
     if not folder.is_dir():
         return {}
     done, out, ended = finished_items(run_dir), {}, []
     for path in sorted(folder.glob("*.json")):
-        sub = json.loads(path.read_text())
+        try:
+            sub = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue            # a torn submission file (its writer killed): its job, if any, ran inline
         keys = [k for k in sub["keys"] if k not in done]
+        if sub.get("cluster") == "local":
+            if keys and local_job_alive(sub):
+                out.update({k: f"pid {sub['job_id']}" for k in keys})
+            continue
         if sub.get("cluster") != "slurm" or not (keys or "sacct" not in (read_job(run_dir, sub["tag"]) or {})):
             continue
         state = slurm_state(sub["folder"], sub["job_id"]).split()[0].upper()

@@ -22,6 +22,7 @@ EPILOG = """examples:
   python -m evalkit report --check                 # CI: fail listing stale/missing/extra files
   python -m evalkit report runs/scaling/<run_id> --out /tmp/preview   # preview a run (<run_id>: see runs/)
   python -m evalkit report --publish runs/scaling/<run_id>
+  python -m evalkit report --rehash-data           # after removing a published run by hand: re-verify, re-digest
 """
 
 
@@ -37,20 +38,29 @@ def parser() -> argparse.ArgumentParser:
                    help="regenerate into a temp folder and fail if --reports-dir differs (excluding data/)")
     p.add_argument("--publish", type=Path, default=None, metavar="RUN_DIR",
                    help="copy a run (manifests + records) into reports/data/<experiment>/<run_id>/")
+    p.add_argument("--rehash-data", action="store_true",
+                   help="verify every run under reports/data/ as --publish does, then rewrite reports/data/SHA256SUMS")
     p.add_argument("--allow-smoke", action=argparse.BooleanOptionalAction, default=False,
                    help="with --publish: accept a run made with --smoke")
     return p
 
 
 def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path:
-    """Copy manifest*.json and results*.jsonl; refuse a run whose records do not all parse (a torn line after a
-    crash: resume the run first), refuse to overwrite a different existing copy, and refuse a ``--smoke`` run (a
-    fast partial config) unless ``allow_smoke``."""
+    """Copy manifest*.json and results*.jsonl and add their digests to ``data/SHA256SUMS``; refuse a run whose
+    records do not all parse (a torn line after a crash: resume the run first) or that fails verification
+    (``evalkit.report.verify``: records that contradict their own fields or their model, a manifest whose
+    config does not hash to its ``config_hash`` or whose ``git_sha`` is no commit), refuse when the published
+    data no longer matches its digests, refuse to overwrite a different existing copy, and refuse a ``--smoke``
+    run (a fast partial config) unless ``allow_smoke``."""
     from evalkit.core.records import read_records
+    from evalkit.report import verify
     from evalkit.report.runs import load_run
 
     run = load_run(run_dir)
     read_records([run_dir], strict=True)
+    verify.verify_run(Path(run_dir))
+    data_dir = Path(reports_dir) / "data"
+    verify.check_sums(data_dir)
     if run.manifest.get("smoke") and not allow_smoke:
         raise FieldError("publish", f"{run_dir} is a --smoke run (manifest smoke: true); publish a full run, or "
                                     "pass --allow-smoke")
@@ -65,10 +75,19 @@ def publish(run_dir: Path, reports_dir: Path, allow_smoke: bool = False) -> Path
         return dest
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for f in files:
-        shutil.copy2(f, tmp / f.name)
-    tmp.rename(dest)
+    try:
+        tmp.mkdir(parents=True)
+        for f in files:
+            shutil.copy2(f, tmp / f.name)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        verify.add_to_sums(data_dir, dest)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)    # a run without its digests would fail every later report
+        raise
     return dest
 
 
@@ -120,9 +139,17 @@ def main(argv: list[str]) -> int:
         print(f"published {args.publish} -> {dest}")
         print("now run: python -m evalkit report   (and commit reports/)")
         return 0
+    from evalkit.report import verify
     from evalkit.report.build import build, published_runs
 
+    data_dir = reports_dir / "data"
+    if args.rehash_data:
+        path, n = verify.rehash(data_dir)
+        print(f"verified every run under {data_dir} and wrote {path} ({n} files)")
+        return 0
     run_dirs = args.run_dirs or published_runs(reports_dir)
+    if not args.run_dirs or any(verify.is_published(d, data_dir) for d in run_dirs):
+        verify.check_sums(data_dir)     # an edited published file is named before anything is rendered
     if args.check:
         problems = check(reports_dir, run_dirs)
         if problems:

@@ -296,3 +296,70 @@ def test_a_job_squeue_lists_is_in_flight_before_sacct_knows_it(monkeypatch):
         cmd, squeue[cmd[cmd.index("--jobs") + 1]][0], stdout=squeue[cmd[cmd.index("--jobs") + 1]][1], stderr=""))
     assert slurm.slurm_state("f/%j", "5_1") == "PENDING"
     assert slurm.slurm_state("f/%j", "5_0") == slurm.slurm_state("f/%j", "9") == "UNKNOWN"   # sacct's answer
+
+
+ORPHANING_PARENT = """
+import sys
+from pathlib import Path
+from evalkit.launch import run_items
+from evalkit.launch.config import LaunchConfig
+items = [{"key": f"p{i}", "x": i, "n_records": 2, "wrapped_fn": "faults:flaky_item", "slow_once": sys.argv[2],
+          "sleep_s": 12} for i in range(2)]
+run_items(items, "faults:slow_once_then", launch=LaunchConfig(launcher="submitit", submitit_cluster="local",
+          items_per_job=2), run_dir=Path(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_local_submitit_jobs_that_outlive_their_killed_parent_are_in_flight(tmp_path):
+    """kill -9 of a command whose submitit local job is mid-item: the job goes on (submitit's design) and writes
+    its records later; a re-run meanwhile names it and submits none of its items again (no duplicate records),
+    and once it has ended a re-run finds everything done."""
+    from evalkit.launch.slurm import in_flight_items, local_job_alive
+
+    run, marker = tmp_path / "run", tmp_path / "slow.marker"
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANING_PARENT, str(run), str(marker)])
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the job never started its item"
+    parent.kill()
+    parent.wait()
+    (sub,) = [json.loads(p.read_text()) for p in (run / "jobs" / "submitted").glob("*.json")]
+    assert sub["cluster"] == "local" and local_job_alive(sub), "the local job died with its parent"
+    items = [{"key": f"p{i}", "x": i, "n_records": 2, "wrapped_fn": "faults:flaky_item", "slow_once": str(marker),
+              "sleep_s": 12} for i in range(2)]
+    cfg = LaunchConfig(launcher="submitit", submitit_cluster="local", items_per_job=2)
+    said: list[str] = []
+    again = run_items(items, "faults:slow_once_then", launch=cfg, run_dir=run, echo=said.append)
+    assert again["submitted"] == 0 and sorted(again["in_flight_keys"]) == ["p0", "p1"]
+    assert any(f"pid {sub['job_id']}" in s and "not submitted again" in s for s in said), said
+    assert in_flight_items(run) == {"p0": f"pid {sub['job_id']}", "p1": f"pid {sub['job_id']}"}
+    deadline = time.monotonic() + 90
+    while local_job_alive(sub) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not local_job_alive(sub)
+    last = run_items(items, "faults:slow_once_then", launch=cfg, run_dir=run)
+    assert last["submitted"] == 0 and last["skipped"] == 2 and last["in_flight"] == 0
+    lines = _raw_lines(run)
+    assert len(lines) == 4 and len({r["key"] for r in lines}) == 4      # 2 items x 2 records, none twice
+
+
+def test_a_reused_pid_is_not_a_local_job_in_flight(tmp_path):
+    from evalkit.launch.slurm import local_job_alive, proc_start
+    me = os.getpid()
+    assert local_job_alive({"job_id": str(me), "proc_start": proc_start(me)})
+    assert not local_job_alive({"job_id": str(me), "proc_start": "1"})          # same pid, another process
+    assert not local_job_alive({"job_id": "999999999"}) and not local_job_alive({"job_id": "x"})
+
+
+def test_a_changed_item_under_a_finished_key_runs_again(tmp_path):
+    """A job file's ``done`` is for the item's content: `generate --shards 2` re-run with other flags has the same
+    shard keys, and must not be taken as done (the stale reuse of a finished shard)."""
+    cfg = LaunchConfig()
+    first = run_items(_items(2), FN, launch=cfg, run_dir=tmp_path)
+    same = run_items(_items(2), FN, launch=cfg, run_dir=tmp_path)
+    changed = run_items(_items(2, n_records=3), FN, launch=cfg, run_dir=tmp_path)
+    assert first["submitted"] == 2 and same["submitted"] == 0 and same["skipped"] == 2
+    assert changed["submitted"] == 2 and changed["done"] == 2
+    assert {r["key"] for r in read_records([tmp_path])} == {f"p{i}/m{j}" for i in range(2) for j in range(3)}
