@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 Triple = tuple[int, int, int]
+BACKBONE_FLAVORS = Path(__file__).with_name("flavors.yaml")   # the shared backbone's flavors (tiny, 1b ... 8b)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,7 +41,9 @@ class LatentSpec:
     patch: Triple = (1, 2, 2)
     fps: int = 16
     # False: frames = compression_t x latent frames (Movie Gen's TAE, the presets here); True: a causal video VAE
-    # that encodes the first frame alone, frames = 1 + compression_t x (latent frames - 1) (Wan, CogVideoX, ...)
+    # that encodes the first frame alone, frames = 1 + compression_t x (latent frames - 1) (Wan, CogVideoX, ...),
+    # and a video of d seconds has 1 + d x fps frames (the first at 0 s, the last at d s: Wan's 81 frames at
+    # 16 fps are its "5 s")
     first_frame_apart: bool = False
 
 
@@ -137,7 +140,9 @@ class ModelFamily:
     kinds); ``module``: the torch module with ``build(cfg, device, dtype, kernels) -> nn.Module`` and, when the
     forward does not take the backbone's ``(x, t, context)``, ``inputs(cfg, shape, batch, device, dtype)``
     (imported only when a model is built); ``preset``: the YAML file with the registry names, flavors and variants
-    this family defines; ``options_key``: the config field holding the family's own options (``mate``, ``sta``).
+    this family defines; ``options_key``: the config field holding the family's own options (``mate``, ``sta``);
+    ``base_flavors``: the flavor table merged under the preset's flavors (the shared backbone's for a mixer on it;
+    None for a released model, whose flavors are its published checkpoints' configs).
     """
 
     name: str
@@ -145,3 +150,4 @@ class ModelFamily:
     module: str
     preset: Path
     options_key: str | None = None
+    base_flavors: Path | None = BACKBONE_FLAVORS

@@ -15,6 +15,7 @@ from evalkit.core.experiments import EXPERIMENTS_DIR
 EXAMPLES = """examples:
   python -m evalkit ls
   python -m evalkit ls --flavor 4b
+  python -m evalkit ls --flavor t2v                # the released models (openmodels/)
   python -m evalkit ls --json
 """
 
@@ -33,16 +34,18 @@ def _params(value: int) -> str:
 
 def collect(flavor: str | None = None) -> dict:
     rows = []
+    every = sorted({fl for name in models.names() for fl in models.flavors(name)})
+    if flavor is not None and flavor not in every:
+        from evalkit.core.errors import ChoiceError
+        raise ChoiceError("--flavor", flavor, every, what="flavor")
     for name in models.names():
         entry = models.REGISTRY.entry(name)
         fls = models.flavors(name)
-        if flavor is not None and flavor not in fls:
-            from evalkit.core.errors import ChoiceError
-            raise ChoiceError("--flavor", flavor, fls, what="flavor")
-        for fl in [flavor] if flavor else fls:
+        for fl in [f for f in fls if flavor is None or f == flavor]:   # --flavor: the models that have it
             cfg = models.resolve(name, fl)
             rows.append({"model": name, "flavor": fl, "params": models.param_count(cfg), "mixer": cfg.mixer,
-                         "d_model": cfg.d_model, "depth": cfg.depth, "summary": entry.summary})
+                         "d_model": cfg.d_model, "depth": cfg.depth, "summary": entry.summary,
+                         "first_flavor": fl == fls[0]})
     measurements = []
     try:
         from evalkit.measure import MEASUREMENTS
@@ -58,7 +61,7 @@ def collect(flavor: str | None = None) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m evalkit ls", description=__doc__.splitlines()[0],
                                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--flavor", help="only this flavor (tiny, 1b, 2b, 4b, 8b)")
+    parser.add_argument("--flavor", help="only this flavor (tiny, 1b, 2b, 4b, 8b; t2v: the released models)")
     parser.add_argument("--json", action=argparse.BooleanOptionalAction, default=False, help="print JSON")
     args = parser.parse_args(argv)
     data = collect(args.flavor)
@@ -66,11 +69,11 @@ def main(argv: list[str]) -> int:
         print(json.dumps(data, indent=1))
         return 0
     print("models (python -m evalkit ls --json for details):")
-    print(f"  {'model':<18}{'flavor':<8}{'params':>12}  {'mixer':<10}{'d x depth':<12}summary")
+    print(f"  {'model':<18}{'flavor':<8}{'params':>12}  {'mixer':<11}{'d x depth':<12}summary")
     for r in data["models"]:
-        summary = r["summary"] if r["flavor"] == "tiny" or args.flavor else ""
+        summary = r["summary"] if r["first_flavor"] or args.flavor else ""
         shape = f"{r['d_model']} x {r['depth']}"
-        print(f"  {r['model']:<18}{r['flavor']:<8}{_params(r['params']):>12}  {r['mixer']:<10}{shape:<12}{summary}")
+        print(f"  {r['model']:<18}{r['flavor']:<8}{_params(r['params']):>12}  {r['mixer']:<11}{shape:<12}{summary}")
     if data["measurements"]:
         print("\nmeasurements:")
         for m in data["measurements"]:

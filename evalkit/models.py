@@ -1,10 +1,12 @@
 """The bridge between the harness and the models: registry names -> resolved configs, builds and cheap queries.
 
-Every model family lives in its own folder (``lingen/``, each folder of ``baselines/``) and exports one
-``spec.ENTRY`` (:class:`backbone.config.ModelFamily`): its config class (geometry, options, cost, checks, layer
-kinds), its torch module and its preset file. This module finds those entries (:data:`FAMILY_PACKAGES`), reads each preset's
-``models:`` (the registry names, e.g. ``lingen`` and its Table 2 variants) and ``flavors:`` over the shared
-backbone's flavors (``backbone/flavors.yaml``), and answers for any registry name: the resolved config
+Every model family lives in its own folder (``lingen/``, each folder of ``baselines/`` and of ``openmodels/``) and
+exports one ``spec.ENTRY`` (:class:`backbone.config.ModelFamily`): its config class (geometry, options, cost, checks,
+layer kinds), its torch module and its preset file. This module finds those entries (:data:`FAMILY_PACKAGES`), reads
+each preset's ``models:`` (the registry names, e.g. ``lingen`` and its Table 2 variants) and ``flavors:`` over the
+family's base flavors (the shared backbone's ``backbone/flavors.yaml``; none for a released model, whose registry
+names carry their own ``flavors:``: the published checkpoints' configs), and answers for any registry name: the
+resolved config
 (:func:`resolve`), the built model (:func:`build`), the token geometry of a video (:func:`latent_shape`,
 :func:`token_grid`, :func:`num_tokens`, :func:`validate_point`), parameters and analytic FLOPs. Adding a mixer is
 one new folder under ``baselines/`` with ``spec.py`` (``ENTRY``), ``model.py`` and ``preset.yaml``; nothing here
@@ -30,8 +32,7 @@ from evalkit.core.typed import deep_merge, flat, from_dict, to_dict
 
 # packages whose model families the registry holds: a package with a ``spec.py`` is one family (lingen); a package
 # without one holds one family per sub-package (baselines/dit, baselines/sta, ...)
-FAMILY_PACKAGES = ("lingen", "baselines")
-BACKBONE_FLAVORS = Path(__file__).resolve().parent.parent / "backbone" / "flavors.yaml"
+FAMILY_PACKAGES = ("lingen", "baselines", "openmodels")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +65,12 @@ class RegisteredModel:
     family: ModelFamily
     variant: str = "default"        # the records' ``variant`` field: "default", or e.g. "no-tesa"
     overrides: dict[str, Any] = field(default_factory=dict)
+    # this name's own flavors (a released model: one per published checkpoint); None: the preset's ``flavors:``
+    own_flavors: dict[str, Any] | None = None
+
+    @property
+    def flavor_table(self) -> dict[str, Any]:
+        return self.own_flavors if self.own_flavors is not None else _preset(self.family.preset).get("flavors", {})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -106,7 +113,8 @@ class ModelRegistry:
                     raise ValueError(f"model {name!r} is registered twice ({family.preset})")
                 self._entries[name] = RegisteredModel(name=name, summary=meta.get("summary", ""), family=family,
                                                       variant=meta.get("variant", "default"),
-                                                      overrides=meta.get("overrides") or {})
+                                                      overrides=meta.get("overrides") or {},
+                                                      own_flavors=meta.get("flavors"))
 
     def names(self) -> list[str]:
         return list(self._entries)
@@ -126,12 +134,14 @@ class ModelRegistry:
 REGISTRY = ModelRegistry()
 
 
-def names() -> list[str]:
-    return REGISTRY.names()
+def names(flavor: str | None = None) -> list[str]:
+    """Every registry name, or those that have ``flavor`` (``names("tiny")``: the models on the shared backbone;
+    ``names("t2v")``: the released models)."""
+    return [n for n in REGISTRY.names() if flavor is None or flavor in flavors(n)]
 
 
 def flavors(name: str) -> list[str]:
-    return list(_preset(REGISTRY.entry(name).family.preset)["flavors"])
+    return list(REGISTRY.entry(name).flavor_table)
 
 
 def variant(name: str) -> str:
@@ -155,12 +165,14 @@ def resolve(name: str, flavor: str, overrides: dict[str, Any] | None = None) -> 
     another mixer's options (``mate.*`` for DiT, ``sta.*`` for LinGen) do not apply to this model and are left out,
     so one sweep can vary the options of one mixer across every model it compares."""
     entry = REGISTRY.entry(name)
-    preset = _preset(entry.family.preset)
-    backbone = _preset(BACKBONE_FLAVORS)["flavors"]
-    if flavor not in preset["flavors"] or flavor not in backbone:
-        raise ChoiceError("flavor", flavor, preset["flavors"], what=f"flavor of {name}")
-    data = deep_merge(to_dict(entry.family.config()), backbone[flavor])
-    data = deep_merge(data, preset["flavors"][flavor] or {})
+    table = entry.flavor_table
+    base = _preset(entry.family.base_flavors)["flavors"] if entry.family.base_flavors else None
+    if flavor not in table or (base is not None and flavor not in base):
+        raise ChoiceError("flavor", flavor, table, what=f"flavor of {name}")
+    data = to_dict(entry.family.config())
+    if base is not None:
+        data = deep_merge(data, base[flavor])
+    data = deep_merge(data, table[flavor] or {})
     data = deep_merge(data, entry.overrides)
     data.update(name=name, flavor=flavor)
     where = f"{name}[{flavor}]"
@@ -201,26 +213,43 @@ def build(cfg: BackboneConfig, device: str = "cpu", dtype: Any = None, kernels: 
 
 
 def latent_shape(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int, int]:
-    """(C, T, H, W) of the latent; raises FieldError if the point does not fit the compression x patch."""
+    """(C, T, H, W) of the latent; raises FieldError if the point does not fit the compression x patch.
+
+    ``n = duration_s x fps`` is the number of frames, or, for a causal VAE that encodes the first frame on its own
+    (``latent.first_frame_apart``), the number of frames after the first: such a VAE turns 1 + ct m frames into
+    1 + m latent frames (m = n / ct; Wan's 81 frames at 16 fps are 5 s and 21 latent frames)."""
     ct, ch, cw = cfg.latent.compression
     pt, ph, pw = cfg.latent.patch
     n = point.num_frames
-    apart = 1 if cfg.latent.first_frame_apart else 0     # a causal VAE encodes the first frame on its own
+    apart = 1 if cfg.latent.first_frame_apart else 0
+    step = ct if apart else ct * pt          # frames per latent frame (times the temporal patch)
+    what = f"frames after the first (a causal VAE makes 1 + {ct} k frames)" if apart else "frames"
     if abs(point.duration_s * point.fps - n) > 1e-6:
-        lo = max(1, n // (ct * pt)) * ct * pt + apart
+        lo = max(1, n // step) * step
         raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {point.duration_s * point.fps:g} "
                          f"frames, not a whole number of frames (closest valid: {lo / point.fps:g} s or "
-                         f"{(lo + ct * pt) / point.fps:g} s)")
-    if n - apart <= 0 or (n - apart) % (ct * pt):
-        rule = f"1 + a multiple of" if apart else "a positive multiple of"
-        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} frames, not {rule} "
-                         f"temporal compression x patch = {ct * pt}")
+                         f"{(lo + step) / point.fps:g} s)")
+    if n <= 0 or n % step:
+        lo = max(1, n // step) * step
+        rule = "temporal compression" if apart else "temporal compression x patch"
+        raise FieldError("duration_s", f"{point.duration_s} s x {point.fps} fps = {n} {what}, not a positive "
+                         f"multiple of {rule} = {step} (closest valid: {lo / point.fps:g} s or "
+                         f"{(lo + step) / point.fps:g} s)")
+    latent_t = n // ct + apart
+    if latent_t % pt:
+        raise FieldError("duration_s", f"{point.duration_s} s gives {latent_t} latent frames, not a multiple of the "
+                         f"temporal patch {pt}")
     for fname, px, c, p in (("height", point.height, ch, ph), ("width", point.width, cw, pw)):
         if px <= 0 or px % (c * p):
             lo = max(c * p, px // (c * p) * c * p)
             raise FieldError(fname, f"{px} px is not divisible by compression x patch = {c * p} "
                              f"(closest valid: {lo} or {lo + c * p})")
-    return (cfg.latent.channels, (n - apart) // ct + apart, point.height // ch, point.width // cw)
+    return (cfg.latent.channels, latent_t, point.height // ch, point.width // cw)
+
+
+def num_frames(cfg: BackboneConfig, point: VideoPoint) -> int:
+    """Raw frames of a video of ``point``'s duration: duration x fps, plus the first frame for a causal VAE."""
+    return point.num_frames + (1 if cfg.latent.first_frame_apart else 0)
 
 
 def token_grid(cfg: BackboneConfig, point: VideoPoint) -> tuple[int, int, int]:

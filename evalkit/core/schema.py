@@ -265,7 +265,7 @@ def _derived_cost_problems(rec: dict[str, Any]) -> list[str]:
         return out
     point = models.VideoPoint(height=rec["height"], width=rec["width"], duration_s=rec["duration_s"], fps=rec["fps"])
     _, t, _, _ = models.latent_shape(cfg, point)
-    for name, want in (("num_frames", point.num_frames), ("latent_frames", int(t)),
+    for name, want in (("num_frames", models.num_frames(cfg, point)), ("latent_frames", int(t)),   # causal VAE: +1
                        ("num_tokens", int(models.num_tokens(cfg, point)))):
         if rec.get(name) != want:
             out.append(f"{name}: {rec.get(name)!r}, but the model config at {rec['height']}x{rec['width']}, "

@@ -151,7 +151,7 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
     import torch
 
     from evalkit.runtime.decoders import build_decoder
-    from evalkit.runtime.video_io import write_video
+    from evalkit.runtime.video_io import remove_stale_temps, write_video
 
     if batch_size < 1:
         raise FieldError("--batch-size", f"must be >= 1, got {batch_size}")
@@ -162,6 +162,8 @@ def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerCo
     todo, skipped = plan(mine, out_dir, inputs, overwrite=overwrite)
     decoder = build_decoder(ckpt.decoder_spec, device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for it in todo:                  # a killed run's temporary files of this shard's items
+        remove_stale_temps(out_dir / it.name)
     manifest = videos_file(out_dir, rank, world_size)
     num_frames = round(point.duration_s * point.fps)
     bar = None

@@ -17,21 +17,55 @@ from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.core.runs import REPO_ROOT
 
 MAX_NAME_BYTES = 240   # 255-byte file-name limit minus "-{index}.mp4" headroom; VBench's longest prompt is 210 B
+MAX_PROMPTS = 100_000  # lines of one prompt file (VBench's suite: 946); reading is linear in the lines
+MAX_PROMPT_FILE_BYTES = MAX_PROMPTS * (MAX_NAME_BYTES + 1)
 
 
 def check_prompt(prompt: str, where: str) -> None:
     if "/" in prompt or "\x00" in prompt:
         raise FieldError(where, f"prompt {prompt!r} contains '/' or NUL and cannot be a VBench file name")
+    hidden = [name for ch, name in (("\ufeff", "U+FEFF (a byte-order mark)"), ("\r", "a carriage return"))
+              if ch in prompt]
+    if hidden:
+        raise FieldError(where, f"prompt {prompt!r} contains {hidden[0]}, an invisible character that would end up "
+                                "in its VBench file name; remove it")
     if len(prompt.encode()) > MAX_NAME_BYTES:
         raise FieldError(where, f"prompt is {len(prompt.encode())} bytes; file names allow {MAX_NAME_BYTES}")
 
 
+def decode_lines(path: Path) -> list[str]:
+    """The file's lines as UTF-8 text. A leading byte-order mark (U+FEFF, as some editors write) is dropped, so it
+    never reaches a file name; bytes that are not UTF-8 are an error naming the line and the byte offset; a file
+    over :data:`MAX_PROMPT_FILE_BYTES` or with more than :data:`MAX_PROMPTS` lines is refused before it is read."""
+    size = path.stat().st_size
+    if size > MAX_PROMPT_FILE_BYTES:
+        raise FieldError("--prompts", f"{path}: {size} bytes, over the {MAX_PROMPT_FILE_BYTES} bytes a prompt file "
+                                      f"may have ({MAX_PROMPTS} prompts of at most {MAX_NAME_BYTES} bytes fit)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+        raise FieldError("--prompts", f"{path}: line {line} is not UTF-8 (byte {exc.start} of the file, byte {col} "
+                                      f"of the line: {raw[exc.start:exc.start + 4]!r}, {exc.reason}); save the file "
+                                      "as UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if len(lines) - (lines[-1] == "") > MAX_PROMPTS:
+        raise FieldError("--prompts", f"{path}: {len(lines) - (lines[-1] == '')} lines, over the {MAX_PROMPTS} "
+                                      "prompts one file may hold; split it into several --out folders")
+    return lines
+
+
 def read_prompt_file(path: str | Path) -> list[str]:
-    """One prompt per line; empty lines and duplicates are errors that name the lines."""
+    """One prompt per line (UTF-8, a leading BOM dropped); empty lines, duplicates, non-UTF-8 bytes and invisible
+    characters are errors that name the lines."""
     path = Path(path)
     if not path.is_file():
         raise FieldError("--prompts", f"{str(path)!r} is neither 'vbench' nor an existing prompt file")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = decode_lines(path)
     if lines and lines[-1] == "":
         lines = lines[:-1]                       # the file's final newline
     empty = [i + 1 for i, line in enumerate(lines) if not line.strip()]

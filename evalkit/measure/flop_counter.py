@@ -239,9 +239,22 @@ def count_model(model: Any, inputs: tuple, *, block_hooks: bool = False,
     finally:
         for h in handles:
             h.remove()
+    out = output_tensor(out)
     if out.shape != inputs[0].shape:
         raise AssertionError(f"forward returned {tuple(out.shape)} for input {tuple(inputs[0].shape)}")
     return counter, per_block
+
+
+def output_tensor(out: Any) -> Any:
+    """The denoiser's prediction from a forward's return value: the tensor itself (the backbone's models), or the
+    first entry of a tuple / ``ModelOutput`` (diffusers' transformers return ``Transformer2DModelOutput(sample)``).
+    Every model here predicts in its input's layout ((B, C, T, H, W), CogVideoX's (B, T, C, H, W), LTX's packed
+    (B, L, C)), so the shape equals input 0's."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) or hasattr(out, "to_tuple"):
+        return out[0]
+    raise TypeError(f"forward returned {type(out).__name__}, not a tensor, tuple or ModelOutput")
 
 
 def layer_kinds(cfg: Any) -> list[Hashable] | None:

@@ -35,15 +35,14 @@ def peak_forward_bytes(ctx: Context, point: Point, duration_s: float | None, dty
 
     video = point.video if duration_s is None else point.at(duration_s)
     model = ctx.build(point.config, "cuda", dtype, kernels)
-    x, t, context = models.dummy_inputs(point.config, video, batch=point.batch, device="cuda",
-                                        dtype=torch_dtype(dtype))
+    inputs = models.dummy_inputs(point.config, video, batch=point.batch, device="cuda", dtype=torch_dtype(dtype))
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
-        model(x, t, context)
+        model(*inputs)      # the backbone's (x, t, context), or a released model's own inputs
     torch.cuda.synchronize()
     out = int(torch.cuda.max_memory_allocated()), int(torch.cuda.max_memory_reserved())
-    del x, t, context
+    del inputs
     return out
 
 

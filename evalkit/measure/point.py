@@ -152,7 +152,7 @@ class Point:
         if self.video is None:
             return None, None, None
         _, t, _, _ = models.latent_shape(self.config, self.video)
-        return self.video.num_frames, int(t), int(models.num_tokens(self.config, self.video))
+        return models.num_frames(self.config, self.video), int(t), int(models.num_tokens(self.config, self.video))
 
     @property
     def num_tokens(self) -> int | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalkit.report import compare, cost, figure, figure_fit, humaneval, mixers, physics, quality, sensitivity
+from evalkit.report import (compare, cost, figure, figure_fit, humaneval, mixers, open_models, physics, quality,
+                            sensitivity)
 from evalkit.report.render import Artifact
 from evalkit.report.runs import Run, load_run, records_frame
 
@@ -74,6 +75,7 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
     arts += humaneval.paper_table(out_root)
     arts += humaneval.studies(df, runs, out_root)
     arts += mixers.render(df, runs, out_root)
+    arts += open_models.render(df, runs, out_root)
     kinds = set(everything["kind"].dropna()) if "kind" in everything else set()
     stems = {a.stem.split("/")[-1] for a in arts}
     missing = []
@@ -96,6 +98,8 @@ def build(out_root: Path, run_dirs: list[Path]) -> list[Path]:
                        "with real raters has been published)")
     if "fig_flops_vs_duration_512p" not in stems:
         missing.append("Mixers side by side: no flops records of experiments/mixers.yaml at 512p")
+    if "table_native" not in stems:
+        missing.append("Released models vs LinGen-4B: no flops records of experiments/open_models.yaml")
     if fig is not None and not any(s == "figure_fit" for s in stems):
         missing.append("Efficiency figure fit: no published `python -m evalkit figure fit` run")
     if fig is not None and figure.sweep_flops(everything, "presets").empty:

@@ -139,8 +139,8 @@ def scaling(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
         if data.empty or data["model"].nunique() < 2 or data["duration_s"].nunique() < 2:
             continue
         stem = f"cost/fig_flops_scaling_{_slug(exp, group, flavor)}"
-        steps = sorted(set(fl["steps"].dropna().astype(int)))
-        cfgs = sorted(set(fl["cfg_factor"].dropna().astype(int)))
+        steps = sorted(set(sel["steps"].dropna().astype(int)))         # this figure's records only
+        cfgs = sorted(set(sel["cfg_factor"].dropna().astype(int)))
         _scaling_figure(data, "video_flops",
                         f"FLOPs per video (log)\n[forward x {'/'.join(map(str, steps))} steps x CFG "
                         f"{'/'.join(map(str, cfgs))}; 2 FLOPs/MAC]",

@@ -5,7 +5,8 @@ flavor and overrides (rebuilt with ``evalkit.models.resolve``), the resolved mod
 provenance), the text-encoder spec and the decoder spec. Weights are safetensors: loading never unpickles (a folder
 with only a pickled ``model.pt`` is refused, naming the conversion). Before any
 weight is copied, every tensor name and shape is compared with the model built from the config; a mismatch is an
-error naming the first mismatching tensors (missing, unexpected, or name: expected shape vs got shape).
+error naming the first mismatching tensors (missing, unexpected, or name: expected shape vs got shape), and the
+stored resolved config is compared with the rebuilt one (an edited field is refused, naming it).
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ def read_config(path: str | Path) -> dict[str, Any]:
     cfile = path / CONFIG
     if not cfile.exists():
         raise CheckpointError(f"checkpoint: {path} has no {CONFIG}")
+    _require_file(cfile)
     try:
         config = json.loads(cfile.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -91,13 +93,45 @@ def weights_file(path: str | Path) -> Path:
     """The weights file of a checkpoint folder; a clear error when it is missing (checked before any work)."""
     path = Path(path)
     if (path / WEIGHTS).exists():
-        return path / WEIGHTS
+        return _require_file(path / WEIGHTS)
     pickles = sorted(p.name for p in path.glob("*.pt*")) + sorted(p.name for p in path.glob("*.bin"))
     if pickles:
         raise CheckpointError(f"checkpoint: {path} has {', '.join(pickles)} but no {WEIGHTS}: this tool reads "
                               "safetensors only and never unpickles; convert it once where you trust the file "
                               "(torch.load(..., weights_only=True), then safetensors.torch.save_file)")
     raise CheckpointError(f"checkpoint: {path} is missing its weights: expected {WEIGHTS}")
+
+
+def _require_file(file: Path) -> Path:
+    """``file`` if it is a regular file (a symlink to one counts); a folder, device or socket of that name is an
+    error naming it (a copy that went wrong), before anything reads it."""
+    if not file.is_file():
+        kind = "a folder" if file.is_dir() else "not a regular file"
+        raise CheckpointError(f"checkpoint: {file} is {kind}; expected the {file.name} file a checkpoint holds "
+                              "(copy the checkpoint folder again)")
+    return file
+
+
+def check_resolved_config(config: dict[str, Any], cfg: Any) -> None:
+    """The ``resolved_model_config`` stored at save time must equal the config the registry rebuilds now: a hand-
+    edited value (or a registry default that changed since training) would build another model around the same
+    weights. Fields the rebuilt config has and the stored one lacks (added later, with their defaults) pass; a
+    stored field that differs or no longer exists is an error naming it."""
+    from evalkit.core.typed import flat
+
+    stored = config.get("resolved_model_config")
+    if not isinstance(stored, dict) or not dataclasses.is_dataclass(cfg):
+        return                        # a checkpoint of a non-dataclass config stores its repr: provenance only
+    now = flat(json.loads(json.dumps(to_dict(cfg), default=str)))
+    old = flat(stored)
+    diff = [k for k in old if k not in ("name", "flavor") and (k not in now or now[k] != old[k])]
+    if diff:
+        shown = "; ".join(f"{k}: stored {old[k]!r}, rebuilt {now.get(k, '(no such field)')!r}" for k in diff[:4])
+        more = f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""
+        raise FieldError(f"checkpoint.resolved_model_config.{diff[0]}",
+                         f"{CONFIG} stores a model config that differs from the one its model name, flavor and "
+                         f"overrides rebuild ({shown}{more}): the weights were trained for the stored one. Fix "
+                         f"{CONFIG} (model.overrides) or use the code the checkpoint was made with")
 
 
 def check_safetensors(file: Path) -> dict[str, Any]:
@@ -201,13 +235,13 @@ def validate_folder(path: str | Path) -> dict[str, Any]:
     config = read_config(path)
     check_safetensors(weights_file(path))
     if (Path(path) / TEXT_WEIGHTS).exists():
-        check_safetensors(Path(path) / TEXT_WEIGHTS)
+        check_safetensors(_require_file(Path(path) / TEXT_WEIGHTS))
     m = config.get("model") or {}
     if not isinstance(m, dict) or "name" not in m or "flavor" not in m:
         raise FieldError("checkpoint.model", "config.json must name the registry model and flavor")
     for section in ("text_encoder", "decoder"):
         if not isinstance(config.get(section), dict):
             raise FieldError(f"checkpoint.{section}", f"config.json has no {section} section (a mapping)")
-    model_config(config)
+    check_resolved_config(config, model_config(config))
     decoder_spec_of(config)
     return config

@@ -7,6 +7,7 @@ renamed at the end, so an interrupted run never leaves a truncated ``{prompt}-{i
 """
 from __future__ import annotations
 
+import glob
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -32,19 +33,38 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int, *, pix_fmt: str 
         raise FieldError("frames", f"yuv420p needs even height and width, got {h}x{w}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
-        stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for i in range(t):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
-            for packet in stream.encode(frame):
+    tmp = temp_name(path)
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream("libx264", rate=Fraction(int(fps), 1))
+            stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
+            stream.options = {"crf": str(crf), "preset": "medium"}
+            for i in range(t):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+            for packet in stream.encode():  # flush the encoder
                 container.mux(packet)
-        for packet in stream.encode():  # flush the encoder
-            container.mux(packet)
-    tmp.replace(path)
+        tmp.replace(path)
+    except BaseException:               # an error, Ctrl-C or a SIGTERM turned into SystemExit: no stray temp file
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def temp_name(path: Path) -> Path:
+    """Where :func:`write_video` writes ``path`` before the rename (hidden, with the writer's pid)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
+
+
+def remove_stale_temps(path: Path) -> int:
+    """Remove the temporary files a killed writer of ``path`` left (``kill -9`` runs no cleanup); call it only
+    for a file this process owns (its item). Returns how many were removed."""
+    n = 0
+    for tmp in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp.mp4"):
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n
 
 
 def read_video(path: str | Path) -> tuple[np.ndarray, float]:

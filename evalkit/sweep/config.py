@@ -21,8 +21,8 @@ priority order. A part is ``name`` (plain, unique), optional ``group`` (parts re
 points and the 256p curve of one figure; default: its name), optional ``claim`` (the paper's words), and any of
 :data:`PART_KEYS` as a partial override of the rest of the file (deep-merged; ``resolutions`` and
 ``model_overrides`` replace whole). With ``--smoke`` the ``smoke:`` section goes over the base *and* over every
-part. Records and keys name their part (``evalkit.sweep.plan``), reports group by it. Parts and ``variations`` do
-not combine.
+part (a part with ``smoke: false`` is left out). Records and keys name their part (``evalkit.sweep.plan``),
+reports group by it. Parts and ``variations`` do not combine.
 
 **Hash.** :meth:`Experiment.config_hash` hashes what changes results (not ``launch:`` nor ``budget:``, which change
 where and how many points run, not what a record measures), leaving out keys at their default
@@ -55,6 +55,9 @@ MeasurementName = Literal["flops", "latency", "memory", "max_frames"]
 PART_KEYS = ("description", "models", "flavors", "model_overrides", "resolutions", "durations_s", "fps", "batch",
              "measurements", "sampling", "flops", "latency", "memory", "max_frames")
 PART_OWN_KEYS = ("name", "group", "claim", "strict", "overrides")
+# a part's `smoke: false` (left out of --smoke) is read while the file is merged and never typed or hashed: a
+# new flag must not change the config hash of every existing file with parts
+SMOKE_FLAG = "smoke"
 # mappings replaced whole by an override, never merged key by key
 REPLACED_WHOLE = ("resolutions", "model_overrides", "variations", "overrides")
 # sections that change where and how many points run, not what a record measures: not part of the config hash
@@ -181,15 +184,18 @@ def _normalise_parts(data: dict[str, Any], where: str) -> None:
             raise FieldError(f"{fld}.name", "is required but missing")
         fld = f"{where}.parts[{i}]({item['name']})"
         nested = "overrides" in item
-        own = {k: item[k] for k in PART_OWN_KEYS if k in item}
+        own = {k: item[k] for k in (*PART_OWN_KEYS, SMOKE_FLAG) if k in item}
+        if not isinstance(own.get(SMOKE_FLAG, True), bool):
+            raise FieldError(f"{fld}.{SMOKE_FLAG}", f"expected true or false, got {own[SMOKE_FLAG]!r}")
         over = dict(item.get("overrides") or {}) if nested else {k: v for k, v in item.items()
-                                                                 if k not in PART_OWN_KEYS}
+                                                                 if k not in (*PART_OWN_KEYS, SMOKE_FLAG)}
         if not isinstance(over, Mapping):
             raise FieldError(f"{fld}.overrides", f"expected a mapping, got {over!r}")
-        extra = [k for k in item if k not in PART_OWN_KEYS] if nested else []
+        extra = [k for k in item if k not in (*PART_OWN_KEYS, SMOKE_FLAG)] if nested else []
         for k in list(over) + extra:
             if k not in PART_KEYS or k in extra:
-                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:4], what="key of a part")
+                raise ChoiceError(f"{fld}.{k}", k, PART_KEYS + PART_OWN_KEYS[:-1] + (SMOKE_FLAG,),
+                                  what="key of a part")
         _normalise_resolutions(over, fld)
         out.append({**own, "overrides": over})
     data["parts"] = out
@@ -270,8 +276,15 @@ def _with_smoke(data: dict[str, Any], smoke_over: Mapping[str, Any], where: str)
     else:
         over = {k: v for k, v in smoke_over.items() if k in PART_KEYS}
         merged["parts"] = [{**p, "overrides": deep_merge(p["overrides"], over, replace=REPLACED_WHOLE)}
-                           for p in merged.get("parts", [])]
+                           for p in merged.get("parts", []) if p.get(SMOKE_FLAG, True) is not False]
     return merged
+
+
+def _untyped_flags_removed(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the parts' ``smoke`` flags (read by :func:`_with_smoke`, not part of the typed config)."""
+    if not data.get("parts"):
+        return data
+    return {**data, "parts": [{k: v for k, v in p.items() if k != SMOKE_FLAG} for p in data["parts"]]}
 
 
 def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
@@ -288,12 +301,13 @@ def parse_experiment(raw: Mapping[str, Any], *, where: str, smoke: bool = False,
     if smoke:
         data, where = _with_smoke(data, smoke_over, f"{where}.smoke"), f"{where}.smoke"
     elif smoke_over:      # the unused smoke section's keys and values are typed too: a stale one fails here
-        from_dict(ExperimentConfig, _with_smoke(data, smoke_over, f"{where}.smoke"), f"{where}.smoke")
+        from_dict(ExperimentConfig, _untyped_flags_removed(_with_smoke(data, smoke_over, f"{where}.smoke")),
+                  f"{where}.smoke")
     if sets:              # every key can be set, including the ones the file leaves at their default
         data = apply_overrides(deep_merge(defaults_dict(ExperimentConfig), data, replace=REPLACED_WHOLE), list(sets))
         _normalise_resolutions(data, "--set")
         _normalise_parts(data, "--set")
-    cfg = from_dict(ExperimentConfig, data, where)
+    cfg = from_dict(ExperimentConfig, _untyped_flags_removed(data), where)
     _check(cfg, where)
     return cfg
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from evalkit.core.errors import FieldError
 from evalkit.runtime.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, validate_folder
 from evalkit.runtime.decoders import DecoderSpec
 from evalkit.runtime.text import TextEncoderSpec, build_builtin
@@ -52,6 +53,12 @@ def test_config_mismatch_names_tensors(ckpt_dir, tmp_path):
     cfg = json.loads((dst / "config.json").read_text())
     cfg["model"]["overrides"]["latent.channels"] = 12
     cfg["model"]["overrides"]["latent.compression"] = [1, 2, 2]
+    (dst / "config.json").write_text(json.dumps(cfg))
+    # the stored resolved config no longer matches what the edited overrides rebuild: refused, naming the field
+    with pytest.raises(FieldError, match=r"checkpoint\.resolved_model_config\.latent\.channels: .*stored 48, "
+                                         r"rebuilt 12"):
+        load_checkpoint(dst)
+    del cfg["resolved_model_config"]             # no stored config to compare: the tensors' shapes still catch it
     (dst / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match=r"tensors do not match the config: .*expected shape \[.*\], got"):
         load_checkpoint(dst)

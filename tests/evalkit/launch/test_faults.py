@@ -226,7 +226,7 @@ def test_sweep_bad_sets_are_refused_before_any_work(tmp_path, capsys, sets, fiel
 
 def test_generate_bad_input_is_refused_before_sampling(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / "v"
-    for extra, field in ((["--cfg-scale", "nan"], "cfg_scale"), (["--batch-size", "0"], "--batch-size"),
+    for extra, field in ((["--cfg-scale", "nan"], "--cfg-scale"), (["--batch-size", "0"], "--batch-size"),
                          (["--steps", "0"], "steps")):
         assert _generate(tiny_checkpoint, out, *extra) == 2, extra
         assert field in capsys.readouterr().err

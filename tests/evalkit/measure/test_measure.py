@@ -70,7 +70,7 @@ def test_dit_attention_term_quadratic(full_size: dict) -> None:
 
 def _all_models_tiny(tmp_path: Path, capsys, fvcore: bool) -> list[dict]:
     smoke = load_experiment("ablations", smoke=True).config
-    data = {"kind": "sweep", "name": "all", "models": list(models.names()), "flavors": ["tiny"],
+    data = {"kind": "sweep", "name": "all", "models": models.names("tiny"), "flavors": ["tiny"],
             "resolutions": {k: list(v) for k, v in smoke.resolutions.items()},
             "durations_s": list(smoke.durations_s), "measurements": ["flops"], "flops": {"fvcore": fvcore}}
     return sweep_records(tmp_path, capsys, data)
@@ -87,7 +87,7 @@ def test_fvcore_counts_macs_without_attention(tmp_path: Path, capsys) -> None:
 
 def test_counted_matches_analytic_for_every_registered_model(tmp_path: Path, capsys) -> None:
     recs = _all_models_tiny(tmp_path, capsys, fvcore=False)
-    assert {r["model"] for r in recs} == set(models.names())
+    assert {r["model"] for r in recs} == set(models.names("tiny"))
     for r in recs:
         assert r["status"] == "ok", (r["key"], r["message"])
         assert r["flops_rel_diff"] <= 0.01 and r["flops_agree"]

@@ -14,7 +14,7 @@ from lingen.mate import MATE
 POINT = M.VideoPoint(height=32, width=32, duration_s=2.0)  # latent (4, 4, 4) -> tokens (4, 2, 2)
 
 
-@pytest.mark.parametrize("name", M.names())
+@pytest.mark.parametrize("name", M.names("tiny"))
 def test_tiny_forward_backward_shapes_and_params(name):
     cfg = M.resolve(name, "tiny")
     model = M.build(cfg, kernels="ref")

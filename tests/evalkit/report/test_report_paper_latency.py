@@ -25,7 +25,7 @@ def synthetic_p50_ms(point) -> float:
     """A made-up forward time: FLOPs at 400 TFLOP/s, times 1 + part_index / 100 (so a renderer that reads the
     wrong part's record gives a different number), times a per-variant factor (distinct Table 2 deltas)."""
     cfg = models.resolve(point.model, point.flavor)
-    video = models.VideoPoint(height=point.height, width=point.width, duration_s=point.duration_s, fps=16)
+    video = models.VideoPoint(height=point.height, width=point.width, duration_s=point.duration_s, fps=point.fps)
     variant = {"lingen-zigzag": 1.4, "lingen-mamba1": 1.25, "lingen-no-ma": 0.64}.get(point.model, 1.0)
     return models.estimate_flops(cfg, video).total / 400e12 * 1e3 * (1 + point.tag.part_index / 100) * variant
 

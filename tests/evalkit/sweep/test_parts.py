@@ -26,7 +26,9 @@ def test_paper_latency_parts_resolve_in_priority_order() -> None:
     exp = load_experiment("paper_latency")
     parts = exp.parts
     names = ["fig6a_512p", "table2", "fig6a_512p_cudnn", "figure_512sq", "figure_17s", "fig20", "table2_mamba1",
-             "fig6a_256p", "max_frames", "figure_fitted_512sq", "figure_fitted_17s"]
+             "fig6a_256p", "max_frames", "figure_fitted_512sq", "figure_fitted_17s",
+             *(f"open_{m}" for m in ("wan2.1-1.3b", "cogvideox-2b", "cogvideox-5b", "ltx-video", "sana-video",
+                                     "wan2.2-ti2v-5b", "mochi-1", "hunyuanvideo", "wan2.1-14b"))]
     assert [p.name for p, _ in parts] == names
     cfg = {p.name: c for p, c in parts}
     assert cfg["fig6a_512p"].models == ("lingen", "dit") and cfg["fig6a_512p"].durations_s == (17, 68)
@@ -44,7 +46,8 @@ def test_paper_latency_parts_resolve_in_priority_order() -> None:
     for s in specs:
         assert all(k.startswith(f"{s.tag.part}:") for k in s.record_keys.values())
         group = {"fig6a_512p_cudnn": "fig6a_cudnn", "table2_mamba1": "table2"}.get(s.tag.part) or next(
-            (g for g in ("fig6a", "figure_fitted", "figure") if s.tag.part.startswith(g)), s.tag.part)
+            (g for g in ("fig6a", "figure_fitted", "figure", "open") if s.tag.part.startswith(g)), s.tag.part)
+        group = "open_models" if group == "open" else group
         assert s.tag.part_group == group
     keys = [k for s in specs for k in s.record_keys.values()]
     assert len(keys) == len(set(keys))                             # one point in two parts: two keys
@@ -55,6 +58,9 @@ def test_paper_latency_parts_resolve_in_priority_order() -> None:
 
 def test_smoke_goes_over_every_part() -> None:
     exp = load_experiment("paper_latency", smoke=True)
+    full = [p.name for p, _ in load_experiment("paper_latency").parts]
+    # the released models' parts (smoke: false: no tiny flavor) are left out, every other part is shrunk
+    assert [p.name for p, _ in exp.parts] == [n for n in full if not n.startswith("open_")]
     for part, cfg in exp.parts:
         assert cfg.flavors == ("tiny",) and list(cfg.resolutions) == ["64p"], part.name
         assert cfg.budget.device == "cpu"
