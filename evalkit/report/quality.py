@@ -12,6 +12,7 @@ from evalkit.report.render import Artifact, new_figure, save_figure, write_table
 from evalkit.report.runs import Run, run_ids
 from evalkit.vbench.aggregate import aggregate
 from evalkit.vbench.dimensions import PAPER_LABELS, QUALITY_DIMENSIONS, SEMANTIC_DIMENSIONS
+from evalkit.vbench.weights import WEIGHTS
 
 PAPER_TABLE_FOR_MODE = {"long": "table3", "standard": "table4"}   # VBench-Long leaderboard / VBench-standard
 SRC = "experiments/paper/vbench_tables.yaml"
@@ -63,6 +64,17 @@ def paper_tables(root: Path) -> list[Artifact]:
     return arts
 
 
+def weights_note(m: pd.DataFrame) -> str:
+    """What a model's row says about its evaluator files: UNOFFICIAL when any record's are not the released ones;
+    unverified when a record of a dimension that reads evaluator files does not say (records written before the
+    weight check carry no ``weights_official``); nothing for dimensions that read none (temporal_flickering)."""
+    official = m["weights_official"] if "weights_official" in m else pd.Series([None] * len(m), index=m.index)
+    reads_weights = m["dimension"].map(lambda d: bool(WEIGHTS.get(d)))
+    if (official == False).any():  # noqa: E712 (None/NaN are not False)
+        return ", UNOFFICIAL WEIGHTS"
+    return ", unverified weights" if (official.isna() & reads_weights).any() else ""
+
+
 def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifact]:
     if df.empty or "kind" not in df or not (df["kind"] == "vbench").any():
         return []
@@ -75,10 +87,7 @@ def vbench_tables(df: pd.DataFrame, runs: list[Run], root: Path) -> list[Artifac
             scores = dict(zip(m["dimension"], m["score"].astype(float)))
             agg = aggregate(scores, partial=True)
             short = sorted(m.loc[m["status"] == "flagged", "dimension"])
-            official = m["weights_official"] if "weights_official" in m else pd.Series([None] * len(m))
-            wlabel = (", UNOFFICIAL WEIGHTS" if (official == False).any()  # noqa: E712 (None/NaN are not False)
-                      else ", unverified weights" if official.isna().any() else "")
-            label = f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''}{wlabel}"
+            label = f"{model} (measured, {mode}{', PARTIAL' if agg['partial'] else ''}{weights_note(m)}"
             label += f", INCOMPLETE videos: {' '.join(short)})" if short else ")"
             row = {"model": label}
             row.update({d: 100 * scores[d] if d in scores else None for d in (*QUALITY_DIMENSIONS,

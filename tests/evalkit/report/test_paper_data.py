@@ -28,3 +28,17 @@ def test_table2_headline_and_max_frames():
     assert heads["flops_ratio_512p_68s"]["value"] == 15 and heads["latency_ratio_512p_68s"]["value"] == 11.5
     assert all(h["source"] for h in heads.values())
     assert paper.max_raw_frames()["value"] == 1088
+
+
+def test_weights_note_flags_unofficial_and_unverified_files_not_weight_free_dimensions():
+    import pandas as pd
+
+    from evalkit.report.quality import weights_note
+
+    def rows(*pairs):
+        return pd.DataFrame([{"dimension": d, "weights_official": o} for d, o in pairs])
+    assert weights_note(rows(("temporal_flickering", None))) == ""                 # reads no evaluator file
+    assert weights_note(pd.DataFrame([{"dimension": "temporal_flickering"}])) == ""  # an old record: no field
+    assert weights_note(rows(("temporal_flickering", None), ("aesthetic_quality", None))) == ", unverified weights"
+    assert weights_note(rows(("aesthetic_quality", True), ("subject_consistency", True))) == ""
+    assert weights_note(rows(("aesthetic_quality", True), ("motion_smoothness", False))) == ", UNOFFICIAL WEIGHTS"
