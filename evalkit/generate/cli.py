@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from evalkit.core.errors import FieldError
-from evalkit.launch.config import add_launch_args, resolve_launch, strip_launch_flags
+from evalkit.launch.config import add_launch_args, resolve_launch
 
 EPILOG = """examples (<run_id>: a folder under runs/train_tiny/ made by `python -m evalkit train train_tiny`):
   python -m evalkit generate --checkpoint runs/train_tiny/<run_id>/checkpoints/lingen \\
@@ -146,13 +146,14 @@ def _main(argv: list[str]) -> int:
     if not args.dry_run:
         make_out(Path(args.out))      # the last cheap check: the folder can be made (not /proc, not read-only)
     if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
-        from evalkit.launch import cli_shard_items, run_items
+        from types import SimpleNamespace
 
-        out = run_items(cli_shard_items(["generate", *strip_launch_flags(argv, "--shards")], args.shards),
-                        "evalkit.launch:cli_shard_item", launch=launch,
-                        run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
-        print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))
-        return 1 if out["errors"] else 0
+        from evalkit.generate.core import CRF, run_shards, video_inputs
+
+        inputs = None if args.dry_run else video_inputs(
+            SimpleNamespace(**ck.file_hashes(args.checkpoint, config["text_encoder"].get("kind", "builtin") == "builtin")),
+            sampler, point, pix_fmt=args.pix_fmt, crf=CRF)
+        return run_shards(argv, args, launch, items, inputs)
     if args.dry_run:
         print(json.dumps({"prompts": len(prompts), "items": len(items), "out": args.out}))
         return 0

@@ -32,6 +32,9 @@ from evalkit.launch.torchrun import shard
 from evalkit.runtime.sampling import SamplerConfig, initial_noise, sample
 
 
+CRF = 10   # libx264 quality of every video written (lower is better; 10 is near-lossless at these sizes)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Item:
     prompt: str
@@ -112,6 +115,27 @@ def plan(items: list[Item], out_dir: Path, inputs: dict[str, Any], *, overwrite:
     return todo, len(items) - len(todo)
 
 
+def run_shards(argv: list[str], args: Any, launch, items: list[Item], inputs: dict[str, Any] | None) -> int:
+    """``--shards N`` / a cluster launcher: job r runs this same command as rank r and resumes from its own
+    records. What is done is decided here by the videos' records (:func:`plan`: the same inputs, the file as
+    recorded), never by the jobs' provenance files: a deleted or replaced video, or changed weights under the same
+    path, is made again. When every video is done nothing is submitted. ``inputs`` None (a dry run): plan only."""
+    import json
+
+    from evalkit.launch import cli_shard_items, run_items
+    from evalkit.launch.config import strip_launch_flags
+
+    shards = cli_shard_items(["generate", *strip_launch_flags(argv, "--shards")], args.shards)
+    if inputs is not None and not plan(items, Path(args.out), inputs, overwrite=args.overwrite)[0]:
+        print(json.dumps({"total": len(shards), "skipped": len(shards), "submitted": 0, "done": 0, "errors": [],
+                          "job_ids": [], "videos_done": len(items)}))
+        return 0
+    out = run_items(shards, "evalkit.launch:cli_shard_item", launch=launch, skip_done=set(),
+                    run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
+    print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))
+    return 1 if out["errors"] else 0
+
+
 def record_video(manifest: Path, item: Item, path: Path, inputs: dict[str, Any], **fields: Any) -> None:
     """Append the manifest record of a video file just written (its inputs, size and sha256)."""
     fields = {"file": item.name, "prompt": item.prompt, "index": item.index, "seed": item.seed,
@@ -144,7 +168,7 @@ def check_geometry(cfg, decoder_spec, point) -> tuple[int, ...]:
 
 
 def generate(ckpt, items: list[Item], out_dir: str | Path, *, sampler: SamplerConfig, point, batch_size: int = 4,
-             rank: int = 0, world_size: int = 1, device: str = "cpu", pix_fmt: str = "yuv420p", crf: int = 10,
+             rank: int = 0, world_size: int = 1, device: str = "cpu", pix_fmt: str = "yuv420p", crf: int = CRF,
              overwrite: bool = False, progress: bool = True, extra: dict | None = None) -> dict[str, int]:
     """Sample every item of this shard that is not done (see the module docstring); returns counts
     {written, skipped}."""

@@ -26,7 +26,7 @@ import numpy as np
 from evalkit.core.errors import FieldError
 from evalkit.core.hashing import file_sha256, json_sha256
 from evalkit.core.records import videos_file
-from evalkit.generate.core import Item, plan, record_video
+from evalkit.generate.core import CRF, Item, plan, record_video
 from evalkit.launch.torchrun import shard
 from evalkit.runtime.pipeline_folder import PipelineFolder, Request, check_request
 
@@ -102,7 +102,7 @@ def _text_len(folder: PipelineFolder) -> int:
 
 def generate_pipeline(folder: PipelineFolder, req: Request, items: list[Item], out_dir: str | Path, *,
                       precision: str, negative_prompt: str = "", batch_size: int = 1, rank: int = 0,
-                      world_size: int = 1, device: str = "cpu", pix_fmt: str = "yuv420p", crf: int = 10,
+                      world_size: int = 1, device: str = "cpu", pix_fmt: str = "yuv420p", crf: int = CRF,
                       overwrite: bool = False, progress: bool = True) -> dict[str, int]:
     """Make every item of this rank's shard that is not done (see the module docstring); {written, skipped}."""
     from evalkit.runtime.pipeline import call_kwargs, component_dtypes, frames_uint8, load
@@ -156,7 +156,7 @@ def main(args: Any, argv: list[str]) -> int:
     from evalkit.generate.checks import disk_errors, make_out
     from evalkit.generate.core import make_items
     from evalkit.generate.prompts import load_prompts
-    from evalkit.launch.config import resolve_launch, strip_launch_flags
+    from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import dist_info, select_device
     from evalkit.runtime.pipeline import resolve_precision
     from evalkit.runtime.pipeline_folder import inspect_folder
@@ -175,13 +175,12 @@ def main(args: Any, argv: list[str]) -> int:
     if not args.dry_run:
         make_out(Path(args.out))      # the last cheap check: the folder can be made (not /proc, not read-only)
     if launch.launcher != "inline" or args.shards > 1:   # fan out: job r runs this same command as rank r
-        from evalkit.launch import cli_shard_items, run_items
+        from evalkit.generate.core import run_shards
 
-        out = run_items(cli_shard_items(["generate", *strip_launch_flags(argv, "--shards")], args.shards),
-                        "evalkit.launch:cli_shard_item", launch=launch,
-                        run_dir=Path(str(Path(args.out)) + ".jobs"), dry_run=args.dry_run, name="evalkit-generate")
-        print(json.dumps({k: out[k] for k in ("total", "skipped", "submitted", "done", "errors", "job_ids")}))
-        return 1 if out["errors"] else 0
+        inputs = None if args.dry_run else pipeline_inputs(
+            folder, req, folder_hashes(folder), precision=resolve_precision(args.precision, select_device(
+                dist_info(), args.device)), negative_prompt=args.negative_prompt, pix_fmt=args.pix_fmt, crf=CRF)
+        return run_shards(argv, args, launch, items, inputs)
     if args.dry_run:
         print(json.dumps({"prompts": len(prompts), "items": len(items), "out": args.out, "pipeline": folder.pipeline,
                           "height": req.height, "width": req.width, "num_frames": req.num_frames, "fps": req.fps,

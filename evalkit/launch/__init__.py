@@ -11,8 +11,12 @@ where they run (``inline`` in this process, ``process`` one subprocess per job, 
 * ``slurm``: the submitit launcher (arrays, requeue, jobs still in flight);
 * ``torchrun``: rank, world size, device and the one rank-splitting rule.
 
-Finished items (``done`` in a job file of the run, or in the caller's ``skip_done``) are not run again, so
-re-running the same command after a crash, a ``scancel`` or a preemption finishes only what is missing.
+Finished items are not run again, so re-running the same command after a crash, a ``scancel`` or a preemption
+finishes only what is missing. The verbs decide what is finished from their records (``skip_done``: the sweep's
+record keys; whole-command shards of ``generate`` and ``vbench run`` pass ``set()`` and resume from their own
+records inside each job); job files then only say what ran where and what is still in flight. Without
+``skip_done`` (library callers, ``python -m evalkit.launch selftest``) an item marked ``done`` with the same
+content in a job file is finished.
 """
 from __future__ import annotations
 

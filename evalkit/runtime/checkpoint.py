@@ -212,9 +212,15 @@ def load_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
     for p in model.parameters():
         p.requires_grad_(False)
     return Checkpoint(path=path, config=config, model=model, text_encoder=text, text_spec=text_spec,
-                      decoder_spec=decoder_spec, sha256=file_sha256(wfile),
-                      config_sha256=file_sha256(path / CONFIG),
-                      text_sha256=file_sha256(path / TEXT_WEIGHTS) if text_spec.kind == "builtin" else None)
+                      decoder_spec=decoder_spec, **file_hashes(path, text_spec.kind == "builtin"))
+
+
+def file_hashes(path: str | Path, builtin_text: bool) -> dict[str, str | None]:
+    """The sha256 of the files a checkpoint's videos depend on (:class:`Checkpoint`'s ``sha256``,
+    ``config_sha256``, ``text_sha256``), without building anything."""
+    path = Path(path)
+    return {"sha256": file_sha256(weights_file(path)), "config_sha256": file_sha256(path / CONFIG),
+            "text_sha256": file_sha256(path / TEXT_WEIGHTS) if builtin_text else None}
 
 
 def model_config(config: dict[str, Any]):

@@ -241,8 +241,9 @@ def _run(args: argparse.Namespace, argv: list[str], cfg) -> int:
         from evalkit.launch import cli_shard_items, run_items
 
         out = run_items(cli_shard_items(["vbench", *strip_launch_flags(argv, "--jobs")], args.jobs),
-                        "evalkit.launch:cli_shard_item", launch=launch, run_dir=cfg.out,
-                        dry_run=args.dry_run, name=f"evalkit-vbench-{cfg.name}")
+                        "evalkit.launch:cli_shard_item", launch=launch, run_dir=cfg.out, skip_done=set(),
+                        dry_run=args.dry_run, name=f"evalkit-vbench-{cfg.name}")   # each job resumes from the
+        # run's records (its units already scored are not scored again), never from job files
         if args.dry_run or out["errors"] or out["unknown"]:
             print(json.dumps({k: out[k] for k in ("submitted", "done", "errors", "unknown", "job_ids")}))
             return 1 if out["errors"] else 0

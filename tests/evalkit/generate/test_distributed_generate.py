@@ -136,3 +136,45 @@ def test_generate_cli_launcher_shards(tmp_path, checkpoint):
     videos = read_videos(tmp_path / "out")
     assert sorted(v["file"] for v in videos) == sorted(f"{p}-{i}.mp4" for p in PROMPTS for i in range(2))
     assert {v["rank"] for v in videos} == {0, 1} and (tmp_path / "out.jobs" / "jobs").is_dir()
+
+
+def test_sharded_rerun_is_decided_by_the_videos_records_not_the_job_files(tmp_path, checkpoint, capsys):
+    """`generate --shards 2` run again: nothing submitted while every video is as recorded; a deleted video is
+    made again (its shard's job file still says done); weights changed under the same path are refused before
+    anything is submitted (the job files would have called both shards done)."""
+    import shutil
+
+    from conftest import make_checkpoint
+    from evalkit.cli import main
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("\n".join(PROMPTS) + "\n")
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(checkpoint, ckpt)
+    out = tmp_path / "out"
+    argv = ["generate", "--checkpoint", str(ckpt), "--prompts", str(prompts), "--samples", "1", "--steps", "2",
+            "--cfg-scale", "2.0", "--batch-size", "1", "--out", str(out), "--no-progress", "--shards", "2"]
+
+    def run() -> dict:
+        capsys.readouterr()
+        assert main(argv) == 0
+        return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+    first = run()
+    assert first["submitted"] == 2 and first["done"] == 2
+    recorded = {v["file"]: v["mp4_sha256"] for v in read_videos(out)}
+    assert len(recorded) == 3
+    again = run()
+    assert again["submitted"] == 0 and again["videos_done"] == 3
+    gone = sorted(recorded)[1]
+    (out / gone).unlink()
+    after = run()
+    assert after["submitted"] == 2 and after["done"] == 2 and not after["errors"]
+    assert (out / gone).is_file() and {v["file"] for v in read_videos(out)} == set(recorded)
+    assert {v["file"]: v["mp4_sha256"] for v in read_videos(out) if v["file"] != gone} == \
+        {f: s for f, s in recorded.items() if f != gone}          # the others were not made again
+    make_checkpoint(ckpt, seed=1)                                  # other weights, same folder
+    jobs = sorted((tmp_path / "out.jobs" / "jobs").iterdir())
+    capsys.readouterr()
+    assert main(argv) == 2 and "made with other settings" in capsys.readouterr().err
+    assert sorted((tmp_path / "out.jobs" / "jobs").iterdir()) == jobs  # refused before any job

@@ -292,7 +292,8 @@ def test_vbench_scores_the_folder_generate_writes(tiny, prompts, tmp_path, capsy
     assert rec["status"] == "ok" and rec["n_scored"] == 4
     raws = rec.get("raw_json_shards") or [rec["raw_json"]]
     per_video = {Path(v["video_path"]).name: v["video_results"]
-                 for raw in raws for v in json.loads(Path(raw).read_text())["temporal_flickering"][1]}
+                 for raw in raws   # record paths are relative to the run folder
+                 for v in json.loads((tmp_path / "vbench" / raw).read_text())["temporal_flickering"][1]}
     assert set(per_video) == {video_name(p, i) for p in PROMPTS for i in range(2)}
     assert rec["score"] == pytest.approx(sum(per_video.values()) / 4, abs=1e-12)
 
