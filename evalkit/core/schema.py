@@ -19,6 +19,7 @@ which its model config re-derives): ``report --publish`` refuses a run with a re
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,11 +215,11 @@ def humaneval_vote_key(rater: str, item: str, question: str) -> str:
 REL = 1e-9        # relative tolerance of a re-derived number (JSON round trip of a float)
 
 
-def _close(a: float, b: float) -> bool:
+def numbers_close(a: float, b: float) -> bool:
     return a == b or abs(a - b) <= REL * max(abs(a), abs(b), 1.0)
 
 
-def _cost_problems(rec: dict[str, Any], derive: bool) -> list[str]:
+def _cost_problems(rec: dict[str, Any], derive: Callable[[dict[str, Any]], list[str]] | None) -> list[str]:
     out: list[str] = []
     try:
         key = cost_key(rec, rec["measurement"], rec["measurement_version"])
@@ -232,7 +233,7 @@ def _cost_problems(rec: dict[str, Any], derive: bool) -> list[str]:
             out.append("flops / flops_analytic / flops_rel_tol: a finished flops record holds all three numbers")
         else:
             rel = abs(flops - analytic) / analytic if analytic else float("inf")
-            if not _close(rel, rec.get("flops_rel_diff", float("nan"))):
+            if not numbers_close(rel, rec.get("flops_rel_diff", float("nan"))):
                 out.append(f"flops_rel_diff: {rec.get('flops_rel_diff')!r}, but |flops - flops_analytic| / "
                            f"flops_analytic = {rel:.6g}")
             if rec.get("flops_agree") is not (rel <= tol):
@@ -241,39 +242,8 @@ def _cost_problems(rec: dict[str, Any], derive: bool) -> list[str]:
             if rec["status"] != ("ok" if rel <= tol else "flagged"):
                 out.append(f"status: {rec['status']!r} for a relative difference of {rel:.3%} "
                            f"(flops_rel_tol {tol:g})")
-    if derive:
-        out += _derived_cost_problems(rec)
-    return out
-
-
-def _derived_cost_problems(rec: dict[str, Any]) -> list[str]:
-    """params, geometry and flops_analytic re-derived from the record's model config (the registry's analytic
-    cost: milliseconds, no model built)."""
-    from evalkit import models
-    from evalkit.core.errors import EvalkitError
-
-    try:
-        cfg = models.resolve(rec["model"], rec["flavor"], rec.get("model_overrides") or None)
-    except (EvalkitError, ValueError, KeyError, TypeError) as exc:
-        return [f"model: {rec.get('model')!r} / flavor {rec.get('flavor')!r} / model_overrides do not resolve "
-                f"({str(exc)[:120]})"]
-    out = []
-    params = int(models.param_count(cfg))
-    if rec["params"] != params:
-        out.append(f"params: {rec['params']!r}, but the model config has {params}")
-    if rec["duration_s"] is None:
-        return out
-    point = models.VideoPoint(height=rec["height"], width=rec["width"], duration_s=rec["duration_s"], fps=rec["fps"])
-    _, t, _, _ = models.latent_shape(cfg, point)
-    for name, want in (("num_frames", models.num_frames(cfg, point)), ("latent_frames", int(t)),   # causal VAE: +1
-                       ("num_tokens", int(models.num_tokens(cfg, point)))):
-        if rec.get(name) != want:
-            out.append(f"{name}: {rec.get(name)!r}, but the model config at {rec['height']}x{rec['width']}, "
-                       f"{rec['duration_s']:g} s gives {want}")
-    if isinstance(rec.get("flops_analytic"), (int, float)):
-        analytic = models.estimate_flops(cfg, point).total * rec["batch"]
-        if not _close(float(rec["flops_analytic"]), float(analytic)):
-            out.append(f"flops_analytic: {rec['flops_analytic']!r}, but the model config gives {analytic:.6g}")
+    if derive is not None:
+        out += derive(rec)
     return out
 
 
@@ -281,12 +251,14 @@ def _key_problem(rec: dict[str, Any], want: str) -> list[str]:
     return [] if rec["key"] == want else [f"key {rec['key']!r} is not the key of its fields ({want!r})"]
 
 
-def record_problems(record: dict[str, Any], *, derive: bool = True) -> list[str]:
+def record_problems(record: dict[str, Any], *,
+                    derive: Callable[[dict[str, Any]], list[str]] | None = None) -> list[str]:
     """Why ``record`` cannot be trusted as written (empty: none found): the schema (:func:`check_record`), then
     the invariants of its kind. ``cost``: the key is built from the fields; a finished flops record's
     ``flops_rel_diff`` / ``flops_agree`` / status follow from ``flops`` vs ``flops_analytic`` and
-    ``flops_rel_tol``; with ``derive``, ``params``, the frame / token counts and ``flops_analytic`` equal what
-    the model registry computes for the record's model config. ``alignment`` / ``train_loss`` /
+    ``flops_rel_tol``; ``derive`` adds the problems of a cost record's fields re-derived from its model config
+    (publishing passes :func:`evalkit.report.verify.derived_cost_problems`: the model registry sits above this
+    module). ``alignment`` / ``train_loss`` /
     ``humaneval_vote``: the key is built from the fields. Each problem names the field."""
     try:
         check_record(record)

@@ -26,9 +26,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from evalkit.core.errors import FieldError
+from evalkit.core.errors import EvalkitError, FieldError
 from evalkit.core.experiments import REPO_ROOT
 from evalkit.core.hashing import file_sha256, json_sha256
+from evalkit.core.schema import numbers_close
 
 SUMS = "SHA256SUMS"
 SHA_RE = re.compile(r"[0-9a-f]{40}(-dirty)?")
@@ -37,6 +38,39 @@ MAX_LISTED = 8          # problems named in one error (the count of the rest fol
 
 class PublishError(FieldError):
     """A run (or the published data) fails verification; the message lists record keys / files and fields."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# records: a cost record's fields re-derived from its model config (core.schema checks the rest)
+# ---------------------------------------------------------------------------------------------------------------
+def derived_cost_problems(rec: dict[str, Any]) -> list[str]:
+    """params, geometry and flops_analytic re-derived from the record's model config (the registry's analytic
+    cost: milliseconds, no model built)."""
+    from evalkit import models
+
+    try:
+        cfg = models.resolve(rec["model"], rec["flavor"], rec.get("model_overrides") or None)
+    except (EvalkitError, ValueError, KeyError, TypeError) as exc:
+        return [f"model: {rec.get('model')!r} / flavor {rec.get('flavor')!r} / model_overrides do not resolve "
+                f"({str(exc)[:120]})"]
+    out = []
+    params = int(models.param_count(cfg))
+    if rec["params"] != params:
+        out.append(f"params: {rec['params']!r}, but the model config has {params}")
+    if rec["duration_s"] is None:
+        return out
+    point = models.VideoPoint(height=rec["height"], width=rec["width"], duration_s=rec["duration_s"], fps=rec["fps"])
+    _, t, _, _ = models.latent_shape(cfg, point)
+    for name, want in (("num_frames", models.num_frames(cfg, point)), ("latent_frames", int(t)),   # causal VAE: +1
+                       ("num_tokens", int(models.num_tokens(cfg, point)))):
+        if rec.get(name) != want:
+            out.append(f"{name}: {rec.get(name)!r}, but the model config at {rec['height']}x{rec['width']}, "
+                       f"{rec['duration_s']:g} s gives {want}")
+    if isinstance(rec.get("flops_analytic"), (int, float)):
+        analytic = models.estimate_flops(cfg, point).total * rec["batch"]
+        if not numbers_close(float(rec["flops_analytic"]), float(analytic)):
+            out.append(f"flops_analytic: {rec['flops_analytic']!r}, but the model config gives {analytic:.6g}")
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -119,7 +153,7 @@ def verify_run(run_dir: Path, repo: Path = REPO_ROOT) -> None:
         problems += [f"{mpath.name}: {p}" for p in manifest_problems(mpath, repo)]
     for path in sorted(Path(run_dir).glob(RESULTS_GLOB)):
         for rec in iter_file(path, strict=True):
-            problems += [f"{path.name} record {str(rec.get('key'))[:120]!r}: {p}" for p in record_problems(rec)]
+            problems += [f"{path.name} record {str(rec.get('key'))[:120]!r}: {p}" for p in record_problems(rec, derive=derived_cost_problems)]
     if problems:
         raise PublishError("publish", f"{run_dir} fails verification ({len(problems)} problem(s)), nothing "
                                       f"published: {_listed(problems)}")
