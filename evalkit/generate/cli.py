@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
 
 def _main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    from evalkit.generate.checks import check_args, disk_errors, make_out
+    from evalkit.generate.checks import check_args, make_out
 
     check_args(args)                  # numbers and --out, before any file is read
     if args.pipeline is not None:
@@ -126,10 +126,8 @@ def _main(argv: list[str]) -> int:
     args.cfg_scale = 7.5 if args.cfg_scale is None else args.cfg_scale
     args.batch_size = 4 if args.batch_size is None else args.batch_size
     from evalkit.runtime import checkpoint as ck
-    from evalkit.generate.core import check_geometry, generate, make_items
+    from evalkit.generate.core import check_geometry, generate, make_items, run_rank
     from evalkit.generate.prompts import load_prompts
-    from evalkit.launch.torchrun import dist_info, select_device
-    from evalkit.core.runs import WriterLock
     from evalkit.runtime.sampling import SamplerConfig
 
     # 1. cheap checks first: prompts, checkpoint folder and weights, sampler settings, sizes
@@ -157,18 +155,11 @@ def _main(argv: list[str]) -> int:
     if args.dry_run:
         print(json.dumps({"prompts": len(prompts), "items": len(items), "out": args.out}))
         return 0
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    info = dist_info()
-    # 2. one writer per output folder (per rank): a second command refuses instead of making every video twice
-    with disk_errors(args.out), \
-            WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
-        device = select_device(info, args.device)
-        ckpt = ck.load_checkpoint(args.checkpoint, device=device)
-        counts = generate(ckpt, items, Path(args.out), sampler=sampler, point=point, batch_size=args.batch_size,
-                          rank=info.rank, world_size=info.world_size, device=device, pix_fmt=args.pix_fmt,
-                          overwrite=args.overwrite, progress=args.progress)
+    # 2. the work of this rank
+    info, counts = run_rank(args, lambda device, info: generate(
+        ck.load_checkpoint(args.checkpoint, device=device), items, Path(args.out), sampler=sampler, point=point,
+        batch_size=args.batch_size, rank=info.rank, world_size=info.world_size, device=device,
+        pix_fmt=args.pix_fmt, overwrite=args.overwrite, progress=args.progress))
     print(json.dumps({"out": args.out, "prompts": len(prompts), "items": len(items), **counts,
                       "rank": info.rank, "world_size": info.world_size}))
     return 0

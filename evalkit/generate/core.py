@@ -136,6 +136,24 @@ def run_shards(argv: list[str], args: Any, launch, items: list[Item], inputs: di
     return 1 if out["errors"] else 0
 
 
+def run_rank(args: Any, make) -> tuple[Any, dict[str, int]]:
+    """This process's share of the command (one process, a torchrun rank or one shard's job): torch's CPU threads,
+    one writer per ``--out`` (per rank: a second command refuses instead of making every video twice), disk errors
+    named, the device; ``make(device, info)`` samples and returns its counts. Returns (dist info, counts)."""
+    from evalkit.core.runs import WriterLock
+    from evalkit.generate.checks import disk_errors
+    from evalkit.launch.torchrun import dist_info, select_device
+
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    info = dist_info()
+    with disk_errors(args.out), \
+            WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
+        counts = make(select_device(info, args.device), info)
+    return info, counts
+
+
 def record_video(manifest: Path, item: Item, path: Path, inputs: dict[str, Any], **fields: Any) -> None:
     """Append the manifest record of a video file just written (its inputs, size and sha256)."""
     fields = {"file": item.name, "prompt": item.prompt, "index": item.index, "seed": item.seed,

@@ -152,9 +152,8 @@ def generate_pipeline(folder: PipelineFolder, req: Request, items: list[Item], o
 
 def main(args: Any, argv: list[str]) -> int:
     """The ``--pipeline`` branch of ``python -m evalkit generate`` (cheap checks, fan-out, then the work)."""
-    from evalkit.core.runs import WriterLock
-    from evalkit.generate.checks import disk_errors, make_out
-    from evalkit.generate.core import make_items
+    from evalkit.generate.checks import make_out
+    from evalkit.generate.core import make_items, run_rank
     from evalkit.generate.prompts import load_prompts
     from evalkit.launch.config import resolve_launch
     from evalkit.launch.torchrun import dist_info, select_device
@@ -186,18 +185,11 @@ def main(args: Any, argv: list[str]) -> int:
                           "height": req.height, "width": req.width, "num_frames": req.num_frames, "fps": req.fps,
                           "steps": req.steps, "guidance_scale": req.guidance_scale}))
         return 0
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    info = dist_info()
-    # 2. one writer per output folder (per rank)
-    with disk_errors(args.out), \
-            WriterLock(args.out, f"rank{info.rank}of{info.world_size}" if info.is_distributed else None):
-        device = select_device(info, args.device)
-        counts = generate_pipeline(folder, req, items, Path(args.out), precision=resolve_precision(args.precision,
-                                   device), negative_prompt=args.negative_prompt, batch_size=batch_size,
-                                   rank=info.rank, world_size=info.world_size, device=device, pix_fmt=args.pix_fmt,
-                                   overwrite=args.overwrite, progress=args.progress)
+    # 2. the work of this rank
+    info, counts = run_rank(args, lambda device, info: generate_pipeline(
+        folder, req, items, Path(args.out), precision=resolve_precision(args.precision, device),
+        negative_prompt=args.negative_prompt, batch_size=batch_size, rank=info.rank, world_size=info.world_size,
+        device=device, pix_fmt=args.pix_fmt, overwrite=args.overwrite, progress=args.progress))
     print(json.dumps({"out": args.out, "pipeline": folder.pipeline, "prompts": len(prompts), "items": len(items),
                       **counts, "rank": info.rank, "world_size": info.world_size}))
     return 0
