@@ -67,6 +67,7 @@ def _decoded(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_torchrun_two_ranks_generate_same_videos_as_one_process(tmp_path, checkpoint):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS) + "\n")

@@ -220,6 +220,7 @@ def test_timed_out_job_is_requeued_and_resumes_its_unfinished_items(tmp_path, mo
     assert sorted(r["key"] for r in read_records([tmp_path / "run"])) == ["p0/m0", "p1/m0", "p2/m0"]
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_process_launcher_kills_a_job_past_its_timeout(tmp_path):
     items = [{"key": "slow", "pid_file": str(tmp_path / "pid")}]
     out = run_items(items, "faults:sleep_forever", launch=LaunchConfig(launcher="process", timeout_s=3),

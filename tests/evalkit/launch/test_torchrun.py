@@ -71,6 +71,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_torchrun_two_processes_gloo_cpu(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(SCRIPT)

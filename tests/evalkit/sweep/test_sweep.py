@@ -101,6 +101,7 @@ def test_error_is_a_row_and_sets_the_exit_code(tmp_path: Path, capsys, monkeypat
     assert rc == 0 and summ["status"].get("error", 0) == 0 and summ["status"]["ok"] == 4
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_process_launcher_runs_points_in_subprocesses(tmp_path: Path, capsys) -> None:
     data = {**EXP, "models": ["dit"], "durations_s": [17]}
     rc, summ = sweep(capsys, str(write(tmp_path, data)), "--runs-root", str(tmp_path / "runs"), "--launcher", "process")

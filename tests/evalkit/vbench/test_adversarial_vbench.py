@@ -282,7 +282,7 @@ def _stable(recs: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in drop} for r in recs]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_mid_run_resumes_to_the_uninterrupted_records(tmp_path, sig):
     _videos(tmp_path / "videos", ["a cat", "a dog"], samples=2)        # 4 videos: 4 shards of one
     (tmp_path / "p.txt").write_text("a cat\na dog\n")

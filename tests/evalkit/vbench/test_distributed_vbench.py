@@ -64,6 +64,7 @@ def _single(suite: Path) -> list[dict]:
     return _records(suite / "one")
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_torchrun_ranks_split_units_and_rank0_merges(suite, monkeypatch):
     one = _single(suite)
     log = suite / "calls.jsonl"
@@ -77,6 +78,7 @@ def test_torchrun_ranks_split_units_and_rank0_merges(suite, monkeypatch):
     assert len(calls) == len(set(calls)) == 6
 
 
+@pytest.mark.slow   # a few seconds of subprocesses: in the slow group, kept out of the quick run
 def test_launcher_jobs_split_units_then_merge(suite, monkeypatch):
     one = _single(suite)
     log = suite / "calls.jsonl"
