@@ -16,25 +16,16 @@ the standard suite are compared in test_vbench_real.py (the same videos and prom
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
 from vbench_fixtures.suite import (  # noqa: E402
-    build, check_clips, link_split_clips, reference, same, standard_videos, vbench_run)
+    HEAVY_CUSTOM as CUSTOM, HEAVY_GROUPS as GROUPS, HEAVY_STANDARD as STANDARD, check_clips, link_split_clips,
+    reference, same, session_suite, standard_videos, vbench_run)
 
 pytestmark = [pytest.mark.vbench, pytest.mark.vbench_heavy, pytest.mark.vbench_heavy_long]
-CUSTOM = ("human_action", "temporal_style", "overall_consistency")
-STANDARD = CUSTOM + ("scene",)
-GROUPS = ("umt", "tag2text", "viclip")
 
-
-@pytest.fixture(scope="session")
-def vb(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    yield build(tmp_path_factory, mp, GROUPS)
-    mp.undo()
+vb = session_suite(GROUPS)
 
 
 def test_long_mode_heavy(vb, tmp_path):

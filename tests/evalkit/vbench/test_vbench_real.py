@@ -43,14 +43,12 @@ generator changes); ``EVALKIT_TEST_VBENCH_MEMO=DIR`` keeps the memo (then a seco
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from vbench_fixtures.suite import (  # noqa: E402
-    CLIP_LENGTH_MIX, build, check_clips, link_split_clips, per_unit, raw, reference, same, standard_videos,
-    vbench_run)
+    CLIP_LENGTH_MIX, check_clips, link_split_clips, per_unit, raw, reference, same, standard_videos,
+    session_suite, vbench_run)
 
 pytestmark = pytest.mark.vbench
 MEAN = ("temporal_flickering", "motion_smoothness", "dynamic_degree", "aesthetic_quality", "imaging_quality")
@@ -59,12 +57,7 @@ SHARDED = ("temporal_flickering", "imaging_quality")    # shard merge: the plain
 STANDARD = CUSTOM + ("appearance_style",)
 GROUPS = ("amt", "raft", "dino", "clip_b32", "clip_l14", "aesthetic", "musiq")
 
-
-@pytest.fixture(scope="session")
-def vb(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    yield build(tmp_path_factory, mp, GROUPS)
-    mp.undo()
+vb = session_suite(GROUPS)
 
 
 def test_custom_mode(vb, tmp_path):
