@@ -75,8 +75,8 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
 
     The summary: ``launcher``, ``total``, ``skipped`` (already done), ``in_flight`` (submitted to SLURM by an
     earlier command and still pending/running), ``submitted``, ``done``, ``errors`` (list of
-    ``{key, message, oom}``), ``in_flight_keys``, ``unknown`` (items of jobs left running with ``wait: false``), ``jobs`` (tags) and
-    ``job_ids``. Bad items or an unimportable ``fn`` fail before any job starts. ``on_item(key, status)`` is
+    ``{key, message, oom}``), ``in_flight_keys``, ``submitted_keys``, ``unknown`` (items of jobs left running
+    with ``wait: false``), ``jobs`` (tags) and ``job_ids``. Bad items or an unimportable ``fn`` fail before any job starts. ``on_item(key, status)`` is
     called as each item ends; ``results_tag`` makes inline and process jobs write ``results.<tag>.jsonl``.
     """
     cfg, run_dir = launch, Path(run_dir)
@@ -86,28 +86,30 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
     if not dry_run:      # temporaries of writers killed between write and rename: removed, never read
         for folder in (run_dir, run_dir / "jobs", run_dir / "jobs" / "specs", run_dir / "jobs" / "submitted"):
             stale_tmp_files(folder)
-    todo = pending_items(items, run_dir, skip_done)
+    # what is in flight is asked first, what is finished after: a job that ends between the two questions has
+    # its items finished by the second (asked the other way round, they would be neither, and run again)
     busy: dict[str, str] = {}
     if (run_dir / "jobs" / "submitted").is_dir():   # an earlier command submitted submitit jobs
         from evalkit.launch.slurm import in_flight_items
 
         busy = in_flight_items(run_dir)
-        if busy:
-            slurm_jobs = sorted({j for j in busy.values() if not j.startswith("pid ")})
-            local_jobs = sorted({j for j in busy.values() if j.startswith("pid ")})
-            where = ([f"on SLURM (jobs {', '.join(slurm_jobs[:5])}{' ...' if len(slurm_jobs) > 5 else ''})"]
-                     if slurm_jobs else []) + (
-                [f"in local submitit jobs of an earlier command ({', '.join(local_jobs[:5])}"
-                 f"{' ...' if len(local_jobs) > 5 else ''}; they write their own records)"] if local_jobs else [])
-            echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running "
-                 f"{' and '.join(where)}: not submitted again")
+    todo = pending_items(items, run_dir, skip_done)
+    if busy:
+        slurm_jobs = sorted({j for j in busy.values() if not j.startswith("pid ")})
+        local_jobs = sorted({j for j in busy.values() if j.startswith("pid ")})
+        where = ([f"on SLURM (jobs {', '.join(slurm_jobs[:5])}{' ...' if len(slurm_jobs) > 5 else ''})"]
+                 if slurm_jobs else []) + (
+            [f"in local submitit jobs of an earlier command ({', '.join(local_jobs[:5])}"
+             f"{' ...' if len(local_jobs) > 5 else ''}; they write their own records)"] if local_jobs else [])
+        echo(f"{sum(1 for it in todo if item_key(it) in busy)} item(s) still pending/running "
+             f"{' and '.join(where)}: not submitted again")
     in_flight_keys = [item_key(it) for it in todo if item_key(it) in busy]
     in_flight = len(in_flight_keys)
     todo = [it for it in todo if item_key(it) not in busy]
     specs = plan_jobs(todo, fn, cfg, run_dir, results_tag=results_tag)
     summary: dict[str, Any] = {"launcher": cfg.launcher, "total": len(items),
                                "skipped": len(items) - len(todo) - in_flight, "in_flight": in_flight,
-                               "in_flight_keys": in_flight_keys,
+                               "in_flight_keys": in_flight_keys, "submitted_keys": [item_key(it) for it in todo],
                                "submitted": len(todo), "jobs": [s.tag for s in specs], "job_ids": [],
                                "done": 0, "errors": [], "unknown": 0}
     if dry_run:

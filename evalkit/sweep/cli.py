@@ -261,13 +261,18 @@ def _run(exp, points: list[Point], launch, run_dir: Path, resumed: bool, args, b
         def on_item(key: str, status: str) -> None:
             clock.advance(per_item.get(key, 0.0), label=_label(items[key]))
 
-        result = run_items(list(items.values()), FN, launch=launch, run_dir=run_dir, skip_done=set(),
+        def finished(folder: Path) -> set[str]:
+            """Points whose records are all in, read again by run_items after it has asked what is in flight
+            (a job of an earlier ``wait: false`` command that ends in between has its points finished here)."""
+            return set(items) - {pt.key for pt in due_points(list(items.values()), done_record_keys(folder))}
+
+        result = run_items(list(items.values()), FN, launch=launch, run_dir=run_dir, skip_done=finished,
                            name=f"sweep-{exp.name}",
                            echo=lambda s_: print(s_, file=sys.stderr), on_item=on_item, results_tag=args.job_tag)
         record_failures(result["errors"], items, before, run_dir, args.job_tag)
-        # what this command ran: not the points still on SLURM from an earlier wait:false submission, nor
-        # (wait: false again) the ones it has just submitted and left running
-        left = set(items) if result["unknown"] else set(result["in_flight_keys"])
+        # what this command ran: not the points still on SLURM from an earlier wait:false submission (nor those
+        # such a job finished meanwhile), nor (wait: false again) the ones it has just submitted and left running
+        left = set(items) if result["unknown"] else set(items) - set(result["submitted_keys"])
         due -= sum(len(items[k].measurements) for k in left)
     clock.close()
     return due, clock

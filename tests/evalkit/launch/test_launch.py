@@ -168,6 +168,30 @@ def test_items_of_jobs_still_on_slurm_are_not_resubmitted(tmp_path, monkeypatch)
     assert read_jobs(tmp_path)[specs[0].tag]["sacct"] == [{"job_id": "101", "state": "CANCELLED by 0"}]
 
 
+@pytest.mark.parametrize("skip_done", [None, "records"])
+def test_a_job_that_ends_while_in_flight_is_asked_is_not_run_again(tmp_path, monkeypatch, skip_done):
+    """An earlier ``wait: false`` job finishes its items just while a re-run asks SLURM what is in flight (squeue
+    no longer lists it): its items are finished, not submitted a second time (the in-flight question comes
+    first, the done question after)."""
+    from evalkit.launch import slurm
+    from evalkit.launch.jobs import plan_jobs, run_job
+
+    items = _items(2)
+    (spec,) = plan_jobs(items, FN, LaunchConfig(launcher="submitit", items_per_job=2), tmp_path)
+    slurm.record_submission(tmp_path, [spec], ["201"], "slurm")
+
+    def job_ends_meanwhile(run_dir):
+        run_job(spec)          # the job writes its records and job file, then leaves the queue
+        return {}
+
+    monkeypatch.setattr(slurm, "in_flight_items", job_ends_meanwhile)
+    done = (None if skip_done is None else
+            lambda folder: {r["key"].rsplit("/m", 1)[0] for r in read_records([folder])})
+    out = run_items(items, FN, launch=LaunchConfig(), run_dir=tmp_path, skip_done=done)
+    assert out["submitted"] == 0 and out["skipped"] == 2 and out["submitted_keys"] == []
+    assert sorted(r["key"] for r in _raw_lines(tmp_path)) == ["p0/m0", "p0/m1", "p1/m0", "p1/m1"]   # each once
+
+
 def test_sacct_rows_of_arrays_requeues_and_pending_tasks(monkeypatch):
     """sacct --duplicates output as SLURM 22.05 printed it for a requeued array task, a task killed by a signal and
     an array's pending tasks, read back per job id (oldest run first)."""
