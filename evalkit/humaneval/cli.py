@@ -207,6 +207,10 @@ def main(argv: Sequence[str]) -> int:
         raise ChoiceError("humaneval verb", args.verb, VERBS, what="verb")
     if args.verb == "token" and not args.name:
         raise FieldError("name", "token needs the rater's name: humaneval token STUDY NAME")
+    from evalkit.humaneval.db import check_name
+
+    for name in ([args.name] if args.verb == "token" else []) + list(args.rater or []):
+        check_name(name)        # a hostile name is refused before any database is made or opened
     if args.verb == "serve":
         return serve(args)
     if args.verb == "report":

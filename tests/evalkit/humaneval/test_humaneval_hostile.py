@@ -350,6 +350,17 @@ def test_names_sign_out_and_status(make_study, capsys):
     assert "\x1b" not in out and "\x07" not in out and "ann\\x1b[2J\\x1b]0;pwned\\x07" in out
 
 
+def test_hostile_names_on_the_command_line_touch_no_database(make_study, tmp_path):
+    """``token`` and ``serve --rater`` refuse a name a terminal would run as escape codes before any database is
+    made or opened."""
+    path, db_path = make_study(), tmp_path / "fresh" / "study.sqlite"
+    for argv in (["token", str(path), "eve\x1b[2J", "--db", str(db_path)],
+                 ["serve", str(path), "--public", "--host", "127.0.0.1", "--rater", "a\u2028b", "--db", str(db_path)]):
+        with pytest.raises(FieldError, match="name: a rater name is 1-64 printable"):
+            he_main(argv)
+        assert not db_path.parent.exists(), argv
+
+
 def test_only_the_study_videos_are_served(make_study, tmp_path):
     """With or without probing: a symlink out of the arm folder, or a file that is not an MP4, is refused before
     serving; a file changed after startup is refused, never served."""
