@@ -76,8 +76,9 @@ def run_items(items: Sequence[Any], fn: str, *, launch: LaunchConfig, run_dir: P
     The summary: ``launcher``, ``total``, ``skipped`` (already done), ``in_flight`` (submitted to SLURM by an
     earlier command and still pending/running), ``submitted``, ``done``, ``errors`` (list of
     ``{key, message, oom}``), ``in_flight_keys``, ``submitted_keys``, ``unknown`` (items of jobs left running
-    with ``wait: false``), ``jobs`` (tags) and ``job_ids``. Bad items or an unimportable ``fn`` fail before any job starts. ``on_item(key, status)`` is
-    called as each item ends; ``results_tag`` makes inline and process jobs write ``results.<tag>.jsonl``.
+    with ``wait: false``), ``jobs`` (tags) and ``job_ids``. Bad items or an unimportable ``fn`` fail before any
+    job starts. ``on_item(key, status)`` is called as each item ends; ``results_tag`` makes inline and process
+    jobs write ``results.<tag>.jsonl``.
     """
     cfg, run_dir = launch, Path(run_dir)
     items = list(items)
