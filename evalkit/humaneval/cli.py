@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from evalkit.core.errors import ChoiceError, EvalkitError, FieldError
+from evalkit.core.errors import ChoiceError, FieldError
 from evalkit.core.runs import REPO_ROOT
 
 EPILOG = """examples:
