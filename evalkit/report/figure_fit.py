@@ -134,8 +134,8 @@ def render(fig: dict[str, Any] | None, df: pd.DataFrame, runs: list[Run], root: 
             row["presets z"] = (p["tflop_per_step"] - m["plotted"]) / m["u"]
         rows.append(row)
     rt = pd.DataFrame(rows)
-    counted = "" if fitted.empty else (f" The fitted geometry counted on meta (experiments/paper_figure.yaml, "
-                                       f"variation 'fitted') agrees with the fit's analytic FLOPs at every point.")
+    counted = "" if fitted.empty else (" The fitted geometry counted on meta (experiments/paper_figure.yaml, "
+                                       "variation 'fitted') agrees with the fit's analytic FLOPs at every point.")
     write_table(root, "paper/figure_fit_residuals", rt, floatfmt=".3g",
                 title="Every plotted FLOPs marker against the best fit and the presets (TFLOP per step)",
                 notes=["best fit: " + ", ".join(f"{k} {v}" for k, v in _geo_cols(best["geometry"]).items()) + "." +

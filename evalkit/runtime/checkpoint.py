@@ -180,8 +180,6 @@ def check_tensors(expected: dict[str, tuple], got: dict[str, tuple], where: str,
 
 def load_checkpoint(path: str | Path, *, device: str = "cpu") -> Checkpoint:
     """Rebuild the model from ``config.json`` and load its weights (safetensors; no unpickling by default)."""
-    import torch
-
     from evalkit import models
     from evalkit.runtime.text import T5TextEncoder, build_builtin
 

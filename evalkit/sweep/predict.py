@@ -38,6 +38,7 @@ from evalkit.core.errors import EvalkitError, FieldError
 
 if TYPE_CHECKING:
     from evalkit.measure.point import Point
+    from evalkit.sweep.budget import BudgetSettings
 
 Device = Literal["cuda", "cpu"]
 
